@@ -1,0 +1,160 @@
+package storage
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/go-jose/go-jose/v3"
+	"github.com/ory/fosite"
+	"github.com/uptrace/bun"
+)
+
+// Client is a registered OAuth 2.0 client (relying party). It implements
+// fosite.Client and fosite.OpenIDConnectClient.
+type Client struct {
+	bun.BaseModel `bun:"table:clients"`
+
+	ID            string   `bun:"id,pk"`
+	Name          string   `bun:"name"`
+	SecretHash    []byte   `bun:"secret_hash"`
+	RedirectURIs  []string `bun:"redirect_uris"`
+	GrantTypes    []string `bun:"grant_types"`
+	ResponseTypes []string `bun:"response_types"`
+	Scopes        []string `bun:"scopes"`
+	Audience      []string `bun:"audience"`
+	Public        bool     `bun:"public"`
+	// SkipConsent lets a first-party client skip the consent page.
+	SkipConsent bool `bun:"skip_consent"`
+	// PKCEOptional exempts a confidential legacy client from PKCE.
+	PKCEOptional bool `bun:"pkce_optional"`
+	// TokenFormat is "opaque" or "jwt" (RFC 9068 access tokens).
+	TokenFormat string `bun:"token_format"`
+	// IDTokenAlg is the ID token signing algorithm: RS256, ES256 or EdDSA.
+	IDTokenAlg string    `bun:"id_token_alg"`
+	CreatedAt  time.Time `bun:"created_at"`
+	UpdatedAt  time.Time `bun:"updated_at"`
+}
+
+var (
+	_ fosite.Client              = (*Client)(nil)
+	_ fosite.OpenIDConnectClient = (*Client)(nil)
+)
+
+// GetID returns the client ID.
+func (c *Client) GetID() string { return c.ID }
+
+// GetHashedSecret returns the keyed hash of the client secret.
+func (c *Client) GetHashedSecret() []byte { return c.SecretHash }
+
+// GetRedirectURIs returns the registered redirect URIs.
+func (c *Client) GetRedirectURIs() []string { return c.RedirectURIs }
+
+// GetGrantTypes returns the grant types the client may use.
+func (c *Client) GetGrantTypes() fosite.Arguments { return c.GrantTypes }
+
+// GetResponseTypes returns the response types the client may use.
+func (c *Client) GetResponseTypes() fosite.Arguments { return c.ResponseTypes }
+
+// GetScopes returns the scopes the client may request.
+func (c *Client) GetScopes() fosite.Arguments { return c.Scopes }
+
+// IsPublic reports whether the client has no secret.
+func (c *Client) IsPublic() bool { return c.Public }
+
+// GetAudience returns the audiences the client may request.
+func (c *Client) GetAudience() fosite.Arguments { return c.Audience }
+
+// GetRequestURIs returns nil: request_uri is not supported.
+func (c *Client) GetRequestURIs() []string { return nil }
+
+// GetJSONWebKeys returns nil: private_key_jwt is not supported.
+func (c *Client) GetJSONWebKeys() *jose.JSONWebKeySet { return nil }
+
+// GetJSONWebKeysURI returns "": private_key_jwt is not supported.
+func (c *Client) GetJSONWebKeysURI() string { return "" }
+
+// GetRequestObjectSigningAlgorithm returns "": request objects are not supported.
+func (c *Client) GetRequestObjectSigningAlgorithm() string { return "" }
+
+// GetTokenEndpointAuthMethod returns "none" for public clients; confidential
+// clients may use client_secret_basic or client_secret_post.
+func (c *Client) GetTokenEndpointAuthMethod() string {
+	if c.Public {
+		return "none"
+	}
+	return "client_secret_basic"
+}
+
+// GetTokenEndpointAuthSigningAlgorithm is unused (no private_key_jwt).
+func (c *Client) GetTokenEndpointAuthSigningAlgorithm() string { return "RS256" }
+
+// CreateClient stores a new client. It fails with ErrAlreadyExists when the ID
+// is taken.
+func (s *Store) CreateClient(ctx context.Context, c *Client) error {
+	now := s.nowUTC()
+	c.CreatedAt, c.UpdatedAt = now, now
+	if _, err := s.idb(ctx).NewInsert().Model(c).Exec(ctx); err != nil {
+		return fmt.Errorf("storage: create client %q: %w", c.ID, translate(err))
+	}
+	return nil
+}
+
+// Client returns the client with the given ID, or ErrNotFound.
+func (s *Store) Client(ctx context.Context, id string) (*Client, error) {
+	c := new(Client)
+	if err := s.idb(ctx).NewSelect().Model(c).Where("id = ?", id).Scan(ctx); err != nil {
+		return nil, fmt.Errorf("storage: get client: %w", translate(err))
+	}
+	return c, nil
+}
+
+// Clients lists every client, ordered by ID.
+func (s *Store) Clients(ctx context.Context) ([]*Client, error) {
+	var cs []*Client
+	if err := s.idb(ctx).NewSelect().Model(&cs).Order("id").Scan(ctx); err != nil {
+		return nil, fmt.Errorf("storage: list clients: %w", translate(err))
+	}
+	return cs, nil
+}
+
+// UpdateClient replaces a stored client's fields.
+func (s *Store) UpdateClient(ctx context.Context, c *Client) error {
+	c.UpdatedAt = s.nowUTC()
+	res, err := s.idb(ctx).NewUpdate().Model(c).WherePK().ExcludeColumn("created_at").Exec(ctx)
+	if err != nil {
+		return fmt.Errorf("storage: update client %q: %w", c.ID, translate(err))
+	}
+	return oneRow(res, "update client")
+}
+
+// DeleteClient removes a client and, through foreign keys, its tokens,
+// codes, consents and pending requests.
+func (s *Store) DeleteClient(ctx context.Context, id string) error {
+	res, err := s.idb(ctx).NewDelete().Model((*Client)(nil)).Where("id = ?", id).Exec(ctx)
+	if err != nil {
+		return fmt.Errorf("storage: delete client %q: %w", id, translate(err))
+	}
+	return oneRow(res, "delete client")
+}
+
+// GetClient implements fosite.ClientManager.
+func (s *Store) GetClient(ctx context.Context, id string) (fosite.Client, error) {
+	c, err := s.Client(ctx, id)
+	if err != nil {
+		return nil, toFosite(err)
+	}
+	return c, nil
+}
+
+// ClientAssertionJWTValid implements fosite.ClientManager. Torii does not
+// accept client assertions (private_key_jwt), so no JTI is ever known.
+func (s *Store) ClientAssertionJWTValid(ctx context.Context, jti string) error {
+	return nil
+}
+
+// SetClientAssertionJWT implements fosite.ClientManager; see
+// ClientAssertionJWTValid.
+func (s *Store) SetClientAssertionJWT(ctx context.Context, jti string, exp time.Time) error {
+	return nil
+}

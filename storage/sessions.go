@@ -1,0 +1,133 @@
+package storage
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/uptrace/bun"
+)
+
+// LoginSession is a signed-in browser. The cookie holds a random ID; the
+// database keeps only its hash, so a database dump cannot hijack sessions.
+type LoginSession struct {
+	bun.BaseModel `bun:"table:login_sessions"`
+
+	IDHash    string    `bun:"id_hash,pk"`
+	Subject   string    `bun:"subject"`
+	AuthTime  time.Time `bun:"auth_time"`
+	AMR       []string  `bun:"amr"`
+	UserAgent string    `bun:"user_agent"`
+	CreatedAt time.Time `bun:"created_at"`
+	ExpiresAt time.Time `bun:"expires_at"`
+}
+
+// CreateLoginSession stores a new browser session.
+func (s *Store) CreateLoginSession(ctx context.Context, ls *LoginSession) error {
+	ls.CreatedAt = s.nowUTC()
+	ls.AuthTime = ls.AuthTime.UTC()
+	ls.ExpiresAt = ls.ExpiresAt.UTC()
+	if ls.AMR == nil {
+		ls.AMR = []string{}
+	}
+	if _, err := s.idb(ctx).NewInsert().Model(ls).Exec(ctx); err != nil {
+		return fmt.Errorf("storage: create login session: %w", translate(err))
+	}
+	return nil
+}
+
+// LoginSession returns the unexpired session with the given ID hash, or
+// ErrNotFound.
+func (s *Store) LoginSession(ctx context.Context, idHash string) (*LoginSession, error) {
+	ls := new(LoginSession)
+	err := s.idb(ctx).NewSelect().Model(ls).Where("id_hash = ?", idHash).
+		Where("expires_at > ?", s.nowUTC()).Scan(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("storage: get login session: %w", translate(err))
+	}
+	return ls, nil
+}
+
+// DeleteLoginSession ends one browser session. Ending an unknown session is
+// not an error.
+func (s *Store) DeleteLoginSession(ctx context.Context, idHash string) error {
+	if _, err := s.idb(ctx).NewDelete().Model((*LoginSession)(nil)).Where("id_hash = ?", idHash).Exec(ctx); err != nil {
+		return fmt.Errorf("storage: delete login session: %w", translate(err))
+	}
+	return nil
+}
+
+// AuthRequest is an authorization request waiting for the user to sign in or
+// consent. Only its ID travels in URLs; the request itself stays here, bound
+// to the browser that started it by BrowserHash.
+type AuthRequest struct {
+	bun.BaseModel `bun:"table:auth_requests"`
+
+	ID          string    `bun:"id,pk"`
+	ClientID    string    `bun:"client_id"`
+	Form        string    `bun:"form"`
+	BrowserHash string    `bun:"browser_hash"`
+	CreatedAt   time.Time `bun:"created_at"`
+	ExpiresAt   time.Time `bun:"expires_at"`
+}
+
+// CreateAuthRequest stores a pending authorization request.
+func (s *Store) CreateAuthRequest(ctx context.Context, ar *AuthRequest) error {
+	ar.CreatedAt = s.nowUTC()
+	ar.ExpiresAt = ar.ExpiresAt.UTC()
+	if _, err := s.idb(ctx).NewInsert().Model(ar).Exec(ctx); err != nil {
+		return fmt.Errorf("storage: create auth request: %w", translate(err))
+	}
+	return nil
+}
+
+// AuthRequest returns the unexpired pending request with the given ID, or
+// ErrNotFound.
+func (s *Store) AuthRequest(ctx context.Context, id string) (*AuthRequest, error) {
+	ar := new(AuthRequest)
+	err := s.idb(ctx).NewSelect().Model(ar).Where("id = ?", id).Where("expires_at > ?", s.nowUTC()).Scan(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("storage: get auth request: %w", translate(err))
+	}
+	return ar, nil
+}
+
+// DeleteAuthRequest removes a pending request once it is answered.
+func (s *Store) DeleteAuthRequest(ctx context.Context, id string) error {
+	if _, err := s.idb(ctx).NewDelete().Model((*AuthRequest)(nil)).Where("id = ?", id).Exec(ctx); err != nil {
+		return fmt.Errorf("storage: delete auth request: %w", translate(err))
+	}
+	return nil
+}
+
+// Consent records the scopes a user granted a client.
+type Consent struct {
+	bun.BaseModel `bun:"table:consents"`
+
+	Subject   string    `bun:"subject,pk"`
+	ClientID  string    `bun:"client_id,pk"`
+	Scopes    []string  `bun:"scopes"`
+	GrantedAt time.Time `bun:"granted_at"`
+}
+
+// SaveConsent stores (or replaces) the scopes subject granted client.
+func (s *Store) SaveConsent(ctx context.Context, c *Consent) error {
+	c.GrantedAt = s.nowUTC()
+	_, err := s.idb(ctx).NewInsert().Model(c).
+		On("CONFLICT (subject, client_id) DO UPDATE").
+		Set("scopes = EXCLUDED.scopes").Set("granted_at = EXCLUDED.granted_at").Exec(ctx)
+	if err != nil {
+		return fmt.Errorf("storage: save consent: %w", translate(err))
+	}
+	return nil
+}
+
+// Consent returns what subject granted client, or ErrNotFound.
+func (s *Store) Consent(ctx context.Context, subject, clientID string) (*Consent, error) {
+	c := new(Consent)
+	err := s.idb(ctx).NewSelect().Model(c).Where("subject = ?", subject).Where("client_id = ?", clientID).Scan(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("storage: get consent: %w", translate(err))
+	}
+	return c, nil
+}

@@ -1,0 +1,69 @@
+package storage_test
+
+import (
+	"testing"
+
+	"github.com/torii-idp/torii/storage"
+	"github.com/torii-idp/torii/storage/storagetest"
+)
+
+func TestConformanceSQLite(t *testing.T) {
+	storagetest.Run(t, storagetest.NewSQLite)
+}
+
+func TestConformancePostgres(t *testing.T) {
+	storagetest.Run(t, storagetest.NewPostgres)
+}
+
+func TestConformanceSQLiteMemory(t *testing.T) {
+	storagetest.Run(t, func(t testing.TB) *storage.Store {
+		s, err := storage.Open(t.Context(), "sqlite::memory:", storage.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		if _, err := s.Migrate(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		return s
+	})
+}
+
+func TestParseURL(t *testing.T) {
+	tests := []struct {
+		url     string
+		dialect storage.Dialect
+		wantErr bool
+	}{
+		{"sqlite:torii.db", storage.SQLite, false},
+		{"sqlite:///var/lib/torii.db", storage.SQLite, false},
+		{"sqlite::memory:", storage.SQLite, false},
+		{"postgres://u:p@db:5432/torii?sslmode=disable", storage.Postgres, false},
+		{"postgresql://db/torii", storage.Postgres, false},
+		{"sqlite:", "", true},
+		{"sqlite:a.db?x=1", "", true},
+		{"mysql://db/torii", "", true},
+		{"", "", true},
+		{"postgres://", "", true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.url, func(t *testing.T) {
+			d, _, err := storage.ParseURL(tc.url)
+			if (err != nil) != tc.wantErr || d != tc.dialect {
+				t.Errorf("ParseURL(%q) = %q, %v; want %q, error %v", tc.url, d, err, tc.dialect, tc.wantErr)
+			}
+			if err != nil && tc.url != "" && len(tc.url) > 12 && contains(err.Error(), "p@") {
+				t.Errorf("error %q repeats the URL's credentials", err)
+			}
+		})
+	}
+}
+
+func contains(s, sub string) bool {
+	for i := 0; i+len(sub) <= len(s); i++ {
+		if s[i:i+len(sub)] == sub {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,666 @@
+package storagetest
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/ory/fosite"
+	"github.com/ory/fosite/handler/openid"
+	"github.com/ory/fosite/token/jwt"
+
+	"github.com/torii-idp/torii/storage"
+)
+
+// Run runs the storage conformance suite against stores made by open. Each
+// subtest gets a fresh database.
+func Run(t *testing.T, open func(t testing.TB) *storage.Store) {
+	tests := []struct {
+		name string
+		fn   func(t *testing.T, s *storage.Store)
+	}{
+		{"Migrations", testMigrations},
+		{"Clients", testClients},
+		{"AuthorizeCodes", testAuthorizeCodes},
+		{"AuthorizeCodeRace", testAuthorizeCodeRace},
+		{"OpenIDConnectSessions", testOIDCSessions},
+		{"PKCE", testPKCE},
+		{"AccessTokens", testAccessTokens},
+		{"RefreshRotation", testRefreshRotation},
+		{"RefreshRotationRace", testRefreshRotationRace},
+		{"Transactions", testTransactions},
+		{"Users", testUsers},
+		{"UserLoginFailuresRace", testLoginFailuresRace},
+		{"UserSameEmailRace", testSameEmailRace},
+		{"LoginSessions", testLoginSessions},
+		{"AuthRequestsAndConsents", testAuthRequestsAndConsents},
+		{"SigningKeys", testSigningKeys},
+		{"Secrets", testSecrets},
+		{"DeleteExpired", testDeleteExpired},
+		{"DeleteUserRevokesTokens", testDeleteUser},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			tc.fn(t, open(t))
+		})
+	}
+}
+
+func newClient(id string) *storage.Client {
+	return &storage.Client{
+		ID:            id,
+		Name:          "Client " + id,
+		SecretHash:    []byte("hash-" + id),
+		RedirectURIs:  []string{"https://rp.example/cb"},
+		GrantTypes:    []string{"authorization_code", "refresh_token"},
+		ResponseTypes: []string{"code"},
+		Scopes:        []string{"openid", "offline_access"},
+		Audience:      []string{},
+		TokenFormat:   "opaque",
+		IDTokenAlg:    "RS256",
+	}
+}
+
+func mustCreateClient(t *testing.T, s *storage.Store, id string) *storage.Client {
+	t.Helper()
+	c := newClient(id)
+	if err := s.CreateClient(t.Context(), c); err != nil {
+		t.Fatalf("CreateClient(%q) = %v", id, err)
+	}
+	return c
+}
+
+func newSession(subject string) *openid.DefaultSession {
+	return &openid.DefaultSession{
+		Claims:  &jwt.IDTokenClaims{Subject: subject, AuthTime: time.Now().UTC().Truncate(time.Second)},
+		Headers: &jwt.Headers{},
+		Subject: subject,
+		ExpiresAt: map[fosite.TokenType]time.Time{
+			fosite.AccessToken:   time.Now().Add(time.Hour).UTC().Truncate(time.Second),
+			fosite.RefreshToken:  time.Now().Add(24 * time.Hour).UTC().Truncate(time.Second),
+			fosite.AuthorizeCode: time.Now().Add(10 * time.Minute).UTC().Truncate(time.Second),
+		},
+	}
+}
+
+func newRequest(client fosite.Client, id, subject string) *fosite.Request {
+	r := fosite.NewRequest()
+	r.ID = id
+	r.Client = client
+	r.RequestedAt = time.Now().UTC().Truncate(time.Second)
+	r.RequestedScope = fosite.Arguments{"openid", "offline_access"}
+	r.GrantedScope = fosite.Arguments{"openid", "offline_access"}
+	r.Form = url.Values{"redirect_uri": {"https://rp.example/cb"}, "nonce": {"n-0S6_WzA2Mj"}}
+	r.Session = newSession(subject)
+	return r
+}
+
+func emptySession() *openid.DefaultSession { return &openid.DefaultSession{} }
+
+func testMigrations(t *testing.T, s *storage.Store) {
+	applied, err := s.Migrate(t.Context())
+	if err != nil {
+		t.Fatalf("second Migrate() = %v", err)
+	}
+	if len(applied) != 0 {
+		t.Errorf("second Migrate() applied %v, want nothing", applied)
+	}
+	pending, err := s.PendingMigrations(t.Context())
+	if err != nil || len(pending) != 0 {
+		t.Errorf("PendingMigrations() = %v, %v; want none", pending, err)
+	}
+}
+
+func testClients(t *testing.T, s *storage.Store) {
+	ctx := t.Context()
+	c := mustCreateClient(t, s, "app")
+	if err := s.CreateClient(ctx, newClient("app")); !errors.Is(err, storage.ErrAlreadyExists) {
+		t.Errorf("CreateClient(duplicate) = %v, want ErrAlreadyExists", err)
+	}
+	got, err := s.Client(ctx, "app")
+	if err != nil {
+		t.Fatalf("Client(app) = %v", err)
+	}
+	if got.Name != c.Name || !bytes.Equal(got.SecretHash, c.SecretHash) || fmt.Sprint(got.RedirectURIs) != fmt.Sprint(c.RedirectURIs) ||
+		fmt.Sprint(got.GrantTypes) != fmt.Sprint(c.GrantTypes) || got.IDTokenAlg != "RS256" {
+		t.Errorf("Client(app) = %+v, want %+v", got, c)
+	}
+	got.SkipConsent = true
+	got.RedirectURIs = append(got.RedirectURIs, "http://127.0.0.1/cb")
+	if err := s.UpdateClient(ctx, got); err != nil {
+		t.Fatalf("UpdateClient = %v", err)
+	}
+	again, _ := s.Client(ctx, "app")
+	if !again.SkipConsent || len(again.RedirectURIs) != 2 {
+		t.Errorf("after update: %+v", again)
+	}
+	if _, err := s.GetClient(ctx, "nobody"); !errors.Is(err, fosite.ErrNotFound) {
+		t.Errorf("GetClient(unknown) = %v, want fosite.ErrNotFound", err)
+	}
+	// SQL metacharacters are data, not code.
+	if _, err := s.Client(ctx, "' OR 1=1--"); !errors.Is(err, storage.ErrNotFound) {
+		t.Errorf("Client(injection) = %v, want ErrNotFound", err)
+	}
+	mustCreateClient(t, s, "b-app")
+	list, err := s.Clients(ctx)
+	if err != nil || len(list) != 2 || list[0].ID != "app" {
+		t.Errorf("Clients() = %v, %v", list, err)
+	}
+	if err := s.DeleteClient(ctx, "app"); err != nil {
+		t.Fatalf("DeleteClient = %v", err)
+	}
+	if err := s.DeleteClient(ctx, "app"); !errors.Is(err, storage.ErrNotFound) {
+		t.Errorf("DeleteClient(again) = %v, want ErrNotFound", err)
+	}
+}
+
+func testAuthorizeCodes(t *testing.T, s *storage.Store) {
+	ctx := t.Context()
+	c := mustCreateClient(t, s, "app")
+	req := newRequest(c, "req-1", "user-1")
+	if err := s.CreateAuthorizeCodeSession(ctx, "sig-1", req); err != nil {
+		t.Fatalf("CreateAuthorizeCodeSession = %v", err)
+	}
+	got, err := s.GetAuthorizeCodeSession(ctx, "sig-1", emptySession())
+	if err != nil {
+		t.Fatalf("GetAuthorizeCodeSession = %v", err)
+	}
+	if got.GetID() != "req-1" || got.GetClient().GetID() != "app" || got.GetSession().GetSubject() != "user-1" ||
+		got.GetRequestForm().Get("nonce") != "n-0S6_WzA2Mj" || !got.GetGrantedScopes().Has("openid") {
+		t.Errorf("GetAuthorizeCodeSession = %+v", got)
+	}
+	if sess := got.GetSession().(*openid.DefaultSession); sess.Claims.Subject != "user-1" {
+		t.Errorf("session claims subject = %q, want user-1", sess.Claims.Subject)
+	}
+	if err := s.InvalidateAuthorizeCodeSession(ctx, "sig-1"); err != nil {
+		t.Fatalf("InvalidateAuthorizeCodeSession = %v", err)
+	}
+	got, err = s.GetAuthorizeCodeSession(ctx, "sig-1", emptySession())
+	if !errors.Is(err, fosite.ErrInvalidatedAuthorizeCode) {
+		t.Errorf("Get after invalidate: err = %v, want ErrInvalidatedAuthorizeCode", err)
+	}
+	if got == nil || got.GetID() != "req-1" {
+		t.Errorf("Get after invalidate returned %v, want the request (fosite revokes its tokens with it)", got)
+	}
+	if err := s.InvalidateAuthorizeCodeSession(ctx, "sig-1"); !errors.Is(err, storage.ErrCodeAlreadyUsed) {
+		t.Errorf("second invalidate = %v, want ErrCodeAlreadyUsed", err)
+	}
+	if _, err := s.GetAuthorizeCodeSession(ctx, "nope", emptySession()); !errors.Is(err, fosite.ErrNotFound) {
+		t.Errorf("Get(unknown) = %v, want fosite.ErrNotFound", err)
+	}
+}
+
+func testAuthorizeCodeRace(t *testing.T, s *storage.Store) {
+	ctx := t.Context()
+	c := mustCreateClient(t, s, "app")
+	if err := s.CreateAuthorizeCodeSession(ctx, "sig", newRequest(c, "req", "u")); err != nil {
+		t.Fatal(err)
+	}
+	var wins atomic.Int32
+	var wg sync.WaitGroup
+	for range 20 {
+		wg.Go(func() {
+			err := s.InTx(ctx, func(ctx context.Context) error {
+				return s.InvalidateAuthorizeCodeSession(ctx, "sig")
+			})
+			if err == nil {
+				wins.Add(1)
+			} else if !errors.Is(err, storage.ErrCodeAlreadyUsed) && !errors.Is(err, storage.ErrConflict) {
+				t.Errorf("concurrent invalidate: unexpected error %v", err)
+			}
+		})
+	}
+	wg.Wait()
+	if n := wins.Load(); n != 1 {
+		t.Errorf("%d of 20 concurrent redemptions succeeded, want exactly 1", n)
+	}
+}
+
+func testOIDCSessions(t *testing.T, s *storage.Store) {
+	ctx := t.Context()
+	c := mustCreateClient(t, s, "app")
+	const code = "raw-code-value.with-signature"
+	if err := s.CreateOpenIDConnectSession(ctx, code, newRequest(c, "req", "u")); err != nil {
+		t.Fatal(err)
+	}
+	// The raw code never reaches the database.
+	var n int
+	if err := s.DB().NewSelect().TableExpr("oauth2_oidc").ColumnExpr("count(*)").Where("signature = ?", code).Scan(ctx, &n); err != nil || n != 0 {
+		t.Errorf("rows keyed by the raw code = %d (%v), want 0", n, err)
+	}
+	holder := fosite.NewAccessRequest(emptySession())
+	got, err := s.GetOpenIDConnectSession(ctx, code, holder)
+	if err != nil || got.GetSession().GetSubject() != "u" {
+		t.Fatalf("GetOpenIDConnectSession = %v, %v", got, err)
+	}
+	if err := s.DeleteOpenIDConnectSession(ctx, code); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.GetOpenIDConnectSession(ctx, code, holder); !errors.Is(err, fosite.ErrNotFound) {
+		t.Errorf("after delete: %v, want ErrNotFound", err)
+	}
+}
+
+func testPKCE(t *testing.T, s *storage.Store) {
+	ctx := t.Context()
+	c := mustCreateClient(t, s, "app")
+	r := newRequest(c, "req", "u")
+	r.Form.Set("code_challenge", "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM")
+	if err := s.CreatePKCERequestSession(ctx, "sig", r); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.GetPKCERequestSession(ctx, "sig", emptySession())
+	if err != nil || got.GetRequestForm().Get("code_challenge") != "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM" {
+		t.Fatalf("GetPKCERequestSession = %v, %v", got, err)
+	}
+	if err := s.DeletePKCERequestSession(ctx, "sig"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.GetPKCERequestSession(ctx, "sig", emptySession()); !errors.Is(err, fosite.ErrNotFound) {
+		t.Errorf("after delete: %v, want ErrNotFound", err)
+	}
+}
+
+func testAccessTokens(t *testing.T, s *storage.Store) {
+	ctx := t.Context()
+	c := mustCreateClient(t, s, "app")
+	for _, sig := range []string{"at-1", "at-2"} {
+		if err := s.CreateAccessTokenSession(ctx, sig, newRequest(c, "req", "u")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.CreateAccessTokenSession(ctx, "other", newRequest(c, "req-other", "u")); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.GetAccessTokenSession(ctx, "at-1", emptySession()); err != nil || got.GetID() != "req" {
+		t.Fatalf("GetAccessTokenSession = %v, %v", got, err)
+	}
+	if err := s.RevokeAccessToken(ctx, "req"); err != nil {
+		t.Fatal(err)
+	}
+	for _, sig := range []string{"at-1", "at-2"} {
+		if _, err := s.GetAccessTokenSession(ctx, sig, emptySession()); !errors.Is(err, fosite.ErrNotFound) {
+			t.Errorf("GetAccessTokenSession(%s) after revoke = %v, want ErrNotFound", sig, err)
+		}
+	}
+	if _, err := s.GetAccessTokenSession(ctx, "other", emptySession()); err != nil {
+		t.Errorf("a token of another request was revoked too: %v", err)
+	}
+	if err := s.DeleteAccessTokenSession(ctx, "other"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.GetAccessTokenSession(ctx, "other", emptySession()); !errors.Is(err, fosite.ErrNotFound) {
+		t.Errorf("after delete: %v, want ErrNotFound", err)
+	}
+}
+
+func testRefreshRotation(t *testing.T, s *storage.Store) {
+	ctx := t.Context()
+	c := mustCreateClient(t, s, "app")
+	r := newRequest(c, "family", "u")
+	if err := s.CreateAccessTokenSession(ctx, "at-1", r); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.CreateRefreshTokenSession(ctx, "rt-1", "at-1", r); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.RotateRefreshToken(ctx, "family", "rt-1"); err != nil {
+		t.Fatalf("RotateRefreshToken = %v", err)
+	}
+	if _, err := s.GetAccessTokenSession(ctx, "at-1", emptySession()); !errors.Is(err, fosite.ErrNotFound) {
+		t.Errorf("access token of the rotated family still there: %v", err)
+	}
+	got, err := s.GetRefreshTokenSession(ctx, "rt-1", emptySession())
+	if !errors.Is(err, fosite.ErrInactiveToken) || got == nil || got.GetID() != "family" {
+		t.Errorf("Get(rotated) = %v, %v; want the request with ErrInactiveToken", got, err)
+	}
+	if err := s.RotateRefreshToken(ctx, "family", "rt-1"); !errors.Is(err, storage.ErrRefreshTokenUsed) {
+		t.Errorf("rotating a used token = %v, want ErrRefreshTokenUsed", err)
+	}
+	if err := s.CreateRefreshTokenSession(ctx, "rt-2", "at-2", r); err != nil {
+		t.Fatal(err)
+	}
+	// Reuse of rt-1 revokes the family: rt-2 dies too.
+	if err := s.RevokeRefreshToken(ctx, "family"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.GetRefreshTokenSession(ctx, "rt-2", emptySession()); !errors.Is(err, fosite.ErrInactiveToken) {
+		t.Errorf("rt-2 after family revocation: %v, want ErrInactiveToken", err)
+	}
+	if err := s.DeleteRefreshTokenSession(ctx, "rt-2"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.GetRefreshTokenSession(ctx, "rt-2", emptySession()); !errors.Is(err, fosite.ErrNotFound) {
+		t.Errorf("after delete: %v, want ErrNotFound", err)
+	}
+}
+
+func testRefreshRotationRace(t *testing.T, s *storage.Store) {
+	ctx := t.Context()
+	c := mustCreateClient(t, s, "app")
+	if err := s.CreateRefreshTokenSession(ctx, "rt", "at", newRequest(c, "fam", "u")); err != nil {
+		t.Fatal(err)
+	}
+	var wins atomic.Int32
+	var wg sync.WaitGroup
+	for i := range 10 {
+		wg.Go(func() {
+			err := s.InTx(ctx, func(ctx context.Context) error {
+				if err := s.RotateRefreshToken(ctx, "fam", "rt"); err != nil {
+					return err
+				}
+				return s.CreateRefreshTokenSession(ctx, fmt.Sprintf("rt-%d", i), "", newRequest(c, "fam", "u"))
+			})
+			if err == nil {
+				wins.Add(1)
+			}
+		})
+	}
+	wg.Wait()
+	if n := wins.Load(); n != 1 {
+		t.Errorf("%d of 10 concurrent rotations succeeded, want exactly 1", n)
+	}
+	var active int
+	if err := s.DB().NewSelect().TableExpr("oauth2_refresh").ColumnExpr("count(*)").Where("active = ?", true).Scan(ctx, &active); err != nil || active != 1 {
+		t.Errorf("active refresh tokens after the race = %d (%v), want 1", active, err)
+	}
+}
+
+func testTransactions(t *testing.T, s *storage.Store) {
+	ctx := t.Context()
+	c := mustCreateClient(t, s, "app")
+	txCtx, err := s.BeginTX(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.CreateAccessTokenSession(txCtx, "rolled-back", newRequest(c, "r", "u")); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Rollback(txCtx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.GetAccessTokenSession(ctx, "rolled-back", emptySession()); !errors.Is(err, fosite.ErrNotFound) {
+		t.Errorf("rolled-back token exists: %v", err)
+	}
+	err = s.InTx(ctx, func(ctx context.Context) error {
+		return s.CreateAccessTokenSession(ctx, "committed", newRequest(c, "r", "u"))
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.GetAccessTokenSession(ctx, "committed", emptySession()); err != nil {
+		t.Errorf("committed token missing: %v", err)
+	}
+}
+
+func newUser(id, email string) *storage.User {
+	return &storage.User{ID: id, Email: email, PasswordHash: "$argon2id$fake", Role: "user"}
+}
+
+func testUsers(t *testing.T, s *storage.Store) {
+	ctx := t.Context()
+	name := "alice"
+	u := newUser("u1", "alice@example.com")
+	u.Username = &name
+	u.Name = "Alice Ünicode 🦊"
+	if err := s.CreateUser(ctx, u); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.CreateUser(ctx, newUser("u2", "alice@example.com")); !errors.Is(err, storage.ErrAlreadyExists) {
+		t.Errorf("CreateUser(same email) = %v, want ErrAlreadyExists", err)
+	}
+	dup := newUser("u3", "other@example.com")
+	dup.Username = &name
+	if err := s.CreateUser(ctx, dup); !errors.Is(err, storage.ErrAlreadyExists) {
+		t.Errorf("CreateUser(same username) = %v, want ErrAlreadyExists", err)
+	}
+	for _, login := range []string{"alice", "alice@example.com"} {
+		got, err := s.UserByLogin(ctx, login)
+		if err != nil || got.ID != "u1" || got.Name != u.Name {
+			t.Errorf("UserByLogin(%q) = %v, %v", login, got, err)
+		}
+	}
+	if _, err := s.UserByLogin(ctx, "' OR '1'='1"); !errors.Is(err, storage.ErrNotFound) {
+		t.Errorf("UserByLogin(injection) = %v, want ErrNotFound", err)
+	}
+	if n, err := s.RecordLoginFailure(ctx, "u1"); err != nil || n != 1 {
+		t.Errorf("RecordLoginFailure = %d, %v; want 1", n, err)
+	}
+	until := time.Now().Add(time.Minute).UTC().Truncate(time.Second)
+	if err := s.LockUser(ctx, "u1", until); err != nil {
+		t.Fatal(err)
+	}
+	got, _ := s.User(ctx, "u1")
+	if !got.LockedUntil.Valid || !got.LockedUntil.Time.Equal(until) || got.FailedLogins != 1 {
+		t.Errorf("after lock: locked_until=%v failed=%d", got.LockedUntil, got.FailedLogins)
+	}
+	if err := s.ResetLoginFailures(ctx, "u1"); err != nil {
+		t.Fatal(err)
+	}
+	got, _ = s.User(ctx, "u1")
+	if got.LockedUntil.Valid || got.FailedLogins != 0 {
+		t.Errorf("after reset: locked_until=%v failed=%d", got.LockedUntil, got.FailedLogins)
+	}
+	list, err := s.Users(ctx, 0, 10)
+	if err != nil || len(list) != 1 {
+		t.Errorf("Users() = %v, %v", list, err)
+	}
+}
+
+func testLoginFailuresRace(t *testing.T, s *storage.Store) {
+	ctx := t.Context()
+	if err := s.CreateUser(ctx, newUser("u1", "a@example.com")); err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	for range 50 {
+		wg.Go(func() {
+			if _, err := s.RecordLoginFailure(ctx, "u1"); err != nil {
+				t.Errorf("RecordLoginFailure: %v", err)
+			}
+		})
+	}
+	wg.Wait()
+	got, _ := s.User(ctx, "u1")
+	if got.FailedLogins != 50 {
+		t.Errorf("failed_logins after 50 parallel failures = %d, want 50", got.FailedLogins)
+	}
+}
+
+func testSameEmailRace(t *testing.T, s *storage.Store) {
+	ctx := t.Context()
+	var ok atomic.Int32
+	var wg sync.WaitGroup
+	for i := range 10 {
+		wg.Go(func() {
+			err := s.CreateUser(ctx, newUser(fmt.Sprintf("u%d", i), "same@example.com"))
+			if err == nil {
+				ok.Add(1)
+			} else if !errors.Is(err, storage.ErrAlreadyExists) {
+				t.Errorf("CreateUser: %v", err)
+			}
+		})
+	}
+	wg.Wait()
+	if ok.Load() != 1 {
+		t.Errorf("%d of 10 concurrent registrations of one email succeeded, want 1", ok.Load())
+	}
+}
+
+func testLoginSessions(t *testing.T, s *storage.Store) {
+	ctx := t.Context()
+	if err := s.CreateUser(ctx, newUser("u1", "a@example.com")); err != nil {
+		t.Fatal(err)
+	}
+	ls := &storage.LoginSession{IDHash: "h1", Subject: "u1", AuthTime: time.Now(), AMR: []string{"pwd"}, ExpiresAt: time.Now().Add(time.Hour)}
+	if err := s.CreateLoginSession(ctx, ls); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.LoginSession(ctx, "h1")
+	if err != nil || got.Subject != "u1" || len(got.AMR) != 1 || got.AMR[0] != "pwd" {
+		t.Fatalf("LoginSession = %+v, %v", got, err)
+	}
+	expired := &storage.LoginSession{IDHash: "h2", Subject: "u1", AuthTime: time.Now(), ExpiresAt: time.Now().Add(-time.Second)}
+	if err := s.CreateLoginSession(ctx, expired); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.LoginSession(ctx, "h2"); !errors.Is(err, storage.ErrNotFound) {
+		t.Errorf("expired session found: %v", err)
+	}
+	if err := s.DeleteLoginSession(ctx, "h1"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.LoginSession(ctx, "h1"); !errors.Is(err, storage.ErrNotFound) {
+		t.Errorf("deleted session found: %v", err)
+	}
+}
+
+func testAuthRequestsAndConsents(t *testing.T, s *storage.Store) {
+	ctx := t.Context()
+	mustCreateClient(t, s, "app")
+	if err := s.CreateUser(ctx, newUser("u1", "a@example.com")); err != nil {
+		t.Fatal(err)
+	}
+	ar := &storage.AuthRequest{ID: "ar1", ClientID: "app", Form: "scope=openid", BrowserHash: "b", ExpiresAt: time.Now().Add(time.Minute)}
+	if err := s.CreateAuthRequest(ctx, ar); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.AuthRequest(ctx, "ar1"); err != nil || got.Form != "scope=openid" {
+		t.Errorf("AuthRequest = %+v, %v", got, err)
+	}
+	if err := s.DeleteAuthRequest(ctx, "ar1"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.AuthRequest(ctx, "ar1"); !errors.Is(err, storage.ErrNotFound) {
+		t.Errorf("deleted auth request found: %v", err)
+	}
+	if err := s.SaveConsent(ctx, &storage.Consent{Subject: "u1", ClientID: "app", Scopes: []string{"openid"}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SaveConsent(ctx, &storage.Consent{Subject: "u1", ClientID: "app", Scopes: []string{"openid", "email"}}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.Consent(ctx, "u1", "app")
+	if err != nil || len(got.Scopes) != 2 {
+		t.Errorf("Consent = %+v, %v", got, err)
+	}
+	// Deleting the client removes what hangs on it.
+	if err := s.DeleteClient(ctx, "app"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Consent(ctx, "u1", "app"); !errors.Is(err, storage.ErrNotFound) {
+		t.Errorf("consent survived its client: %v", err)
+	}
+}
+
+func testSigningKeys(t *testing.T, s *storage.Store) {
+	ctx := t.Context()
+	for _, kid := range []string{"k1", "k2"} {
+		if err := s.AddSigningKey(ctx, &storage.SigningKey{KID: kid, Alg: "RS256", JWK: `{"kid":"` + kid + `"}`}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ks, err := s.SigningKeys(ctx)
+	if err != nil || len(ks) != 2 || ks[0].KID != "k1" || ks[1].JWK != `{"kid":"k2"}` {
+		t.Fatalf("SigningKeys = %v, %v", ks, err)
+	}
+	if err := s.DeleteSigningKey(ctx, "k1"); err != nil {
+		t.Fatal(err)
+	}
+	err = s.InTx(ctx, func(ctx context.Context) error { return s.Lock(ctx, "keys") })
+	if err != nil {
+		t.Errorf("Lock in a transaction = %v", err)
+	}
+	if err := s.Lock(ctx, "keys"); err == nil {
+		t.Error("Lock outside a transaction succeeded")
+	}
+}
+
+func testSecrets(t *testing.T, s *storage.Store) {
+	ctx := t.Context()
+	vals := make([][]byte, 8)
+	var wg sync.WaitGroup
+	for i := range vals {
+		wg.Go(func() {
+			v, err := s.Secret(ctx, "global")
+			if err != nil {
+				t.Errorf("Secret: %v", err)
+			}
+			vals[i] = v
+		})
+	}
+	wg.Wait()
+	for i, v := range vals {
+		if len(v) != 32 || !bytes.Equal(v, vals[0]) {
+			t.Errorf("Secret #%d = %x, want the same 32 bytes as #0 (%x)", i, v, vals[0])
+		}
+	}
+	other, _ := s.Secret(ctx, "other")
+	if bytes.Equal(other, vals[0]) {
+		t.Error("two secret names share a value")
+	}
+}
+
+func testDeleteExpired(t *testing.T, s *storage.Store) {
+	ctx := t.Context()
+	c := mustCreateClient(t, s, "app")
+	live := newRequest(c, "live", "u")
+	dead := newRequest(c, "dead", "u")
+	dead.Session.SetExpiresAt(fosite.AccessToken, time.Now().Add(-time.Minute))
+	dead.Session.SetExpiresAt(fosite.RefreshToken, time.Now().Add(-time.Minute))
+	for i := range 5 {
+		if err := s.CreateAccessTokenSession(ctx, fmt.Sprintf("dead-%d", i), dead); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.CreateRefreshTokenSession(ctx, "dead-rt", "", dead); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.CreateAccessTokenSession(ctx, "live", live); err != nil {
+		t.Fatal(err)
+	}
+	n, err := s.DeleteExpired(ctx, 2)
+	if err != nil {
+		t.Fatalf("DeleteExpired = %v", err)
+	}
+	if n["oauth2_access"] != 5 || n["oauth2_refresh"] != 1 {
+		t.Errorf("DeleteExpired counts = %v, want 5 access and 1 refresh", n)
+	}
+	if _, err := s.GetAccessTokenSession(ctx, "live", emptySession()); err != nil {
+		t.Errorf("live token deleted: %v", err)
+	}
+}
+
+func testDeleteUser(t *testing.T, s *storage.Store) {
+	ctx := t.Context()
+	c := mustCreateClient(t, s, "app")
+	if err := s.CreateUser(ctx, newUser("u1", "a@example.com")); err != nil {
+		t.Fatal(err)
+	}
+	r := newRequest(c, "req", "u1")
+	if err := s.CreateAccessTokenSession(ctx, "at", r); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.CreateRefreshTokenSession(ctx, "rt", "at", r); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.DeleteUser(ctx, "u1"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.GetAccessTokenSession(ctx, "at", emptySession()); !errors.Is(err, fosite.ErrNotFound) {
+		t.Errorf("access token of a deleted user: %v", err)
+	}
+	if _, err := s.GetRefreshTokenSession(ctx, "rt", emptySession()); !errors.Is(err, fosite.ErrInactiveToken) {
+		t.Errorf("refresh token of a deleted user: %v", err)
+	}
+	if err := s.DeleteUser(ctx, "u1"); !errors.Is(err, storage.ErrNotFound) {
+		t.Errorf("DeleteUser(again) = %v, want ErrNotFound", err)
+	}
+}

@@ -1,0 +1,276 @@
+// Package storage keeps every piece of Torii's state in a SQL database through
+// uptrace/bun: SQLite (pure Go, the embedded default) or PostgreSQL.
+//
+// Store implements fosite's storage interfaces (clients, authorization codes,
+// PKCE, OpenID Connect sessions, access and refresh tokens, revocation,
+// transactions) and the queries of the login and account code. Tokens are
+// stored by signature, never in the clear.
+package storage
+
+import (
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" database/sql driver
+	"github.com/uptrace/bun"
+	"github.com/uptrace/bun/dialect/pgdialect"
+	"github.com/uptrace/bun/dialect/sqlitedialect"
+	"modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
+)
+
+// Errors returned by Store methods. Callers test them with errors.Is.
+var (
+	ErrNotFound      = errors.New("storage: not found")
+	ErrAlreadyExists = errors.New("storage: already exists")
+)
+
+// Dialect names the SQL database behind a Store.
+type Dialect string
+
+// The supported dialects.
+const (
+	SQLite   Dialect = "sqlite"
+	Postgres Dialect = "postgres"
+)
+
+// Options tune how a database is opened. The zero value is fine.
+type Options struct {
+	// MaxOpenConns bounds the connection pool; 0 picks a default per dialect.
+	MaxOpenConns int
+	// BusyTimeout is how long SQLite waits for a lock before it fails;
+	// 0 means 10 seconds.
+	BusyTimeout time.Duration
+	// Now returns the current time; nil means time.Now.
+	Now func() time.Time
+}
+
+// Store is Torii's database. It is safe for concurrent use.
+type Store struct {
+	db      *bun.DB
+	dialect Dialect
+	now     func() time.Time
+}
+
+// Open connects to the database named by rawURL:
+//
+//	sqlite:PATH          a SQLite file (created when missing), WAL mode
+//	sqlite::memory:      a private in-memory SQLite database
+//	postgres://...       PostgreSQL (also postgresql://)
+//
+// It does not apply migrations; call Migrate.
+func Open(ctx context.Context, rawURL string, opts Options) (*Store, error) {
+	dialect, dsn, err := ParseURL(rawURL)
+	if err != nil {
+		return nil, err
+	}
+	s := &Store{dialect: dialect, now: opts.Now}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	switch dialect {
+	case SQLite:
+		sqldb, err := sql.Open("sqlite", dsn+sqlitePragmas(opts.BusyTimeout))
+		if err != nil {
+			return nil, fmt.Errorf("storage: open sqlite: %w", err)
+		}
+		n := opts.MaxOpenConns
+		if n == 0 {
+			n = 8
+		}
+		sqldb.SetMaxOpenConns(n)
+		sqldb.SetMaxIdleConns(n)
+		sqldb.SetConnMaxIdleTime(0)
+		s.db = bun.NewDB(sqldb, sqlitedialect.New())
+	case Postgres:
+		sqldb, err := sql.Open("pgx", dsn)
+		if err != nil {
+			return nil, fmt.Errorf("storage: open postgres: %w", err)
+		}
+		n := opts.MaxOpenConns
+		if n == 0 {
+			n = 32
+		}
+		sqldb.SetMaxOpenConns(n)
+		sqldb.SetMaxIdleConns(n)
+		sqldb.SetConnMaxIdleTime(5 * time.Minute)
+		s.db = bun.NewDB(sqldb, pgdialect.New())
+	}
+	if err := s.db.PingContext(ctx); err != nil {
+		s.db.Close()
+		return nil, fmt.Errorf("storage: connect to %s: %w", dialect, err)
+	}
+	return s, nil
+}
+
+// ParseURL checks a database URL and returns its dialect and the driver's
+// data source name. Error messages never repeat a password from the URL.
+func ParseURL(rawURL string) (Dialect, string, error) {
+	switch {
+	case rawURL == "sqlite::memory:":
+		// A named in-memory database shared by the pool's connections.
+		return SQLite, "file:/torii-" + rand.Text() + "?vfs=memdb", nil
+	case strings.HasPrefix(rawURL, "sqlite:"):
+		path := strings.TrimPrefix(rawURL, "sqlite:")
+		path = strings.TrimPrefix(path, "//")
+		if path == "" {
+			return "", "", errors.New("storage: sqlite URL needs a path, as in sqlite:torii.db")
+		}
+		if strings.ContainsAny(path, "?#") {
+			return "", "", errors.New("storage: sqlite path must not contain '?' or '#'")
+		}
+		return SQLite, "file:" + path + "?", nil
+	case strings.HasPrefix(rawURL, "postgres://"), strings.HasPrefix(rawURL, "postgresql://"):
+		u, err := url.Parse(rawURL)
+		if err != nil || u.Host == "" {
+			return "", "", errors.New("storage: malformed postgres URL")
+		}
+		return Postgres, rawURL, nil
+	default:
+		return "", "", errors.New("storage: database URL must start with sqlite: or postgres://")
+	}
+}
+
+func sqlitePragmas(busy time.Duration) string {
+	if busy == 0 {
+		busy = 10 * time.Second
+	}
+	// _txlock=immediate takes the write lock at BEGIN, so two writers never
+	// dead-lock upgrading read locks; busy_timeout makes the loser wait.
+	return fmt.Sprintf("&_txlock=immediate&_pragma=busy_timeout(%d)&_pragma=journal_mode(WAL)"+
+		"&_pragma=synchronous(NORMAL)&_pragma=foreign_keys(1)", busy.Milliseconds())
+}
+
+// Dialect reports which database the store talks to.
+func (s *Store) Dialect() Dialect { return s.dialect }
+
+// DB exposes the underlying bun handle, for tests and migrations.
+func (s *Store) DB() *bun.DB { return s.db }
+
+// Close closes the connection pool.
+func (s *Store) Close() error { return s.db.Close() }
+
+// Ping reports whether the database answers.
+func (s *Store) Ping(ctx context.Context) error {
+	if err := s.db.PingContext(ctx); err != nil {
+		return fmt.Errorf("storage: ping: %w", err)
+	}
+	var one int
+	if err := s.db.NewRaw("SELECT 1").Scan(ctx, &one); err != nil {
+		return fmt.Errorf("storage: ping: %w", err)
+	}
+	return nil
+}
+
+type txKey struct{}
+
+// idb returns the transaction carried by ctx, or the database.
+func (s *Store) idb(ctx context.Context) bun.IDB {
+	if tx, ok := ctx.Value(txKey{}).(*bun.Tx); ok {
+		return tx
+	}
+	return s.db
+}
+
+// BeginTX starts a transaction and returns a context carrying it; every
+// Store method called with that context runs inside it. It implements
+// fosite's storage.Transactional.
+func (s *Store) BeginTX(ctx context.Context) (context.Context, error) {
+	if _, ok := ctx.Value(txKey{}).(*bun.Tx); ok {
+		return nil, errors.New("storage: transaction already open")
+	}
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, fmt.Errorf("storage: begin: %w", translate(err))
+	}
+	return context.WithValue(ctx, txKey{}, &tx), nil
+}
+
+// Commit commits the transaction carried by ctx.
+func (s *Store) Commit(ctx context.Context) error {
+	tx, ok := ctx.Value(txKey{}).(*bun.Tx)
+	if !ok {
+		return errors.New("storage: commit without a transaction")
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("storage: commit: %w", translate(err))
+	}
+	return nil
+}
+
+// Rollback aborts the transaction carried by ctx.
+func (s *Store) Rollback(ctx context.Context) error {
+	tx, ok := ctx.Value(txKey{}).(*bun.Tx)
+	if !ok {
+		return errors.New("storage: rollback without a transaction")
+	}
+	if err := tx.Rollback(); err != nil && !errors.Is(err, sql.ErrTxDone) {
+		return fmt.Errorf("storage: rollback: %w", err)
+	}
+	return nil
+}
+
+// InTx runs fn in a transaction, or inside the one ctx already carries.
+func (s *Store) InTx(ctx context.Context, fn func(ctx context.Context) error) error {
+	if _, ok := ctx.Value(txKey{}).(*bun.Tx); ok {
+		return fn(ctx)
+	}
+	txCtx, err := s.BeginTX(ctx)
+	if err != nil {
+		return err
+	}
+	if err := fn(txCtx); err != nil {
+		if rbErr := s.Rollback(txCtx); rbErr != nil {
+			return errors.Join(err, rbErr)
+		}
+		return err
+	}
+	return s.Commit(txCtx)
+}
+
+// translate maps driver errors to the package's sentinel errors.
+func translate(err error) error {
+	if err == nil {
+		return nil
+	}
+	if errors.Is(err, sql.ErrNoRows) {
+		return ErrNotFound
+	}
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		switch pgErr.Code {
+		case "23505":
+			return fmt.Errorf("%w: %s", ErrAlreadyExists, pgErr.ConstraintName)
+		case "40001", "40P01":
+			return fmt.Errorf("%w: %s", ErrConflict, pgErr.Code)
+		}
+		return err
+	}
+	var liteErr *sqlite.Error
+	if errors.As(err, &liteErr) {
+		switch liteErr.Code() {
+		case sqlite3.SQLITE_CONSTRAINT_UNIQUE, sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY:
+			return ErrAlreadyExists
+		case sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED:
+			return fmt.Errorf("%w: database is busy", ErrConflict)
+		}
+	}
+	return err
+}
+
+// ErrConflict reports a transaction that lost a race with another one; the
+// caller may retry.
+var ErrConflict = errors.New("storage: concurrent update")
+
+// now returns the store's clock, in UTC and at microsecond precision (what
+// both databases keep).
+func (s *Store) nowUTC() time.Time { return s.now().UTC().Truncate(time.Microsecond) }
+
+func bunIdent(name string) bun.Ident { return bun.Ident(name) }

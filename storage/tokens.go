@@ -1,0 +1,349 @@
+package storage
+
+import (
+	"context"
+	"crypto/sha256"
+	"database/sql"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/url"
+	"time"
+
+	"github.com/ory/fosite"
+	"github.com/ory/fosite/handler/oauth2"
+	"github.com/ory/fosite/handler/openid"
+	"github.com/ory/fosite/handler/pkce"
+	fositestorage "github.com/ory/fosite/storage"
+	"github.com/uptrace/bun"
+)
+
+// The fosite interfaces the Store implements; compose.Compose type-asserts
+// them at start and would panic on a missing method.
+var (
+	_ fosite.ClientManager               = (*Store)(nil)
+	_ oauth2.CoreStorage                 = (*Store)(nil)
+	_ oauth2.TokenRevocationStorage      = (*Store)(nil)
+	_ openid.OpenIDConnectRequestStorage = (*Store)(nil)
+	_ pkce.PKCERequestStorage            = (*Store)(nil)
+	_ fositestorage.Transactional        = (*Store)(nil)
+)
+
+// Token tables: one per kind of fosite request, all of the same shape.
+const (
+	tableCode    = "oauth2_code"
+	tableOIDC    = "oauth2_oidc"
+	tablePKCE    = "oauth2_pkce"
+	tableAccess  = "oauth2_access"
+	tableRefresh = "oauth2_refresh"
+)
+
+// requestRow is a stored fosite request: the authorization it stands for,
+// keyed by the signature of the token (never the token itself).
+type requestRow struct {
+	bun.BaseModel `bun:"alias:r"`
+
+	Signature       string    `bun:"signature,pk"`
+	RequestID       string    `bun:"request_id"`
+	ClientID        string    `bun:"client_id"`
+	Subject         string    `bun:"subject"`
+	Active          bool      `bun:"active"`
+	RequestedAt     time.Time `bun:"requested_at"`
+	ExpiresAt       time.Time `bun:"expires_at"`
+	Scopes          []string  `bun:"scopes"`
+	GrantedScopes   []string  `bun:"granted_scopes"`
+	Audience        []string  `bun:"audience"`
+	GrantedAudience []string  `bun:"granted_audience"`
+	Form            string    `bun:"form"`
+	Session         string    `bun:"session"`
+	AccessSignature string    `bun:"access_signature"`
+}
+
+// tokenType maps a table to the fosite token type whose expiry bounds its rows.
+func tokenType(table string) fosite.TokenType {
+	switch table {
+	case tableAccess:
+		return fosite.AccessToken
+	case tableRefresh:
+		return fosite.RefreshToken
+	default:
+		return fosite.AuthorizeCode
+	}
+}
+
+func (s *Store) toRow(table, signature string, r fosite.Requester) (*requestRow, error) {
+	sess, err := json.Marshal(r.GetSession())
+	if err != nil {
+		return nil, fmt.Errorf("storage: encode session: %w", err)
+	}
+	row := &requestRow{
+		Signature:       signature,
+		RequestID:       r.GetID(),
+		ClientID:        r.GetClient().GetID(),
+		Active:          true,
+		RequestedAt:     r.GetRequestedAt().UTC(),
+		Scopes:          nonNil(r.GetRequestedScopes()),
+		GrantedScopes:   nonNil(r.GetGrantedScopes()),
+		Audience:        nonNil(r.GetRequestedAudience()),
+		GrantedAudience: nonNil(r.GetGrantedAudience()),
+		Form:            r.GetRequestForm().Encode(),
+		Session:         string(sess),
+	}
+	if r.GetSession() != nil {
+		row.Subject = r.GetSession().GetSubject()
+		row.ExpiresAt = r.GetSession().GetExpiresAt(tokenType(table)).UTC()
+	}
+	if row.ExpiresAt.IsZero() {
+		// A request without an expiry still needs one for the clean-up; fosite
+		// checks lifetimes itself, so this only bounds how long a row is kept.
+		row.ExpiresAt = s.nowUTC().Add(24 * time.Hour)
+	}
+	return row, nil
+}
+
+func nonNil(a []string) []string {
+	if a == nil {
+		return []string{}
+	}
+	return a
+}
+
+// toRequest rebuilds a fosite request from a row, decoding the session into
+// the prototype fosite hands in.
+func (s *Store) toRequest(ctx context.Context, row *requestRow, session fosite.Session) (*fosite.Request, error) {
+	client, err := s.Client(ctx, row.ClientID)
+	if err != nil {
+		return nil, err
+	}
+	form, err := url.ParseQuery(row.Form)
+	if err != nil {
+		return nil, fmt.Errorf("storage: decode form: %w", err)
+	}
+	if session != nil {
+		if err := json.Unmarshal([]byte(row.Session), session); err != nil {
+			return nil, fmt.Errorf("storage: decode session: %w", err)
+		}
+	}
+	return &fosite.Request{
+		ID:                row.RequestID,
+		RequestedAt:       row.RequestedAt,
+		Client:            client,
+		RequestedScope:    row.Scopes,
+		GrantedScope:      row.GrantedScopes,
+		RequestedAudience: row.Audience,
+		GrantedAudience:   row.GrantedAudience,
+		Form:              form,
+		Session:           session,
+	}, nil
+}
+
+func (s *Store) createRequest(ctx context.Context, table, signature string, r fosite.Requester, accessSignature string) error {
+	row, err := s.toRow(table, signature, r)
+	if err != nil {
+		return err
+	}
+	row.AccessSignature = accessSignature
+	if _, err := s.idb(ctx).NewInsert().Model(row).ModelTableExpr("? AS r", bun.Ident(table)).Exec(ctx); err != nil {
+		return fmt.Errorf("storage: create %s: %w", table, translate(err))
+	}
+	return nil
+}
+
+func (s *Store) getRow(ctx context.Context, table, signature string) (*requestRow, error) {
+	row := new(requestRow)
+	err := s.idb(ctx).NewSelect().Model(row).ModelTableExpr("? AS r", bun.Ident(table)).Where("signature = ?", signature).Scan(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("storage: get %s: %w", table, translate(err))
+	}
+	return row, nil
+}
+
+// getRequest loads a request; an inactive row yields the request together
+// with inactiveErr, as fosite's contracts require.
+func (s *Store) getRequest(ctx context.Context, table, signature string, session fosite.Session, inactiveErr error) (fosite.Requester, error) {
+	row, err := s.getRow(ctx, table, signature)
+	if err != nil {
+		return nil, toFosite(err)
+	}
+	req, err := s.toRequest(ctx, row, session)
+	if err != nil {
+		return nil, toFosite(err)
+	}
+	if !row.Active && inactiveErr != nil {
+		return req, inactiveErr
+	}
+	return req, nil
+}
+
+func (s *Store) deleteRequest(ctx context.Context, table, signature string) error {
+	if _, err := s.idb(ctx).NewDelete().ModelTableExpr("? AS r", bun.Ident(table)).Where("signature = ?", signature).Exec(ctx); err != nil {
+		return fmt.Errorf("storage: delete %s: %w", table, translate(err))
+	}
+	return nil
+}
+
+// CreateAuthorizeCodeSession implements oauth2.AuthorizeCodeStorage.
+func (s *Store) CreateAuthorizeCodeSession(ctx context.Context, signature string, r fosite.Requester) error {
+	return s.createRequest(ctx, tableCode, signature, r, "")
+}
+
+// GetAuthorizeCodeSession implements oauth2.AuthorizeCodeStorage. A used code
+// yields its request together with fosite.ErrInvalidatedAuthorizeCode.
+func (s *Store) GetAuthorizeCodeSession(ctx context.Context, signature string, session fosite.Session) (fosite.Requester, error) {
+	return s.getRequest(ctx, tableCode, signature, session, fosite.ErrInvalidatedAuthorizeCode)
+}
+
+// ErrCodeAlreadyUsed is returned by InvalidateAuthorizeCodeSession when
+// another request redeemed the code first.
+var ErrCodeAlreadyUsed = errors.New("storage: authorization code already used")
+
+// InvalidateAuthorizeCodeSession implements oauth2.AuthorizeCodeStorage. It
+// marks the code used, and fails with ErrCodeAlreadyUsed when a concurrent
+// redemption got there first, so a code is redeemed at most once.
+func (s *Store) InvalidateAuthorizeCodeSession(ctx context.Context, signature string) error {
+	res, err := s.idb(ctx).NewUpdate().ModelTableExpr(tableCode).
+		Set("active = ?", false).
+		Where("signature = ?", signature).Where("active = ?", true).Exec(ctx)
+	if err != nil {
+		return fmt.Errorf("storage: invalidate code: %w", translate(err))
+	}
+	if n, _ := res.RowsAffected(); n != 1 {
+		return ErrCodeAlreadyUsed
+	}
+	return nil
+}
+
+// oidcKey hashes the raw authorization code fosite uses as the key of
+// OpenID Connect sessions, so the code itself is never stored.
+func oidcKey(code string) string {
+	sum := sha256.Sum256([]byte(code))
+	return hex.EncodeToString(sum[:])
+}
+
+// CreateOpenIDConnectSession implements openid.OpenIDConnectRequestStorage.
+func (s *Store) CreateOpenIDConnectSession(ctx context.Context, code string, r fosite.Requester) error {
+	return s.createRequest(ctx, tableOIDC, oidcKey(code), r, "")
+}
+
+// GetOpenIDConnectSession implements openid.OpenIDConnectRequestStorage.
+func (s *Store) GetOpenIDConnectSession(ctx context.Context, code string, r fosite.Requester) (fosite.Requester, error) {
+	return s.getRequest(ctx, tableOIDC, oidcKey(code), r.GetSession(), nil)
+}
+
+// DeleteOpenIDConnectSession implements openid.OpenIDConnectRequestStorage.
+func (s *Store) DeleteOpenIDConnectSession(ctx context.Context, code string) error {
+	return s.deleteRequest(ctx, tableOIDC, oidcKey(code))
+}
+
+// CreatePKCERequestSession implements pkce.PKCERequestStorage.
+func (s *Store) CreatePKCERequestSession(ctx context.Context, signature string, r fosite.Requester) error {
+	return s.createRequest(ctx, tablePKCE, signature, r, "")
+}
+
+// GetPKCERequestSession implements pkce.PKCERequestStorage.
+func (s *Store) GetPKCERequestSession(ctx context.Context, signature string, session fosite.Session) (fosite.Requester, error) {
+	return s.getRequest(ctx, tablePKCE, signature, session, nil)
+}
+
+// DeletePKCERequestSession implements pkce.PKCERequestStorage.
+func (s *Store) DeletePKCERequestSession(ctx context.Context, signature string) error {
+	return s.deleteRequest(ctx, tablePKCE, signature)
+}
+
+// CreateAccessTokenSession implements oauth2.AccessTokenStorage.
+func (s *Store) CreateAccessTokenSession(ctx context.Context, signature string, r fosite.Requester) error {
+	return s.createRequest(ctx, tableAccess, signature, r, "")
+}
+
+// GetAccessTokenSession implements oauth2.AccessTokenStorage. Revoked access
+// tokens are deleted, so they are simply not found.
+func (s *Store) GetAccessTokenSession(ctx context.Context, signature string, session fosite.Session) (fosite.Requester, error) {
+	return s.getRequest(ctx, tableAccess, signature, session, nil)
+}
+
+// DeleteAccessTokenSession implements oauth2.AccessTokenStorage.
+func (s *Store) DeleteAccessTokenSession(ctx context.Context, signature string) error {
+	return s.deleteRequest(ctx, tableAccess, signature)
+}
+
+// CreateRefreshTokenSession implements oauth2.RefreshTokenStorage.
+func (s *Store) CreateRefreshTokenSession(ctx context.Context, signature, accessSignature string, r fosite.Requester) error {
+	return s.createRequest(ctx, tableRefresh, signature, r, accessSignature)
+}
+
+// GetRefreshTokenSession implements oauth2.RefreshTokenStorage. A used or
+// revoked refresh token yields its request with fosite.ErrInactiveToken, which
+// makes fosite treat the call as reuse and revoke the token family.
+func (s *Store) GetRefreshTokenSession(ctx context.Context, signature string, session fosite.Session) (fosite.Requester, error) {
+	return s.getRequest(ctx, tableRefresh, signature, session, fosite.ErrInactiveToken)
+}
+
+// DeleteRefreshTokenSession implements oauth2.RefreshTokenStorage.
+func (s *Store) DeleteRefreshTokenSession(ctx context.Context, signature string) error {
+	return s.deleteRequest(ctx, tableRefresh, signature)
+}
+
+// ErrRefreshTokenUsed is returned by RotateRefreshToken when a concurrent
+// request rotated the same refresh token first.
+var ErrRefreshTokenUsed = errors.New("storage: refresh token already used")
+
+// RotateRefreshToken implements oauth2.RefreshTokenStorage: the presented
+// refresh token becomes inactive (kept, so that a later reuse is detected) and
+// the access tokens of its family are revoked. Only one of several concurrent
+// rotations of one token succeeds; the others get ErrRefreshTokenUsed.
+func (s *Store) RotateRefreshToken(ctx context.Context, requestID, signature string) error {
+	res, err := s.idb(ctx).NewUpdate().ModelTableExpr(tableRefresh).
+		Set("active = ?", false).
+		Where("signature = ?", signature).Where("active = ?", true).Exec(ctx)
+	if err != nil {
+		return fmt.Errorf("storage: rotate refresh token: %w", translate(err))
+	}
+	if n, _ := res.RowsAffected(); n != 1 {
+		return fmt.Errorf("%w: %w", ErrRefreshTokenUsed, fosite.ErrSerializationFailure)
+	}
+	return s.RevokeAccessToken(ctx, requestID)
+}
+
+// RevokeRefreshToken implements oauth2.TokenRevocationStorage: every refresh
+// token of the request (the whole rotation family) becomes inactive.
+func (s *Store) RevokeRefreshToken(ctx context.Context, requestID string) error {
+	if _, err := s.idb(ctx).NewUpdate().ModelTableExpr(tableRefresh).
+		Set("active = ?", false).Where("request_id = ?", requestID).Exec(ctx); err != nil {
+		return fmt.Errorf("storage: revoke refresh tokens: %w", translate(err))
+	}
+	return nil
+}
+
+// RevokeAccessToken implements oauth2.TokenRevocationStorage: every access
+// token of the request is deleted.
+func (s *Store) RevokeAccessToken(ctx context.Context, requestID string) error {
+	if _, err := s.idb(ctx).NewDelete().ModelTableExpr(tableAccess).
+		Where("request_id = ?", requestID).Exec(ctx); err != nil {
+		return fmt.Errorf("storage: revoke access tokens: %w", translate(err))
+	}
+	return nil
+}
+
+// RevokeSubjectTokens revokes every access and refresh token issued to
+// subject, for example when the user is deleted or disabled.
+func (s *Store) RevokeSubjectTokens(ctx context.Context, subject string) error {
+	return s.InTx(ctx, func(ctx context.Context) error {
+		if _, err := s.idb(ctx).NewDelete().ModelTableExpr(tableAccess).Where("subject = ?", subject).Exec(ctx); err != nil {
+			return fmt.Errorf("storage: revoke tokens: %w", translate(err))
+		}
+		if _, err := s.idb(ctx).NewUpdate().ModelTableExpr(tableRefresh).Set("active = ?", false).
+			Where("subject = ?", subject).Exec(ctx); err != nil {
+			return fmt.Errorf("storage: revoke tokens: %w", translate(err))
+		}
+		return nil
+	})
+}
+
+// toFosite maps storage errors to the sentinels fosite understands.
+func toFosite(err error) error {
+	if errors.Is(err, ErrNotFound) || errors.Is(err, sql.ErrNoRows) {
+		return fosite.ErrNotFound.WithWrap(err)
+	}
+	return err
+}

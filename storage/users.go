@@ -1,0 +1,152 @@
+package storage
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"time"
+
+	"github.com/uptrace/bun"
+)
+
+// User is a person who can sign in. Email and Username are stored in their
+// canonical (lower-case) form; the account package canonicalises them.
+type User struct {
+	bun.BaseModel `bun:"table:users"`
+
+	// ID is the stable opaque subject ("sub") of the user.
+	ID                string       `bun:"id,pk"`
+	Email             string       `bun:"email"`
+	EmailVerified     bool         `bun:"email_verified"`
+	Username          *string      `bun:"username"`
+	Phone             string       `bun:"phone"`
+	PhoneVerified     bool         `bun:"phone_verified"`
+	Name              string       `bun:"name"`
+	PasswordHash      string       `bun:"password_hash"`
+	Role              string       `bun:"role"`
+	Disabled          bool         `bun:"disabled"`
+	FailedLogins      int          `bun:"failed_logins"`
+	LockedUntil       sql.NullTime `bun:"locked_until"`
+	PasswordChangedAt sql.NullTime `bun:"password_changed_at"`
+	CreatedAt         time.Time    `bun:"created_at"`
+	UpdatedAt         time.Time    `bun:"updated_at"`
+}
+
+// PreferredUsername returns the username, or "" when the user has none.
+func (u *User) PreferredUsername() string {
+	if u.Username == nil {
+		return ""
+	}
+	return *u.Username
+}
+
+// CreateUser stores a new user. It fails with ErrAlreadyExists when the ID,
+// email or username is taken.
+func (s *Store) CreateUser(ctx context.Context, u *User) error {
+	now := s.nowUTC()
+	u.CreatedAt, u.UpdatedAt = now, now
+	if _, err := s.idb(ctx).NewInsert().Model(u).Exec(ctx); err != nil {
+		return fmt.Errorf("storage: create user: %w", translate(err))
+	}
+	return nil
+}
+
+// User returns the user with the given ID, or ErrNotFound.
+func (s *Store) User(ctx context.Context, id string) (*User, error) {
+	u := new(User)
+	if err := s.idb(ctx).NewSelect().Model(u).Where("id = ?", id).Scan(ctx); err != nil {
+		return nil, fmt.Errorf("storage: get user: %w", translate(err))
+	}
+	return u, nil
+}
+
+// UserByLogin returns the user whose canonical email or username equals
+// login, or ErrNotFound.
+func (s *Store) UserByLogin(ctx context.Context, login string) (*User, error) {
+	u := new(User)
+	err := s.idb(ctx).NewSelect().Model(u).
+		WhereGroup(" AND ", func(q *bun.SelectQuery) *bun.SelectQuery {
+			return q.Where("email = ?", login).WhereOr("username = ?", login)
+		}).Limit(1).Scan(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("storage: get user by login: %w", translate(err))
+	}
+	return u, nil
+}
+
+// Users lists users ordered by email, at most limit of them after skipping
+// offset.
+func (s *Store) Users(ctx context.Context, offset, limit int) ([]*User, error) {
+	var us []*User
+	if err := s.idb(ctx).NewSelect().Model(&us).Order("email").Offset(int64(offset)).Limit(int64(limit)).Scan(ctx); err != nil {
+		return nil, fmt.Errorf("storage: list users: %w", translate(err))
+	}
+	return us, nil
+}
+
+// DeleteUser removes a user, their sessions and consents (foreign keys), and
+// revokes every token issued to them.
+func (s *Store) DeleteUser(ctx context.Context, id string) error {
+	return s.InTx(ctx, func(ctx context.Context) error {
+		if err := s.RevokeSubjectTokens(ctx, id); err != nil {
+			return err
+		}
+		res, err := s.idb(ctx).NewDelete().Model((*User)(nil)).Where("id = ?", id).Exec(ctx)
+		if err != nil {
+			return fmt.Errorf("storage: delete user: %w", translate(err))
+		}
+		return oneRow(res, "delete user")
+	})
+}
+
+// RecordLoginFailure counts one more consecutive failed password for the
+// user in a single atomic update, and returns the new count. Concurrent
+// failures are all counted: none is lost to a race.
+func (s *Store) RecordLoginFailure(ctx context.Context, id string) (int, error) {
+	var n int
+	err := s.InTx(ctx, func(ctx context.Context) error {
+		if _, err := s.idb(ctx).NewUpdate().Model((*User)(nil)).
+			Set("failed_logins = failed_logins + 1").Where("id = ?", id).Exec(ctx); err != nil {
+			return err
+		}
+		return s.idb(ctx).NewSelect().Model((*User)(nil)).Column("failed_logins").Where("id = ?", id).Scan(ctx, &n)
+	})
+	if err != nil {
+		return 0, fmt.Errorf("storage: record login failure: %w", translate(err))
+	}
+	return n, nil
+}
+
+// LockUser sets the time until which the user may not sign in.
+func (s *Store) LockUser(ctx context.Context, id string, until time.Time) error {
+	res, err := s.idb(ctx).NewUpdate().Model((*User)(nil)).
+		Set("locked_until = ?", until.UTC()).Where("id = ?", id).Exec(ctx)
+	if err != nil {
+		return fmt.Errorf("storage: lock user: %w", translate(err))
+	}
+	return oneRow(res, "lock user")
+}
+
+// ResetLoginFailures clears the failure count and any lock after a
+// successful sign-in.
+func (s *Store) ResetLoginFailures(ctx context.Context, id string) error {
+	_, err := s.idb(ctx).NewUpdate().Model((*User)(nil)).
+		Set("failed_logins = 0").Set("locked_until = NULL").
+		Where("id = ?", id).Where("failed_logins <> 0 OR locked_until IS NOT NULL").Exec(ctx)
+	if err != nil {
+		return fmt.Errorf("storage: reset login failures: %w", translate(err))
+	}
+	return nil
+}
+
+// oneRow turns "no row affected" into ErrNotFound.
+func oneRow(res sql.Result, op string) error {
+	n, err := res.RowsAffected()
+	if err != nil {
+		return fmt.Errorf("storage: %s: %w", op, err)
+	}
+	if n == 0 {
+		return fmt.Errorf("storage: %s: %w", op, ErrNotFound)
+	}
+	return nil
+}
