@@ -1,0 +1,38 @@
+package provider
+
+import (
+	"net/http"
+	"time"
+)
+
+// SignIn describes the person signed in on a browser.
+type SignIn struct {
+	// Subject is the user's stable opaque ID (the "sub" claim).
+	Subject string
+	// AuthTime is when the user last authenticated on this browser.
+	AuthTime time.Time
+	// AMR lists the authentication methods used, e.g. ["pwd"].
+	AMR []string
+}
+
+// Browser answers the provider's one question about a browser request:
+// who, if anyone, is signed in on it. The login package implements it; the
+// provider never imports login.
+type Browser interface {
+	// SignedIn returns the sign-in carried by r's session cookie, and false
+	// when there is none (no cookie, an unknown or expired session). An
+	// error means the answer could not be found out (e.g. the database is
+	// down), not that nobody is signed in.
+	SignedIn(r *http.Request) (SignIn, bool, error)
+}
+
+// Paths the provider and the login pages send the browser to. The provider
+// redirects to LoginPath or ConsentPath with "?req=ID" when a pending
+// authorization request needs a sign-in or a consent; the login pages send
+// the browser back to ResumePath with the same "?req=ID" when done (adding
+// "&deny=1" when the user denied consent).
+const (
+	LoginPath   = "/login"
+	ConsentPath = "/consent"
+	ResumePath  = "/oauth2/auth/resume"
+)
