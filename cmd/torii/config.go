@@ -1,0 +1,210 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/mail"
+	"net/url"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/spf13/pflag"
+
+	"github.com/torii-idp/torii/storage"
+)
+
+// Config is Torii's whole configuration, read once from TORII_* environment
+// variables and matching flags (a flag wins), validated, then handed down as
+// plain values.
+type Config struct {
+	Addr        string
+	Issuer      string
+	DatabaseURL Secret
+	SMTPURL     Secret
+	MailFrom    string
+	SMSURL      Secret
+	LogFormat   string
+	LogLevel    slog.Level
+
+	AccessTokenTTL  time.Duration
+	RefreshTokenTTL time.Duration
+	IDTokenTTL      time.Duration
+	CodeTTL         time.Duration
+	CleanupInterval time.Duration
+	ShutdownTimeout time.Duration
+}
+
+// Secret is a string that never prints itself: logs and errors show
+// REDACTED.
+type Secret string
+
+// String implements fmt.Stringer.
+func (Secret) String() string { return "REDACTED" }
+
+// LogValue implements slog.LogValuer.
+func (Secret) LogValue() slog.Value { return slog.StringValue("REDACTED") }
+
+// Reveal returns the secret value.
+func (s Secret) Reveal() string { return string(s) }
+
+// setting is one configuration item: its environment variable, its flag,
+// its default and its help text.
+type setting struct {
+	env, flag, def, usage string
+	value                 string
+}
+
+// settings lists every configuration item, in --help order.
+func settings() []*setting {
+	return []*setting{
+		{env: "TORII_ADDR", flag: "addr", def: "127.0.0.1:8080", usage: "address to listen on (host:port)"},
+		{env: "TORII_ISSUER", flag: "issuer", def: "", usage: "public base URL, the \"iss\" of every token (default http://ADDR)"},
+		{env: "TORII_DATABASE_URL", flag: "database-url", def: "sqlite:torii.db", usage: "database: sqlite:PATH, sqlite::memory: or postgres://USER:PASSWORD@HOST/DB"},
+		{env: "TORII_SMTP_URL", flag: "smtp-url", def: "", usage: "mail server: smtp://USER:PASSWORD@HOST:PORT or smtps://... (unset: mails are written to the log)"},
+		{env: "TORII_MAIL_FROM", flag: "mail-from", def: "", usage: "sender address of Torii's mails (default torii@ISSUER-HOST)"},
+		{env: "TORII_SMS_URL", flag: "sms-url", def: "", usage: "SMS gateway: an http(s) URL, or twilio://ACCOUNT_SID:AUTH_TOKEN@FROM_NUMBER"},
+		{env: "TORII_LOG_FORMAT", flag: "log-format", def: "text", usage: "log format: text or json"},
+		{env: "TORII_LOG_LEVEL", flag: "log-level", def: "info", usage: "log level: debug, info, warn or error"},
+		{env: "TORII_ACCESS_TOKEN_TTL", flag: "access-token-ttl", def: "1h", usage: "access token lifetime"},
+		{env: "TORII_REFRESH_TOKEN_TTL", flag: "refresh-token-ttl", def: "720h", usage: "refresh token lifetime, counted from sign-in (rotation does not extend it)"},
+		{env: "TORII_ID_TOKEN_TTL", flag: "id-token-ttl", def: "1h", usage: "ID token lifetime"},
+		{env: "TORII_CODE_TTL", flag: "code-ttl", def: "10m", usage: "authorization code lifetime (at most 10m)"},
+		{env: "TORII_CLEANUP_INTERVAL", flag: "cleanup-interval", def: "10m", usage: "how often expired codes, tokens and sessions are deleted"},
+		{env: "TORII_SHUTDOWN_TIMEOUT", flag: "shutdown-timeout", def: "20s", usage: "how long in-flight requests may run on shutdown"},
+	}
+}
+
+// configFlags registers the configuration flags on fs and returns a loader
+// that builds the validated Config after parsing.
+func configFlags(fs *pflag.FlagSet) func() (Config, error) {
+	all := settings()
+	for _, s := range all {
+		def := s.def
+		if v, ok := os.LookupEnv(s.env); ok {
+			def = v
+		}
+		usage := fmt.Sprintf("%s [$%s]", s.usage, s.env)
+		fs.StringVar(&s.value, s.flag, def, usage)
+	}
+	return func() (Config, error) { return loadConfig(all) }
+}
+
+// configError names the setting a bad value came from. Torii exits with
+// status 2 on one.
+type configError struct {
+	s   *setting
+	msg string
+}
+
+func (e *configError) Error() string {
+	return fmt.Sprintf("%s (--%s): %s", e.s.env, e.s.flag, e.msg)
+}
+
+func loadConfig(all []*setting) (Config, error) {
+	get := map[string]*setting{}
+	for _, s := range all {
+		get[s.env] = s
+	}
+	var errs []error
+	bad := func(env, format string, args ...any) {
+		errs = append(errs, &configError{s: get[env], msg: fmt.Sprintf(format, args...)})
+	}
+	val := func(env string) string { return strings.TrimSpace(get[env].value) }
+	dur := func(env string, dst *time.Duration, lo, hi time.Duration) {
+		d, err := time.ParseDuration(val(env))
+		if err != nil {
+			bad(env, "%q is not a duration (use e.g. 90s, 15m, 1h)", val(env))
+			return
+		}
+		if d < lo || d > hi {
+			bad(env, "%s is out of range (%s to %s)", d, lo, hi)
+			return
+		}
+		*dst = d
+	}
+
+	var c Config
+	c.Addr = val("TORII_ADDR")
+	if host, port, err := net.SplitHostPort(c.Addr); err != nil || port == "" {
+		bad("TORII_ADDR", "%q is not a host:port address", c.Addr)
+	} else if strings.ContainsAny(host, "/ ") {
+		bad("TORII_ADDR", "%q is not a host:port address", c.Addr)
+	}
+
+	c.Issuer = strings.TrimSuffix(val("TORII_ISSUER"), "/")
+	if c.Issuer == "" {
+		c.Issuer = "http://" + c.Addr
+	}
+	if u, err := url.Parse(c.Issuer); err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") ||
+		u.RawQuery != "" || u.Fragment != "" || u.User != nil {
+		bad("TORII_ISSUER", "%q must be an http(s) URL without query, fragment or user info", c.Issuer)
+	} else if u.Scheme == "http" && !isLoopback(u.Hostname()) {
+		bad("TORII_ISSUER", "%q: plain http is only allowed for a loopback issuer; use https", c.Issuer)
+	}
+
+	c.DatabaseURL = Secret(val("TORII_DATABASE_URL"))
+	if _, _, err := storage.ParseURL(c.DatabaseURL.Reveal()); err != nil {
+		bad("TORII_DATABASE_URL", "%s", strings.TrimPrefix(err.Error(), "storage: "))
+	}
+
+	c.SMTPURL = Secret(val("TORII_SMTP_URL"))
+	if c.SMTPURL != "" {
+		if u, err := url.Parse(c.SMTPURL.Reveal()); err != nil || (u.Scheme != "smtp" && u.Scheme != "smtps") || u.Hostname() == "" {
+			bad("TORII_SMTP_URL", "must look like smtp://USER:PASSWORD@HOST:PORT or smtps://...")
+		}
+	}
+	c.MailFrom = val("TORII_MAIL_FROM")
+	if c.MailFrom != "" {
+		if _, err := mail.ParseAddress(c.MailFrom); err != nil {
+			bad("TORII_MAIL_FROM", "%q is not a mail address", c.MailFrom)
+		}
+	} else if u, err := url.Parse(c.Issuer); err == nil && u.Hostname() != "" {
+		c.MailFrom = "torii@" + u.Hostname()
+	}
+	c.SMSURL = Secret(val("TORII_SMS_URL"))
+	if c.SMSURL != "" {
+		u, err := url.Parse(c.SMSURL.Reveal())
+		switch {
+		case err != nil:
+			bad("TORII_SMS_URL", "is not a URL")
+		case u.Scheme == "http" || u.Scheme == "https":
+			if u.Host == "" {
+				bad("TORII_SMS_URL", "an http(s) SMS URL needs a host")
+			}
+		case u.Scheme == "twilio":
+			if _, hasToken := u.User.Password(); u.User == nil || u.User.Username() == "" || !hasToken || !strings.HasPrefix(u.Host, "+") && !strings.HasPrefix(u.Host, "%2B") {
+				bad("TORII_SMS_URL", "must look like twilio://ACCOUNT_SID:AUTH_TOKEN@+15551234567")
+			}
+		default:
+			bad("TORII_SMS_URL", "must be an http(s) URL or twilio://ACCOUNT_SID:AUTH_TOKEN@FROM_NUMBER")
+		}
+	}
+
+	switch c.LogFormat = val("TORII_LOG_FORMAT"); c.LogFormat {
+	case "text", "json":
+	default:
+		bad("TORII_LOG_FORMAT", "%q must be text or json", c.LogFormat)
+	}
+	if err := c.LogLevel.UnmarshalText([]byte(val("TORII_LOG_LEVEL"))); err != nil {
+		bad("TORII_LOG_LEVEL", "%q must be debug, info, warn or error", val("TORII_LOG_LEVEL"))
+	}
+
+	dur("TORII_ACCESS_TOKEN_TTL", &c.AccessTokenTTL, time.Minute, 24*time.Hour)
+	dur("TORII_REFRESH_TOKEN_TTL", &c.RefreshTokenTTL, time.Minute, 365*24*time.Hour)
+	dur("TORII_ID_TOKEN_TTL", &c.IDTokenTTL, time.Minute, 24*time.Hour)
+	dur("TORII_CODE_TTL", &c.CodeTTL, 10*time.Second, 10*time.Minute)
+	dur("TORII_CLEANUP_INTERVAL", &c.CleanupInterval, time.Second, 24*time.Hour)
+	dur("TORII_SHUTDOWN_TIMEOUT", &c.ShutdownTimeout, 0, 10*time.Minute)
+	return c, errors.Join(errs...)
+}
+
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}

@@ -1,0 +1,220 @@
+// Command torii is an OAuth 2.0 and OpenID Connect identity provider.
+//
+// Run "torii serve" to start the server on the embedded SQLite database, or
+// "torii --help" for every command.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"runtime/debug"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+)
+
+// version is set at build time with -ldflags "-X main.version=v1.2.3".
+var version = "dev"
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// run executes the command line and returns the exit status: 0 on success,
+// 2 for bad configuration or usage, 1 for any other failure.
+func run(args []string, stdout, stderr io.Writer) int {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	root := newRootCmd(stdout, stderr)
+	root.SetArgs(args)
+	err := root.ExecuteContext(ctx)
+	if err == nil {
+		return 0
+	}
+	fmt.Fprintln(stderr, "torii:", err)
+	var ce *configError
+	var ue usageError
+	if errors.As(err, &ce) || errors.As(err, &ue) {
+		return 2
+	}
+	return 1
+}
+
+// usageError marks a mistake in how a command was called.
+type usageError struct{ error }
+
+// app is what every command shares: the configuration loader, the logger,
+// and the output streams.
+type app struct {
+	load   func() (Config, error)
+	cfg    Config
+	log    *slog.Logger
+	stdout io.Writer
+	stderr io.Writer
+}
+
+func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
+	a := &app{stdout: stdout, stderr: stderr}
+	root := &cobra.Command{
+		Use:   "torii",
+		Short: "Torii is an OAuth 2.0 and OpenID Connect identity provider",
+		Long: `Torii is an OAuth 2.0 and OpenID Connect identity provider: one binary that
+relying-party applications trust for sign-in.
+
+Every setting can be given as a flag or as the TORII_* environment variable
+shown in its help; a flag wins. With no settings at all, "torii serve" runs on
+a SQLite file torii.db in the working directory at http://127.0.0.1:8080.`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		PersistentPreRunE: func(cmd *cobra.Command, args []string) error {
+			cfg, err := a.load()
+			if err != nil {
+				return err
+			}
+			a.cfg = cfg
+			a.log = newLogger(stderr, cfg)
+			return nil
+		},
+	}
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	root.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error { return usageError{err} })
+	a.load = configFlags(root.PersistentFlags())
+	root.AddCommand(a.serveCmd(), a.migrateCmd(), a.versionCmd(), a.clientsCmd(), a.usersCmd(), a.keysCmd())
+	return root
+}
+
+// newLogger returns the slog logger the configuration asks for, adding the
+// request ID to records logged with a request's context.
+func newLogger(w io.Writer, cfg Config) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: cfg.LogLevel}
+	var h slog.Handler
+	if cfg.LogFormat == "json" {
+		h = slog.NewJSONHandler(w, opts)
+	} else {
+		h = slog.NewTextHandler(w, opts)
+	}
+	return slog.New(contextHandler{h})
+}
+
+func (a *app) serveCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "serve",
+		Short: "Run the server (applies pending database migrations first)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return a.serve(cmd.Context())
+		},
+	}
+}
+
+// serve runs the server until ctx ends (SIGINT or SIGTERM), then shuts down
+// gracefully: readiness turns 503, no new connections are taken, in-flight
+// requests finish within the shutdown timeout.
+func (a *app) serve(ctx context.Context) error {
+	start := time.Now()
+	srv, err := newServer(ctx, a.cfg, a.log, serverOptions{})
+	if err != nil {
+		return err
+	}
+	defer srv.close()
+
+	ln, err := net.Listen("tcp", a.cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", a.cfg.Addr, err)
+	}
+	httpSrv := &http.Server{
+		Handler:           srv.handler,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      60 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(a.log.Handler(), slog.LevelWarn),
+		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
+	}
+	cleanupCtx, stopCleanup := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopCleanup()
+	go srv.cleanup(cleanupCtx, a.cfg.CleanupInterval)
+
+	served := make(chan error, 1)
+	go func() { served <- httpSrv.Serve(ln) }()
+	a.log.Info("torii is serving", "addr", ln.Addr().String(), "issuer", a.cfg.Issuer,
+		"database", string(srv.store.Dialect()), "version", version, "startup", time.Since(start).Round(time.Millisecond))
+
+	select {
+	case err := <-served:
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+	a.log.Info("shutting down", "timeout", a.cfg.ShutdownTimeout)
+	srv.ready.Store(false)
+	stopCleanup()
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), a.cfg.ShutdownTimeout)
+	defer cancel()
+	if err := httpSrv.Shutdown(shutdownCtx); err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	a.log.Info("stopped")
+	return nil
+}
+
+func (a *app) migrateCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "migrate",
+		Short: "Apply pending database migrations and exit",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			store, err := a.openStore(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer store.Close()
+			applied, err := store.Migrate(cmd.Context())
+			if err != nil {
+				return err
+			}
+			if len(applied) == 0 {
+				fmt.Fprintln(a.stdout, "database is up to date")
+				return nil
+			}
+			for _, m := range applied {
+				fmt.Fprintln(a.stdout, "applied", m)
+			}
+			return nil
+		},
+	}
+}
+
+func (a *app) versionCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "version",
+		Short: "Print the version",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			v, commit := version, ""
+			if bi, ok := debug.ReadBuildInfo(); ok {
+				if v == "dev" && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+					v = bi.Main.Version
+				}
+				for _, s := range bi.Settings {
+					if s.Key == "vcs.revision" {
+						commit = s.Value
+					}
+				}
+				fmt.Fprintf(a.stdout, "torii %s %s %s\n", v, bi.GoVersion, commit)
+				return nil
+			}
+			fmt.Fprintf(a.stdout, "torii %s\n", v)
+			return nil
+		},
+	}
+}

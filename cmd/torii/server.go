@@ -1,0 +1,170 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/gorilla/mux"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/torii-idp/torii/login"
+	"github.com/torii-idp/torii/login/account"
+	"github.com/torii-idp/torii/provider"
+	"github.com/torii-idp/torii/storage"
+)
+
+// server is a wired Torii: the store, the domain services and the HTTP
+// handler. serve and the end-to-end tests build it the same way.
+type server struct {
+	cfg      Config
+	log      *slog.Logger
+	store    *storage.Store
+	accounts *account.Service
+	provider *provider.Provider
+	handler  http.Handler
+	ready    atomic.Bool
+}
+
+// serverOptions holds what tests may change; serve uses the zero value.
+type serverOptions struct {
+	// Keys overrides the signing-key settings.
+	Keys provider.KeysConfig
+	// Registry receives the metrics; nil means a fresh registry.
+	Registry *prometheus.Registry
+}
+
+// newServer opens the database, applies pending migrations, and wires the
+// HTTP handler.
+func newServer(ctx context.Context, cfg Config, log *slog.Logger, opts serverOptions) (*server, error) {
+	store, err := storage.Open(ctx, cfg.DatabaseURL.Reveal(), storage.Options{})
+	if err != nil {
+		return nil, err
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			store.Close()
+		}
+	}()
+	applied, err := store.Migrate(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if len(applied) > 0 {
+		log.InfoContext(ctx, "applied database migrations", "migrations", applied)
+	}
+
+	accounts := account.New(store, account.Config{})
+	loginHandler, err := login.New(ctx, login.Config{Issuer: cfg.Issuer}, login.Deps{Store: store, Accounts: accounts, Logger: log})
+	if err != nil {
+		return nil, err
+	}
+	prov, err := provider.New(ctx, provider.Config{
+		Issuer:               cfg.Issuer,
+		AccessTokenLifetime:  cfg.AccessTokenTTL,
+		RefreshTokenLifetime: cfg.RefreshTokenTTL,
+		IDTokenLifetime:      cfg.IDTokenTTL,
+		CodeLifetime:         cfg.CodeTTL,
+		Keys:                 opts.Keys,
+	}, provider.Deps{
+		Store:             store,
+		Browser:           loginHandler,
+		Accounts:          accounts,
+		IsCredentialError: func(err error) bool { return errors.Is(err, account.ErrInvalidCredentials) },
+		Logger:            log,
+	})
+	if err != nil {
+		return nil, err
+	}
+
+	s := &server{cfg: cfg, log: log, store: store, accounts: accounts, provider: prov}
+	reg := opts.Registry
+	if reg == nil {
+		reg = prometheus.NewRegistry()
+		reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	}
+
+	r := mux.NewRouter()
+	r.Use(recoverPanics(log), requestID, observe(log, newMetrics(reg)), baseHeaders(strings.HasPrefix(cfg.Issuer, "https://")), limitBody)
+	r.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "no-store")
+		w.Write([]byte("ok\n"))
+	}).Methods("GET", "HEAD")
+	r.HandleFunc("/readyz", s.readyz).Methods("GET", "HEAD")
+	r.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{})).Methods("GET")
+	prov.Routes(r)
+	loginHandler.Routes(r)
+	r.NotFoundHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, "404 page not found", http.StatusNotFound)
+	})
+	r.MethodNotAllowedHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, "405 method not allowed", http.StatusMethodNotAllowed)
+	})
+	s.handler = r
+	s.ready.Store(true)
+	ok = true
+	return s, nil
+}
+
+// readyz answers 200 while the server takes traffic and the database
+// answers, 503 otherwise (and from the moment shutdown begins).
+func (s *server) readyz(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Cache-Control", "no-store")
+	if !s.ready.Load() {
+		http.Error(w, "shutting down", http.StatusServiceUnavailable)
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	if err := s.store.Ping(ctx); err != nil {
+		s.log.WarnContext(ctx, "readiness: database unreachable", "err", err)
+		http.Error(w, "database unreachable", http.StatusServiceUnavailable)
+		return
+	}
+	w.Write([]byte("ok\n"))
+}
+
+// cleanup deletes expired codes, tokens, sessions and pending requests, and
+// retired signing keys, every interval until ctx ends.
+func (s *server) cleanup(ctx context.Context, interval time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		n, err := s.store.DeleteExpired(ctx, 1000)
+		if err != nil && ctx.Err() == nil {
+			s.log.WarnContext(ctx, "clean-up of expired rows failed", "err", err)
+		}
+		var total int64
+		for _, c := range n {
+			total += c
+		}
+		keys, err := s.provider.Keys().DeleteRetired(ctx)
+		if err != nil && ctx.Err() == nil {
+			s.log.WarnContext(ctx, "clean-up of retired keys failed", "err", err)
+		}
+		if total > 0 || keys > 0 {
+			s.log.InfoContext(ctx, "cleaned up expired rows", "rows", total, "keys", keys)
+		}
+	}
+}
+
+// close releases the database.
+func (s *server) close() error {
+	if err := s.store.Close(); err != nil {
+		return fmt.Errorf("close database: %w", err)
+	}
+	return nil
+}

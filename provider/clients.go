@@ -1,0 +1,324 @@
+package provider
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/url"
+	"regexp"
+	"slices"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/ory/fosite"
+
+	"github.com/torii-idp/torii/storage"
+)
+
+// secretHasher hashes client secrets with HMAC-SHA256 under a server key.
+// Client secrets are 256-bit random values (or operator-supplied strings of
+// at least 32 characters), so a slow password hash would add cost without
+// adding safety; the key keeps a leaked table from being checked offline.
+type secretHasher struct{ key []byte }
+
+var _ fosite.Hasher = secretHasher{}
+
+func (h secretHasher) Hash(_ context.Context, data []byte) ([]byte, error) {
+	m := hmac.New(sha256.New, h.key)
+	m.Write(data)
+	return m.Sum(nil), nil
+}
+
+func (h secretHasher) Compare(ctx context.Context, hash, data []byte) error {
+	sum, _ := h.Hash(ctx, data)
+	if len(hash) == 0 || !hmac.Equal(sum, hash) {
+		return errors.New("client secret mismatch")
+	}
+	return nil
+}
+
+// MinSecretLength is the shortest client secret an operator may choose.
+const MinSecretLength = 32
+
+// ClientSpec describes a client to register.
+type ClientSpec struct {
+	ID string
+	// Name is shown on the consent page; it defaults to ID.
+	Name string
+	// Secret is an operator-chosen secret; empty means generate one (unless
+	// Public).
+	Secret       string
+	RedirectURIs []string
+	GrantTypes   []string
+	// Scopes defaults (when nil) to openid profile email offline_access.
+	Scopes      []string
+	Public      bool
+	SkipConsent bool
+	// PKCEOptional exempts a confidential legacy client from PKCE.
+	PKCEOptional bool
+	// TokenFormat is FormatOpaque (default) or FormatJWT.
+	TokenFormat string
+	// IDTokenAlg is RS256 (default), ES256 or EdDSA.
+	IDTokenAlg string
+}
+
+// The grant types and scopes a client may be given.
+var (
+	GrantTypes = []string{"authorization_code", "refresh_token", "password", "client_credentials"}
+	Scopes     = []string{"openid", "profile", "email", "phone", "offline_access"}
+)
+
+var clientIDPattern = regexp.MustCompile(`^[A-Za-z0-9._~-]{1,128}$`)
+
+// ErrInvalidClient describes a client specification that cannot be stored;
+// its message says what is wrong.
+type ErrInvalidClient struct{ Reason string }
+
+func (e *ErrInvalidClient) Error() string { return "invalid client: " + e.Reason }
+
+func invalid(format string, args ...any) error {
+	return &ErrInvalidClient{Reason: fmt.Sprintf(format, args...)}
+}
+
+// Validate checks a client specification, fills defaults, and returns the
+// first problem found as *ErrInvalidClient.
+func (spec *ClientSpec) Validate() error {
+	if !clientIDPattern.MatchString(spec.ID) {
+		return invalid("client ID must be 1 to 128 characters of letters, digits and . _ ~ -")
+	}
+	if spec.Name == "" {
+		spec.Name = spec.ID
+	}
+	if !utf8.ValidString(spec.Name) || utf8.RuneCountInString(spec.Name) > 200 || strings.ContainsRune(spec.Name, 0) {
+		return invalid("client name must be valid text of at most 200 characters")
+	}
+	if len(spec.GrantTypes) == 0 {
+		spec.GrantTypes = []string{"authorization_code", "refresh_token"}
+	}
+	for _, g := range spec.GrantTypes {
+		if !slices.Contains(GrantTypes, g) {
+			return invalid("unknown grant type %q (want some of %s)", g, strings.Join(GrantTypes, ", "))
+		}
+	}
+	if spec.Scopes == nil {
+		spec.Scopes = []string{"openid", "profile", "email", "offline_access"}
+	}
+	for _, s := range spec.Scopes {
+		if !slices.Contains(Scopes, s) {
+			return invalid("unknown scope %q (want some of %s)", s, strings.Join(Scopes, ", "))
+		}
+	}
+	usesRedirect := slices.Contains(spec.GrantTypes, "authorization_code")
+	if usesRedirect && len(spec.RedirectURIs) == 0 {
+		return invalid("the authorization_code grant needs at least one --redirect-uri")
+	}
+	for _, u := range spec.RedirectURIs {
+		if err := validateRedirectURI(u); err != nil {
+			return err
+		}
+	}
+	if spec.Public {
+		if spec.Secret != "" {
+			return invalid("a public client has no secret")
+		}
+		if slices.Contains(spec.GrantTypes, "client_credentials") || slices.Contains(spec.GrantTypes, "password") {
+			return invalid("a public client cannot use the client_credentials or password grant")
+		}
+		if spec.PKCEOptional {
+			return invalid("PKCE is always required for public clients")
+		}
+	} else if spec.Secret != "" && utf8.RuneCountInString(spec.Secret) < MinSecretLength {
+		return invalid("a client secret must be at least %d characters; leave it out to have a strong one generated", MinSecretLength)
+	}
+	switch spec.TokenFormat {
+	case "":
+		spec.TokenFormat = FormatOpaque
+	case FormatOpaque, FormatJWT:
+	default:
+		return invalid("token format must be %q or %q", FormatOpaque, FormatJWT)
+	}
+	switch {
+	case spec.IDTokenAlg == "":
+		spec.IDTokenAlg = AlgRS256
+	case !ValidAlg(spec.IDTokenAlg):
+		return invalid("ID token algorithm must be one of %s", strings.Join(Algorithms, ", "))
+	}
+	return nil
+}
+
+// validateRedirectURI accepts absolute https URIs, http URIs on loopback
+// hosts, and private-use schemes for native apps (RFC 8252); never a
+// fragment, wildcard, userinfo, or a javascript:/data:/file: scheme.
+func validateRedirectURI(raw string) error {
+	u, err := url.Parse(raw)
+	if err != nil || !u.IsAbs() {
+		return invalid("redirect URI %q is not an absolute URI", raw)
+	}
+	if u.Fragment != "" || strings.Contains(raw, "#") {
+		return invalid("redirect URI %q must not have a fragment", raw)
+	}
+	if strings.Contains(raw, "*") {
+		return invalid("redirect URI %q must not contain wildcards", raw)
+	}
+	if u.User != nil {
+		return invalid("redirect URI %q must not contain user information", raw)
+	}
+	switch strings.ToLower(u.Scheme) {
+	case "https":
+		if u.Host == "" {
+			return invalid("redirect URI %q has no host", raw)
+		}
+	case "http":
+		if !isLoopbackHost(u.Hostname()) {
+			return invalid("redirect URI %q: plain http is allowed only for loopback addresses (127.0.0.1, [::1], localhost)", raw)
+		}
+	case "javascript", "data", "file", "vbscript", "about", "blob":
+		return invalid("redirect URI %q has a forbidden scheme", raw)
+	default:
+		// A private-use scheme for a native app must contain a period
+		// (reverse domain name, RFC 8252 §7.1).
+		if !strings.Contains(u.Scheme, ".") {
+			return invalid("redirect URI %q: a custom scheme must be a reverse domain name such as com.example.app", raw)
+		}
+	}
+	return nil
+}
+
+func isLoopbackHost(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// Clients registers clients and authenticates them.
+type Clients struct {
+	store     *storage.Store
+	hasher    secretHasher
+	dummyHash []byte
+}
+
+// NewClients loads the secret-hashing key (created on first use) from store.
+func NewClients(ctx context.Context, store *storage.Store) (*Clients, error) {
+	pepper, err := store.Secret(ctx, "client-secret-pepper")
+	if err != nil {
+		return nil, err
+	}
+	c := &Clients{store: store, hasher: secretHasher{key: pepper}}
+	c.dummyHash, _ = c.hasher.Hash(ctx, []byte("no client has this secret"))
+	return c, nil
+}
+
+// Register validates spec and stores the client. It returns the client and,
+// for a confidential client, the plain secret: the only time it is shown,
+// since only its keyed hash is stored.
+func (p *Clients) Register(ctx context.Context, spec ClientSpec) (*storage.Client, string, error) {
+	if err := spec.Validate(); err != nil {
+		return nil, "", err
+	}
+	// A client_credentials token's subject is the client ID; it must never
+	// name a user.
+	if _, err := p.store.User(ctx, spec.ID); err == nil {
+		return nil, "", invalid("client ID %q is taken by a user", spec.ID)
+	} else if !errors.Is(err, storage.ErrNotFound) {
+		return nil, "", err
+	}
+	c := &storage.Client{
+		ID:            spec.ID,
+		Name:          spec.Name,
+		RedirectURIs:  nonNil(spec.RedirectURIs),
+		GrantTypes:    spec.GrantTypes,
+		ResponseTypes: []string{"code"},
+		Scopes:        spec.Scopes,
+		Audience:      []string{},
+		Public:        spec.Public,
+		SkipConsent:   spec.SkipConsent,
+		PKCEOptional:  spec.PKCEOptional,
+		TokenFormat:   spec.TokenFormat,
+		IDTokenAlg:    spec.IDTokenAlg,
+	}
+	secret := spec.Secret
+	if !spec.Public {
+		if secret == "" {
+			b := make([]byte, 32)
+			rand.Read(b)
+			secret = base64.RawURLEncoding.EncodeToString(b)
+		}
+		c.SecretHash, _ = p.hasher.Hash(ctx, []byte(secret))
+	}
+	if err := p.store.CreateClient(ctx, c); err != nil {
+		if errors.Is(err, storage.ErrAlreadyExists) {
+			return nil, "", invalid("a client with ID %q already exists", spec.ID)
+		}
+		return nil, "", err
+	}
+	return c, secret, nil
+}
+
+func nonNil(a []string) []string {
+	if a == nil {
+		return []string{}
+	}
+	return a
+}
+
+// errClientAuth is the one answer to every failed client authentication:
+// unknown client, wrong secret, missing secret. The same bytes for each.
+var errClientAuth = fosite.ErrInvalidClient.WithHint("Client authentication failed (unknown client, no client authentication included, or unsupported authentication method).")
+
+// authenticateClient is fosite's client authentication strategy:
+// client_secret_basic, client_secret_post, or none for public clients.
+// Credentials in both the header and the body, or in the URL, are refused.
+func (p *Clients) authenticate(ctx context.Context, r *http.Request, form url.Values) (fosite.Client, error) {
+	if form.Get("client_assertion_type") != "" || form.Get("client_assertion") != "" {
+		return nil, fosite.ErrInvalidRequest.WithHint("Client assertions (private_key_jwt) are not supported.")
+	}
+	if q := r.URL.Query(); q.Has("client_secret") || q.Has("client_id") {
+		return nil, fosite.ErrInvalidRequest.WithHint("Client credentials must not be sent in the URL.")
+	}
+	basicID, basicSecret, hasBasic := r.BasicAuth()
+	id, secret := form.Get("client_id"), form.Get("client_secret")
+	if hasBasic {
+		if secret != "" {
+			return nil, fosite.ErrInvalidRequest.WithHint("Use exactly one client authentication method: HTTP Basic or the request body, not both.")
+		}
+		bid, err1 := url.QueryUnescape(basicID)
+		bsecret, err2 := url.QueryUnescape(basicSecret)
+		if err1 != nil || err2 != nil {
+			return nil, fosite.ErrInvalidRequest.WithHint("The HTTP Basic credentials are not properly form-encoded.")
+		}
+		if id != "" && id != bid {
+			return nil, fosite.ErrInvalidRequest.WithHint("The client_id in the body does not match the HTTP Basic credentials.")
+		}
+		id, secret = bid, bsecret
+	}
+	if id == "" {
+		return nil, errClientAuth
+	}
+	client, err := p.store.Client(ctx, id)
+	if errors.Is(err, storage.ErrNotFound) {
+		// Spend the same work as for a known client.
+		_ = p.hasher.Compare(ctx, p.dummyHash, []byte(secret))
+		return nil, errClientAuth
+	}
+	if err != nil {
+		return nil, fosite.ErrTemporarilyUnavailable.WithWrap(err)
+	}
+	if client.Public {
+		if secret != "" {
+			return nil, errClientAuth
+		}
+		return client, nil
+	}
+	if err := p.hasher.Compare(ctx, client.SecretHash, []byte(secret)); err != nil {
+		return nil, errClientAuth
+	}
+	return client, nil
+}

@@ -1,0 +1,104 @@
+package provider
+
+import (
+	"errors"
+	"net/http"
+	"strings"
+
+	"github.com/ory/fosite"
+
+	"github.com/torii-idp/torii/storage"
+	"github.com/torii-idp/torii/templates"
+)
+
+// errorPage renders an HTML error page. It is used when the browser cannot
+// be sent back to the client: the client is unknown, or the redirect URI is
+// missing or not registered. It never redirects.
+func (p *Provider) errorPage(w http.ResponseWriter, r *http.Request, status int, title, message string) {
+	h := w.Header()
+	h.Set("Content-Type", "text/html; charset=utf-8")
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("X-Frame-Options", "DENY")
+	h.Set("Referrer-Policy", "no-referrer")
+	h.Set("Content-Security-Policy", "default-src 'none'; style-src 'self'; img-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'")
+	w.WriteHeader(status)
+	if err := p.pages.ExecuteTemplate(w, "error.html", templates.ErrorPage{Title: title, Message: message}); err != nil {
+		p.log.ErrorContext(r.Context(), "render error page", "err", err)
+	}
+}
+
+// rfcError returns fosite's view of err, without debug details.
+func rfcError(err error) *fosite.RFC6749Error {
+	return fosite.ErrorToRFC6749Error(err).WithExposeDebug(false)
+}
+
+// writeAuthorizeError answers a failed authorization request: with an error
+// page when the request has no valid redirect URI (never redirect to an
+// unverified URI), otherwise with a 303 redirect carrying error, state and iss.
+func (p *Provider) writeAuthorizeError(w http.ResponseWriter, r *http.Request, ar fosite.AuthorizeRequester, err error) {
+	rfc := rfcError(err)
+	p.logError(r, "authorize", err)
+	if ar == nil || !ar.IsRedirectURIValid() {
+		msg := "The application sent an invalid sign-in request"
+		switch {
+		case errors.Is(err, fosite.ErrInvalidClient):
+			msg = "The application is not registered with this server"
+		case strings.Contains(rfc.HintField, "redirect"):
+			msg = "The application's return address (redirect URI) is not registered"
+		}
+		p.errorPage(w, r, http.StatusBadRequest, "Sign-in request rejected",
+			msg+" ("+rfc.ErrorField+"). Contact the application's developers.")
+		return
+	}
+	u := *ar.GetRedirectURI()
+	u.Fragment = ""
+	q := u.Query()
+	for k, v := range rfc.ToValues() {
+		q[k] = v
+	}
+	if state := ar.GetState(); state != "" {
+		q.Set("state", state)
+	}
+	q.Set("iss", p.cfg.Issuer)
+	u.RawQuery = q.Encode()
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("Referrer-Policy", "no-referrer")
+	http.Redirect(w, r, u.String(), http.StatusSeeOther)
+}
+
+// writeAccessError answers a failed token request with RFC 6749's JSON error.
+func (p *Provider) writeAccessError(w http.ResponseWriter, r *http.Request, ar fosite.AccessRequester, err error) {
+	p.logError(r, "token", err)
+	if errors.Is(err, fosite.ErrInvalidClient) {
+		if _, _, basic := r.BasicAuth(); basic {
+			w.Header().Set("WWW-Authenticate", `Basic realm="torii", charset="UTF-8"`)
+		}
+	}
+	p.oauth2.WriteAccessError(r.Context(), w, ar, err)
+}
+
+// logError logs a protocol error once: server-side faults at error level
+// with their cause, client mistakes at info level with the error code only.
+// Nothing from the request's credentials is logged.
+func (p *Provider) logError(r *http.Request, endpoint string, err error) {
+	rfc := rfcError(err)
+	if rfc.CodeField >= 500 {
+		cause := err
+		if c := rfc.Cause(); c != nil {
+			cause = c
+		}
+		p.log.ErrorContext(r.Context(), "oauth2 request failed", "endpoint", endpoint, "error", rfc.ErrorField, "cause", cause.Error())
+		return
+	}
+	p.log.InfoContext(r.Context(), "oauth2 request refused", "endpoint", endpoint, "error", rfc.ErrorField, "hint", rfc.HintField)
+}
+
+// storageFault maps a storage error to a fosite error for clients: 503 when
+// the database failed, so that nothing is wrongly reported as done.
+func storageFault(err error) error {
+	if errors.Is(err, storage.ErrNotFound) {
+		return fosite.ErrNotFound.WithWrap(err)
+	}
+	return fosite.ErrTemporarilyUnavailable.WithWrap(err)
+}

@@ -1,0 +1,255 @@
+// Package provider is Torii's OAuth 2.0 and OpenID Connect protocol layer:
+// fosite composed with Torii's storage, signing keys and token formats, and
+// the HTTP endpoints /oauth2/auth, /oauth2/token, /oauth2/introspect,
+// /oauth2/revoke, /userinfo, discovery and JWKS.
+//
+// The provider knows nothing of login pages: it asks a Browser who is signed
+// in, and sends the browser to the login or consent page (by URL) when it
+// needs a person.
+package provider
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"html/template"
+	"log/slog"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/gorilla/mux"
+	"github.com/ory/fosite"
+	"github.com/ory/fosite/compose"
+	"github.com/ory/fosite/handler/oauth2"
+	"github.com/ory/fosite/handler/openid"
+	"github.com/ory/fosite/token/hmac"
+
+	"github.com/torii-idp/torii/storage"
+	"github.com/torii-idp/torii/templates"
+)
+
+// Config is the provider's part of Torii's configuration. Zero durations
+// pick the documented defaults.
+type Config struct {
+	// Issuer is the public base URL, e.g. https://id.example.com. Every
+	// endpoint lives under it and it is the "iss" of every token.
+	Issuer string
+	// AccessTokenLifetime defaults to 1 hour.
+	AccessTokenLifetime time.Duration
+	// RefreshTokenLifetime is the absolute lifetime of a refresh token
+	// family, counted from the grant; rotation does not extend it. Default
+	// 30 days.
+	RefreshTokenLifetime time.Duration
+	// IDTokenLifetime defaults to 1 hour.
+	IDTokenLifetime time.Duration
+	// CodeLifetime is the authorization code lifetime: default and maximum
+	// 10 minutes.
+	CodeLifetime time.Duration
+	// LoginLifetime bounds how long a pending authorization request waits
+	// for the user to sign in and consent. Default 30 minutes.
+	LoginLifetime time.Duration
+	// Keys tunes signing-key handling.
+	Keys KeysConfig
+}
+
+func (c *Config) setDefaults() error {
+	u, err := url.Parse(c.Issuer)
+	if err != nil || !u.IsAbs() || u.Host == "" || u.RawQuery != "" || u.Fragment != "" || (u.Scheme != "https" && u.Scheme != "http") {
+		return fmt.Errorf("provider: issuer %q must be an absolute http(s) URL without query or fragment", c.Issuer)
+	}
+	c.Issuer = strings.TrimSuffix(c.Issuer, "/")
+	def := func(d *time.Duration, v time.Duration) {
+		if *d == 0 {
+			*d = v
+		}
+	}
+	def(&c.AccessTokenLifetime, time.Hour)
+	def(&c.RefreshTokenLifetime, 30*24*time.Hour)
+	def(&c.IDTokenLifetime, time.Hour)
+	def(&c.CodeLifetime, 10*time.Minute)
+	def(&c.LoginLifetime, 30*time.Minute)
+	if c.CodeLifetime > 10*time.Minute {
+		return errors.New("provider: authorization codes may live at most 10 minutes")
+	}
+	for name, d := range map[string]time.Duration{"access token": c.AccessTokenLifetime, "refresh token": c.RefreshTokenLifetime,
+		"ID token": c.IDTokenLifetime, "code": c.CodeLifetime, "login": c.LoginLifetime} {
+		if d < 0 {
+			return fmt.Errorf("provider: %s lifetime must be positive", name)
+		}
+	}
+	if c.Keys.Retain == 0 {
+		// Old keys verify the longest-lived token they signed, plus a day
+		// for relying parties' JWKS caches.
+		c.Keys.Retain = max(c.IDTokenLifetime, c.AccessTokenLifetime) + 24*time.Hour
+	}
+	return nil
+}
+
+// Accounts checks resource owners' credentials for the password grant and
+// looks users up for ID token and userinfo claims. login/account implements
+// it.
+type Accounts interface {
+	// Authenticate returns the user with these credentials, applying the same
+	// lockout and limits as the login page. Errors for which
+	// IsCredentialError is true are wrong credentials; others are faults.
+	Authenticate(ctx context.Context, login, password string) (*storage.User, error)
+}
+
+// Deps are the provider's collaborators.
+type Deps struct {
+	Store    *storage.Store
+	Browser  Browser
+	Accounts Accounts
+	// IsCredentialError tells credential failures from faults in errors
+	// returned by Accounts.Authenticate.
+	IsCredentialError func(error) bool
+	Logger            *slog.Logger
+}
+
+// Provider serves the OAuth 2.0 and OpenID Connect endpoints.
+type Provider struct {
+	cfg     Config
+	store   *storage.Store
+	browser Browser
+	log     *slog.Logger
+	keys    *Keys
+	signer  *signer
+	oauth2  fosite.OAuth2Provider
+	clients *Clients
+	pages   *template.Template
+
+	discovery    []byte
+	cookieSecure bool
+}
+
+// New builds the provider. It loads (and on first start creates) the server
+// secrets and signing keys from the database.
+func New(ctx context.Context, cfg Config, deps Deps) (*Provider, error) {
+	if err := cfg.setDefaults(); err != nil {
+		return nil, err
+	}
+	if deps.Store == nil || deps.Browser == nil || deps.Accounts == nil || deps.IsCredentialError == nil {
+		return nil, errors.New("provider: Store, Browser, Accounts and IsCredentialError are required")
+	}
+	if deps.Logger == nil {
+		deps.Logger = slog.New(slog.DiscardHandler)
+	}
+	globalSecret, err := deps.Store.Secret(ctx, "fosite-global")
+	if err != nil {
+		return nil, err
+	}
+	clients, err := NewClients(ctx, deps.Store)
+	if err != nil {
+		return nil, err
+	}
+	pages, err := templates.Pages()
+	if err != nil {
+		return nil, fmt.Errorf("provider: %w", err)
+	}
+	keys := NewKeys(deps.Store, cfg.Keys)
+	if err := keys.Ensure(ctx); err != nil {
+		return nil, err
+	}
+	p := &Provider{
+		cfg:          cfg,
+		store:        deps.Store,
+		browser:      deps.Browser,
+		log:          deps.Logger,
+		keys:         keys,
+		signer:       &signer{keys: keys},
+		clients:      clients,
+		pages:        pages,
+		cookieSecure: strings.HasPrefix(cfg.Issuer, "https://"),
+	}
+
+	fcfg := &fosite.Config{
+		AccessTokenLifespan:            cfg.AccessTokenLifetime,
+		RefreshTokenLifespan:           cfg.RefreshTokenLifetime,
+		IDTokenLifespan:                cfg.IDTokenLifetime,
+		AuthorizeCodeLifespan:          cfg.CodeLifetime,
+		IDTokenIssuer:                  cfg.Issuer,
+		AccessTokenIssuer:              cfg.Issuer,
+		TokenURL:                       cfg.Issuer + "/oauth2/token",
+		GlobalSecret:                   globalSecret,
+		ScopeStrategy:                  fosite.ExactScopeStrategy,
+		AudienceMatchingStrategy:       fosite.DefaultAudienceMatchingStrategy,
+		EnforcePKCE:                    false, // decided per client in authorize
+		EnforcePKCEForPublicClients:    true,
+		EnablePKCEPlainChallengeMethod: false,
+		SendDebugMessagesToClients:     false,
+		MinParameterEntropy:            fosite.MinParameterEntropy,
+		RefreshTokenScopes:             []string{"offline_access"},
+		AllowedPromptValues:            []string{"login", "none", "consent", "select_account"},
+		ClientSecretsHasher:            clients.hasher,
+		ClientAuthenticationStrategy:   clients.authenticate,
+		OmitRedirectScopeParam:         true,
+	}
+	strategy := compose.CommonStrategy{
+		CoreStrategy: &tokenStrategy{
+			hmac:   oauth2.NewHMACSHAStrategyUnPrefixed(&hmac.HMACStrategy{Config: fcfg}, fcfg),
+			signer: p.signer,
+			issuer: cfg.Issuer,
+		},
+		OpenIDConnectTokenStrategy: &idTokenStrategy{DefaultStrategy: openid.DefaultStrategy{Signer: p.signer, Config: fcfg}},
+		Signer:                     p.signer,
+	}
+	fstore := &fositeStore{Store: deps.Store, accounts: deps.Accounts, isCredentialError: deps.IsCredentialError}
+	p.oauth2 = compose.Compose(fcfg, fstore, strategy,
+		compose.OAuth2AuthorizeExplicitFactory,
+		compose.OAuth2ClientCredentialsGrantFactory,
+		compose.OAuth2RefreshTokenGrantFactory,
+		compose.OAuth2ResourceOwnerPasswordCredentialsFactory,
+		compose.OAuth2TokenRevocationFactory,
+		compose.OAuth2TokenIntrospectionFactory,
+		compose.OAuth2PKCEFactory,
+		compose.OpenIDConnectExplicitFactory,
+		compose.OpenIDConnectRefreshFactory,
+	)
+	if p.discovery, err = p.discoveryDocument(); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// Clients returns the provider's client registry.
+func (p *Provider) Clients() *Clients { return p.clients }
+
+// Keys returns the provider's signing keys.
+func (p *Provider) Keys() *Keys { return p.keys }
+
+// Routes mounts the protocol endpoints on r.
+func (p *Provider) Routes(r *mux.Router) {
+	r.HandleFunc("/oauth2/auth", p.authorize).Methods("GET", "POST")
+	r.HandleFunc(ResumePath, p.resume).Methods("GET")
+	r.HandleFunc("/oauth2/token", p.token).Methods("POST")
+	r.HandleFunc("/oauth2/introspect", p.introspect).Methods("POST")
+	r.HandleFunc("/oauth2/revoke", p.revoke).Methods("POST")
+	r.HandleFunc("/userinfo", p.userinfo).Methods("GET", "POST")
+	r.HandleFunc("/.well-known/openid-configuration", p.serveDiscovery).Methods("GET", "HEAD")
+	r.HandleFunc("/.well-known/jwks.json", p.serveJWKS).Methods("GET", "HEAD")
+}
+
+// fositeStore is the storage fosite sees: Torii's store plus the password
+// grant's Authenticate.
+type fositeStore struct {
+	*storage.Store
+	accounts          Accounts
+	isCredentialError func(error) bool
+}
+
+var _ oauth2.ResourceOwnerPasswordCredentialsGrantStorage = (*fositeStore)(nil)
+
+// Authenticate implements the password grant's credential check. Every
+// credential failure (unknown user, wrong password, locked account) looks
+// the same to the client: invalid_grant.
+func (s *fositeStore) Authenticate(ctx context.Context, login, password string) (string, error) {
+	u, err := s.accounts.Authenticate(ctx, login, password)
+	if err != nil {
+		if s.isCredentialError(err) {
+			return "", fosite.ErrNotFound
+		}
+		return "", err
+	}
+	return u.ID, nil
+}

@@ -1,0 +1,162 @@
+package provider
+
+import (
+	"context"
+	"crypto/subtle"
+	"errors"
+	"mime"
+	"net/http"
+	"time"
+
+	"github.com/ory/fosite"
+
+	"github.com/torii-idp/torii/storage"
+)
+
+// tokenParams must appear at most once in a token request.
+var tokenParams = []string{"grant_type", "code", "redirect_uri", "code_verifier", "refresh_token", "scope",
+	"username", "password", "client_id", "client_secret", "audience"}
+
+// token is the token endpoint.
+func (p *Provider) token(w http.ResponseWriter, r *http.Request) {
+	ctx := context.WithValue(r.Context(), issuedKey{}, &issued{})
+	if err := p.checkTokenRequest(r); err != nil {
+		p.writeAccessError(w, r, nil, err)
+		return
+	}
+	sess := newSession()
+	ar, err := p.oauth2.NewAccessRequest(ctx, r, sess)
+	if err != nil {
+		p.writeAccessError(w, r, ar, err)
+		return
+	}
+	if err := p.prepareGrant(ctx, ar); err != nil {
+		p.writeAccessError(w, r, ar, err)
+		return
+	}
+	resp, err := p.oauth2.NewAccessResponse(ctx, ar)
+	if err != nil {
+		p.writeAccessError(w, r, ar, raceToInvalidGrant(err))
+		return
+	}
+	p.oauth2.WriteAccessResponse(ctx, w, ar, resp)
+}
+
+// checkTokenRequest refuses what fosite would accept but RFC 6749 does not:
+// a body that is not a form, repeated parameters, credentials in the URL.
+func (p *Provider) checkTokenRequest(r *http.Request) error {
+	ct, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if err != nil || ct != "application/x-www-form-urlencoded" {
+		return fosite.ErrInvalidRequest.WithHint("The request body must be application/x-www-form-urlencoded.")
+	}
+	if err := r.ParseForm(); err != nil {
+		return fosite.ErrInvalidRequest.WithHint("The request body could not be parsed as a form.")
+	}
+	q := r.URL.Query()
+	if q.Has("client_secret") || q.Has("code") || q.Has("refresh_token") || q.Has("password") {
+		return fosite.ErrInvalidRequest.WithHint("Credentials must not be sent in the URL.")
+	}
+	for _, k := range tokenParams {
+		if len(r.PostForm[k]) > 1 {
+			return fosite.ErrInvalidRequest.WithHintf("The parameter '%s' must not be repeated.", k)
+		}
+	}
+	for k, vs := range r.PostForm {
+		for _, v := range vs {
+			if len(v) > maxParamLen || len(k) > 256 {
+				return fosite.ErrInvalidRequest.WithHint("A request parameter is too long.")
+			}
+		}
+	}
+	return nil
+}
+
+// prepareGrant completes what fosite leaves to the server between parsing a
+// token request and issuing tokens.
+func (p *Provider) prepareGrant(ctx context.Context, ar fosite.AccessRequester) error {
+	sess, ok := ar.GetSession().(*Session)
+	if !ok {
+		return fosite.ErrServerError.WithDebug("unexpected session type")
+	}
+	client := ar.GetClient().(*storage.Client)
+	now := time.Now().UTC()
+	switch {
+	case ar.GetGrantTypes().ExactOne("client_credentials"):
+		for _, s := range ar.GetRequestedScopes() {
+			ar.GrantScope(s)
+		}
+		for _, a := range ar.GetRequestedAudience() {
+			ar.GrantAudience(a)
+		}
+		sess.Subject = client.ID
+		sess.ClientID = client.ID
+		sess.GrantedAt = now
+
+	case ar.GetGrantTypes().ExactOne("password"):
+		for _, s := range ar.GetRequestedScopes() {
+			ar.GrantScope(s)
+		}
+		for _, a := range ar.GetRequestedAudience() {
+			ar.GrantAudience(a)
+		}
+		sess.ClientID = client.ID
+		sess.GrantedAt = now
+		sess.IDTokenClaims().AuthTime = now.Truncate(time.Second)
+		sess.IDTokenClaims().AuthenticationMethodsReferences = []string{"pwd"}
+		if u, err := p.store.User(ctx, sess.Subject); err == nil {
+			sess.Username = u.PreferredUsername()
+		}
+
+	case ar.GetGrantTypes().ExactOne("refresh_token"):
+		// The family's absolute lifetime: rotation does not extend it.
+		if !sess.GrantedAt.IsZero() {
+			sess.SetExpiresAt(fosite.RefreshToken, sess.GrantedAt.Add(p.cfg.RefreshTokenLifetime).Round(time.Second))
+			if !sess.GrantedAt.Add(p.cfg.RefreshTokenLifetime).After(now) {
+				return fosite.ErrInvalidGrant.WithHint("The refresh token expired.")
+			}
+		}
+		// A deleted or disabled user's grants end with them; refreshed ID
+		// tokens carry the user's current claims.
+		{
+			u, err := p.store.User(ctx, sess.Subject)
+			if errors.Is(err, storage.ErrNotFound) {
+				return fosite.ErrInvalidGrant.WithHint("The user of this grant no longer exists.")
+			} else if err != nil {
+				return storageFault(err)
+			}
+			if u.Disabled {
+				return fosite.ErrInvalidGrant.WithHint("The user's account is disabled.")
+			}
+			if u.PasswordChangedAt.Valid && u.PasswordChangedAt.Time.After(sess.GrantedAt) {
+				return fosite.ErrInvalidGrant.WithHint("The password changed since this grant was made; sign in again.")
+			}
+			claims := sess.IDTokenClaims()
+			azp := claims.Extra["azp"]
+			claims.Extra = p.scopeClaims(u, ar.GetGrantedScopes(), true)
+			if azp != nil {
+				claims.Extra["azp"] = azp
+			}
+			claims.Nonce = ""
+			sess.Username = u.PreferredUsername()
+		}
+	}
+	return nil
+}
+
+// raceToInvalidGrant reports a lost race for a code or refresh token (a
+// concurrent request used it first) as the replay it is: invalid_grant.
+func raceToInvalidGrant(err error) error {
+	switch {
+	case errors.Is(err, storage.ErrCodeAlreadyUsed):
+		return fosite.ErrInvalidGrant.WithHint("The authorization code has already been used.")
+	case errors.Is(err, storage.ErrRefreshTokenUsed):
+		return fosite.ErrInvalidGrant.WithHint("The refresh token has already been used.")
+	case errors.Is(err, storage.ErrConflict):
+		return fosite.ErrInvalidGrant.WithHint("The grant was used by a concurrent request.")
+	}
+	return err
+}
+
+func subtleEqual(a, b string) bool {
+	return subtle.ConstantTimeCompare([]byte(a), []byte(b)) == 1
+}
