@@ -46,6 +46,12 @@ func (p *Provider) authorize(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	if r.Form.Get("redirect_uri") == "" {
+		// Torii always wants it: with several registered URIs it would be
+		// ambiguous, and OpenID Connect requires it.
+		p.errorPage(w, r, http.StatusBadRequest, "Sign-in request rejected", "The request has no redirect_uri (invalid_request).")
+		return
+	}
 	for k, vs := range r.Form {
 		for _, v := range vs {
 			if len(v) > maxParamLen || len(k) > 256 {
@@ -54,13 +60,28 @@ func (p *Provider) authorize(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 	}
+	// Request objects are not supported; fosite would fail on them before
+	// it knows where to send the error, so set them aside and answer
+	// request_not_supported to the client once the redirect URI is known.
+	_, hasRequest := r.Form["request"]
+	_, hasRequestURI := r.Form["request_uri"]
+	r.Form.Del("request")
+	r.Form.Del("request_uri")
 	ctx := r.Context()
 	ar, err := p.oauth2.NewAuthorizeRequest(ctx, r)
 	if err != nil {
 		p.writeAuthorizeError(w, r, ar, err)
 		return
 	}
-	if err := p.checkAuthorizeRequest(ar); err != nil {
+	switch {
+	case hasRequest:
+		err = fosite.ErrRequestNotSupported.WithHint("Request objects are not supported.")
+	case hasRequestURI:
+		err = fosite.ErrRequestURINotSupported.WithHint("request_uri is not supported.")
+	default:
+		err = p.checkAuthorizeRequest(ar)
+	}
+	if err != nil {
 		p.writeAuthorizeError(w, r, ar, err)
 		return
 	}
@@ -75,11 +96,14 @@ func (p *Provider) checkAuthorizeRequest(ar fosite.AuthorizeRequester) error {
 			return fosite.ErrInvalidRequest.WithHintf("The parameter '%s' must not be repeated.", k)
 		}
 	}
-	if form.Get("request") != "" {
-		return fosite.ErrRequestNotSupported.WithHint("Request objects are not supported.")
+	prompts := strings.Fields(form.Get("prompt"))
+	for _, p := range prompts {
+		if !slices.Contains([]string{"none", "login", "consent", "select_account"}, p) {
+			return fosite.ErrInvalidRequest.WithHintf("Unknown prompt value '%s'.", p)
+		}
 	}
-	if form.Get("request_uri") != "" {
-		return fosite.ErrRequestURINotSupported.WithHint("request_uri is not supported.")
+	if slices.Contains(prompts, "none") && len(prompts) > 1 {
+		return fosite.ErrInvalidRequest.WithHint("prompt=none cannot be combined with other values.")
 	}
 	if m := form.Get("response_mode"); m != "" && m != "query" {
 		return fosite.ErrUnsupportedResponseMode.WithHint("Only response_mode=query is supported.")
@@ -128,12 +152,17 @@ func (p *Provider) proceed(w http.ResponseWriter, r *http.Request, ar fosite.Aut
 	}
 	needLogin := !signedIn
 	if signedIn {
-		authTime := signin.AuthTime.UTC().Truncate(time.Second)
-		if slices.Contains(prompts, "login") && authTime.Before(requestedAt) {
+		// prompt=login and max_age ask for a sign-in made for this very
+		// request: after it was received, not before.
+		received := time.Now()
+		if pending != nil {
+			received = pending.CreatedAt
+		}
+		if slices.Contains(prompts, "login") && (pending == nil || signin.AuthTime.Before(received)) {
 			needLogin = true
 		}
 		if maxAge, err := strconv.ParseInt(ar.GetRequestForm().Get("max_age"), 10, 64); err == nil && maxAge >= 0 &&
-			authTime.Add(time.Duration(maxAge)*time.Second).Before(requestedAt) {
+			signin.AuthTime.Add(time.Duration(maxAge)*time.Second).Before(received) {
 			needLogin = true
 		}
 	}

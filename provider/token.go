@@ -6,6 +6,8 @@ import (
 	"errors"
 	"mime"
 	"net/http"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/ory/fosite"
@@ -51,6 +53,12 @@ func (p *Provider) checkTokenRequest(r *http.Request) error {
 	}
 	if err := r.ParseForm(); err != nil {
 		return fosite.ErrInvalidRequest.WithHint("The request body could not be parsed as a form.")
+	}
+	switch gt := r.PostForm.Get("grant_type"); {
+	case gt == "":
+		return fosite.ErrInvalidRequest.WithHint("The grant_type parameter is missing.")
+	case !slices.Contains(GrantTypes, gt):
+		return fosite.ErrUnsupportedGrantType.WithHint("Supported grant types: " + strings.Join(GrantTypes, ", ") + ".")
 	}
 	q := r.URL.Query()
 	if q.Has("client_secret") || q.Has("code") || q.Has("refresh_token") || q.Has("password") {
@@ -108,6 +116,19 @@ func (p *Provider) prepareGrant(ctx context.Context, ar fosite.AccessRequester) 
 		}
 
 	case ar.GetGrantTypes().ExactOne("refresh_token"):
+		// A refresh may narrow the scope, never widen it (RFC 6749 §6).
+		if raw := ar.GetRequestForm().Get("scope"); raw != "" {
+			want := fosite.Arguments(strings.Fields(raw))
+			for _, s := range want {
+				if !ar.GetGrantedScopes().Has(s) {
+					return fosite.ErrInvalidScope.WithHintf("The scope '%s' was not granted originally.", s)
+				}
+			}
+			if req, ok := ar.(*fosite.AccessRequest); ok {
+				req.GrantedScope = want
+				req.RequestedScope = want
+			}
+		}
 		// The family's absolute lifetime: rotation does not extend it.
 		if !sess.GrantedAt.IsZero() {
 			sess.SetExpiresAt(fosite.RefreshToken, sess.GrantedAt.Add(p.cfg.RefreshTokenLifetime).Round(time.Second))

@@ -1,0 +1,462 @@
+package main
+
+import (
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/coreos/go-oidc/v3/oidc"
+	"github.com/go-jose/go-jose/v4"
+	"golang.org/x/oauth2"
+	"golang.org/x/oauth2/clientcredentials"
+
+	"github.com/torii-idp/torii/provider"
+)
+
+// idClaims are the ID token claims the tests look at.
+type idClaims struct {
+	Issuer   string   `json:"iss"`
+	Subject  string   `json:"sub"`
+	Audience []string `json:"aud"`
+	Azp      string   `json:"azp"`
+	AMR      []string `json:"amr"`
+	AuthTime int64    `json:"auth_time"`
+	IssuedAt int64    `json:"iat"`
+	Expiry   int64    `json:"exp"`
+	Nonce    string   `json:"nonce"`
+	AtHash   string   `json:"at_hash"`
+	Email    string   `json:"email"`
+	Verified bool     `json:"email_verified"`
+}
+
+func verifyIDToken(t *testing.T, e *env, p *oidc.Provider, clientID, alg string, tok *oauth2.Token) (*oidc.IDToken, idClaims) {
+	t.Helper()
+	raw, ok := tok.Extra("id_token").(string)
+	if !ok || raw == "" {
+		t.Fatalf("token response has no id_token")
+	}
+	v := p.Verifier(&oidc.Config{ClientID: clientID, SupportedSigningAlgs: []string{alg}})
+	idt, err := v.Verify(e.ctx(), raw)
+	if err != nil {
+		t.Fatalf("ID token does not verify: %v", err)
+	}
+	var c idClaims
+	if err := idt.Claims(&c); err != nil {
+		t.Fatal(err)
+	}
+	if idt.AccessTokenHash != "" {
+		if err := idt.VerifyAccessToken(tok.AccessToken); err != nil {
+			t.Errorf("at_hash does not match the access token: %v", err)
+		}
+	} else {
+		t.Error("ID token has no at_hash")
+	}
+	jws, err := jose.ParseSigned(raw, []jose.SignatureAlgorithm{jose.SignatureAlgorithm(alg)})
+	if err != nil || jws.Signatures[0].Protected.KeyID == "" {
+		t.Errorf("ID token header has no kid (%v)", err)
+	}
+	return idt, c
+}
+
+func TestAuthorizationCodeFlow(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, dbURL string) {
+		e := newEnv(t, dbURL)
+		sub := e.user("alice@example.com")
+		id, secret := e.client(provider.ClientSpec{ID: "webapp", Name: "Web App"})
+		conf := e.oauth2Config(id, secret)
+		op := e.oidcProvider()
+		b := e.browser()
+
+		// The whole browser flow: login form, consent, code, exchange.
+		f := newCodeFlow(conf)
+		before := time.Now().Add(-time.Second).Unix()
+		q := e.authorize(b, f.authURL(), "Alice@Example.com")
+		if q.Get("state") != f.state || q.Get("iss") != e.issuer || q.Get("code") == "" {
+			t.Fatalf("callback = %v", q)
+		}
+		tok, err := conf.Exchange(e.ctx(), q.Get("code"), oauth2.VerifierOption(f.verifier))
+		if err != nil {
+			t.Fatalf("Exchange: %v", err)
+		}
+		if tok.RefreshToken == "" || !strings.HasPrefix(tok.AccessToken, "torii_at_") {
+			t.Errorf("tokens: access %q…, refresh present %v", tok.AccessToken[:12], tok.RefreshToken != "")
+		}
+		idt, c := verifyIDToken(t, e, op, id, "RS256", tok)
+		if c.Subject != sub || strings.Contains(c.Subject, "@") {
+			t.Errorf("sub = %q, want the opaque user ID %q", c.Subject, sub)
+		}
+		if c.Nonce != f.nonce || c.Azp != id || !slices.Equal(c.AMR, []string{"pwd"}) || c.AuthTime < before ||
+			c.Email != "alice@example.com" || !c.Verified || idt.Issuer != e.issuer || !slices.Equal(c.Audience, []string{id}) {
+			t.Errorf("ID token claims = %+v", c)
+		}
+		if c.Expiry-c.IssuedAt > int64(time.Hour/time.Second) {
+			t.Errorf("exp-iat = %ds, longer than the configured 1h", c.Expiry-c.IssuedAt)
+		}
+
+		// Single sign-on: a second authorization needs no login and no consent.
+		f2 := newCodeFlow(conf)
+		p := e.get(b, f2.authURL())
+		if q2 := e.callback(p); q2.Get("code") == "" || q2.Get("state") != f2.state {
+			t.Errorf("second authorization did not return a code at once: %v", q2)
+		}
+
+		// Userinfo, GET and POST.
+		ui, err := op.UserInfo(e.ctx(), oauth2.StaticTokenSource(tok))
+		if err != nil {
+			t.Fatalf("UserInfo: %v", err)
+		}
+		var uc map[string]any
+		ui.Claims(&uc)
+		if ui.Subject != sub || ui.Email != "alice@example.com" || !ui.EmailVerified || uc["name"] != "Test alice@example.com" {
+			t.Errorf("userinfo = %v", uc)
+		}
+		req, _ := http.NewRequest("POST", e.issuer+"/userinfo", nil)
+		req.Header.Set("Authorization", "Bearer "+tok.AccessToken)
+		if status, body, _ := e.do(req); status != 200 || body["sub"] != sub {
+			t.Errorf("POST userinfo = %d %v", status, body)
+		}
+
+		// Introspection.
+		in := e.introspect(tok.AccessToken, id, secret)
+		if in["active"] != true || in["sub"] != sub || in["client_id"] != id || in["token_type"] != "Bearer" ||
+			!strings.Contains(in["scope"].(string), "openid") {
+			t.Errorf("introspect(access) = %v", in)
+		}
+		if in := e.introspect(tok.RefreshToken, id, secret); in["active"] != true || in["token_use"] != "refresh_token" {
+			t.Errorf("introspect(refresh) = %v", in)
+		}
+
+		// Refresh rotates the refresh token; the new ID token keeps the
+		// identity and auth_time, gets a new iat and no nonce.
+		time.Sleep(1100 * time.Millisecond)
+		tok2, err := conf.TokenSource(e.ctx(), &oauth2.Token{RefreshToken: tok.RefreshToken}).Token()
+		if err != nil {
+			t.Fatalf("refresh: %v", err)
+		}
+		if tok2.RefreshToken == "" || tok2.RefreshToken == tok.RefreshToken || tok2.AccessToken == tok.AccessToken {
+			t.Fatal("refresh did not rotate the tokens")
+		}
+		_, c2 := verifyIDToken(t, e, op, id, "RS256", tok2)
+		if c2.Subject != c.Subject || c2.AuthTime != c.AuthTime || c2.Azp != id || c2.Nonce != "" || c2.IssuedAt <= c.IssuedAt {
+			t.Errorf("refreshed ID token = %+v (first %+v)", c2, c)
+		}
+		// The rotated-away access token is dead, the new one lives.
+		if in := e.introspect(tok.AccessToken, id, secret); in["active"] != false || len(in) != 1 {
+			t.Errorf("old access token after refresh: %v", in)
+		}
+		if in := e.introspect(tok2.AccessToken, id, secret); in["active"] != true {
+			t.Errorf("new access token: %v", in)
+		}
+
+		// Reusing the old refresh token fails and revokes the whole family.
+		status, body, _ := e.postForm("/oauth2/token", url.Values{"grant_type": {"refresh_token"}, "refresh_token": {tok.RefreshToken}}, id, secret)
+		wantOAuthError(t, status, body, 400, "invalid_grant")
+		if in := e.introspect(tok2.RefreshToken, id, secret); in["active"] != false {
+			t.Errorf("new refresh token after reuse of the old one: %v", in)
+		}
+		if in := e.introspect(tok2.AccessToken, id, secret); in["active"] != false {
+			t.Errorf("new access token after reuse of the old refresh token: %v", in)
+		}
+		if _, err := op.UserInfo(e.ctx(), oauth2.StaticTokenSource(tok2)); err == nil {
+			t.Error("userinfo accepted a token of a revoked family")
+		}
+
+		// A fresh grant, then revocation (RFC 7009) of its refresh token
+		// ends its access token too.
+		tok3, _ := e.login(conf, b, "alice@example.com")
+		status, body, _ = e.postForm("/oauth2/revoke", url.Values{"token": {tok3.RefreshToken}}, id, secret)
+		if status != 200 {
+			t.Fatalf("revoke = %d %v", status, body)
+		}
+		if in := e.introspect(tok3.AccessToken, id, secret); in["active"] != false {
+			t.Errorf("access token after revoking its refresh token: %v", in)
+		}
+		status, body, _ = e.postForm("/oauth2/token", url.Values{"grant_type": {"refresh_token"}, "refresh_token": {tok3.RefreshToken}}, id, secret)
+		wantOAuthError(t, status, body, 400, "invalid_grant")
+	})
+}
+
+func TestSigningAlgorithms(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, dbURL string) {
+		e := newEnv(t, dbURL)
+		e.user("bob@example.com")
+		op := e.oidcProvider()
+		for _, alg := range provider.Algorithms {
+			t.Run(alg, func(t *testing.T) {
+				id, secret := e.client(provider.ClientSpec{ID: "app-" + strings.ToLower(alg), IDTokenAlg: alg, SkipConsent: true})
+				conf := e.oauth2Config(id, secret)
+				tok, _ := e.login(conf, e.browser(), "bob@example.com")
+				verifyIDToken(t, e, op, id, alg, tok)
+				tok2, err := conf.TokenSource(e.ctx(), &oauth2.Token{RefreshToken: tok.RefreshToken}).Token()
+				if err != nil {
+					t.Fatal(err)
+				}
+				verifyIDToken(t, e, op, id, alg, tok2)
+			})
+		}
+	})
+}
+
+func TestJWTAccessTokens(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, dbURL string) {
+		e := newEnv(t, dbURL)
+		id, secret := e.client(provider.ClientSpec{ID: "api-client", GrantTypes: []string{"client_credentials"}, Scopes: []string{}, TokenFormat: "jwt", IDTokenAlg: "ES256"})
+		cc := clientcredentials.Config{ClientID: id, ClientSecret: secret, TokenURL: e.issuer + "/oauth2/token"}
+		tok, err := cc.Token(e.ctx())
+		if err != nil {
+			t.Fatalf("client credentials: %v", err)
+		}
+		// An RFC 9068 token, verifiable with the JWKS.
+		jws, err := jose.ParseSigned(tok.AccessToken, []jose.SignatureAlgorithm{jose.ES256})
+		if err != nil {
+			t.Fatalf("access token is not an ES256 JWS: %v", err)
+		}
+		if typ := jws.Signatures[0].Protected.ExtraHeaders["typ"]; typ != "at+jwt" {
+			t.Errorf("typ = %v, want at+jwt", typ)
+		}
+		ks := oidc.NewRemoteKeySet(e.ctx(), e.issuer+"/.well-known/jwks.json")
+		payload, err := ks.VerifySignature(e.ctx(), tok.AccessToken)
+		if err != nil {
+			t.Fatalf("JWKS does not verify the access token: %v", err)
+		}
+		for _, claim := range []string{`"iss":"` + e.issuer + `"`, `"sub":"api-client"`, `"client_id":"api-client"`, `"aud":["api-client"]`, `"jti":`, `"exp":`, `"iat":`} {
+			if !strings.Contains(string(payload), claim) {
+				t.Errorf("access token claims %s lack %s", payload, claim)
+			}
+		}
+		// Still introspectable and revocable.
+		if in := e.introspect(tok.AccessToken, id, secret); in["active"] != true || in["sub"] != id {
+			t.Errorf("introspect = %v", in)
+		}
+		if status, _, _ := e.postForm("/oauth2/revoke", url.Values{"token": {tok.AccessToken}}, id, secret); status != 200 {
+			t.Fatalf("revoke = %d", status)
+		}
+		if in := e.introspect(tok.AccessToken, id, secret); in["active"] != false {
+			t.Errorf("revoked JWT access token introspects %v", in)
+		}
+	})
+}
+
+func TestClientCredentials(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, dbURL string) {
+		e := newEnv(t, dbURL)
+		id, secret := e.client(provider.ClientSpec{ID: "service", GrantTypes: []string{"client_credentials"}, Scopes: []string{"profile"}})
+		for _, style := range []oauth2.AuthStyle{oauth2.AuthStyleInHeader, oauth2.AuthStyleInParams} {
+			cc := clientcredentials.Config{ClientID: id, ClientSecret: secret, TokenURL: e.issuer + "/oauth2/token", Scopes: []string{"profile"}, AuthStyle: style}
+			tok, err := cc.Token(e.ctx())
+			if err != nil {
+				t.Fatalf("client credentials (auth style %d): %v", style, err)
+			}
+			if tok.RefreshToken != "" {
+				t.Error("client credentials issued a refresh token")
+			}
+			if in := e.introspect(tok.AccessToken, id, secret); in["active"] != true || in["sub"] != id || in["scope"] != "profile" {
+				t.Errorf("introspect = %v", in)
+			}
+		}
+		// A scope the client may not have.
+		status, body, _ := e.postForm("/oauth2/token", url.Values{"grant_type": {"client_credentials"}, "scope": {"email"}}, id, secret)
+		wantOAuthError(t, status, body, 400, "invalid_scope")
+		// A client not allowed the grant.
+		other, osecret := e.client(provider.ClientSpec{ID: "webapp"})
+		status, body, _ = e.postForm("/oauth2/token", url.Values{"grant_type": {"client_credentials"}}, other, osecret)
+		wantOAuthError(t, status, body, 400, "unauthorized_client")
+	})
+}
+
+func TestPasswordGrant(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, dbURL string) {
+		e := newEnv(t, dbURL)
+		sub := e.user("carol@example.com")
+		e.user("dave@example.com")
+		id, secret := e.client(provider.ClientSpec{ID: "first-party", GrantTypes: []string{"password", "refresh_token"}})
+		conf := e.oauth2Config(id, secret, "openid", "email", "offline_access")
+		tok, err := conf.PasswordCredentialsToken(e.ctx(), "Carol@Example.com", testPassword)
+		if err != nil {
+			t.Fatalf("password grant: %v", err)
+		}
+		if in := e.introspect(tok.AccessToken, id, secret); in["active"] != true || in["sub"] != sub {
+			t.Errorf("introspect = %v", in)
+		}
+		if tok.RefreshToken == "" {
+			t.Fatal("no refresh token with offline_access")
+		}
+		if _, err := conf.TokenSource(e.ctx(), &oauth2.Token{RefreshToken: tok.RefreshToken}).Token(); err != nil {
+			t.Errorf("refresh of a password-grant token: %v", err)
+		}
+
+		grant := func(user, pw string) (int, map[string]any) {
+			status, body, _ := e.postForm("/oauth2/token", url.Values{"grant_type": {"password"}, "username": {user}, "password": {pw}, "scope": {"openid"}}, id, secret)
+			return status, body
+		}
+		// Unknown user, wrong password: the same answer.
+		s1, b1 := grant("nobody@example.com", "whatever-password")
+		s2, b2 := grant("dave@example.com", "wrong-password")
+		wantOAuthError(t, s1, b1, 400, "invalid_grant")
+		if s1 != s2 || b1["error_description"] != b2["error_description"] {
+			t.Errorf("unknown user (%d %v) and wrong password (%d %v) answer differently", s1, b1, s2, b2)
+		}
+		// Lockout: after 5 wrong passwords the right one fails too, the same way.
+		for range 4 {
+			grant("dave@example.com", "wrong-password")
+		}
+		s3, b3 := grant("dave@example.com", testPassword)
+		if s3 != s1 || b3["error_description"] != b1["error_description"] {
+			t.Errorf("locked account with the right password = %d %v, want the generic failure", s3, b3)
+		}
+		// A client without the grant.
+		other, osecret := e.client(provider.ClientSpec{ID: "webapp"})
+		status, body, _ := e.postForm("/oauth2/token", url.Values{"grant_type": {"password"}, "username": {"carol@example.com"}, "password": {testPassword}}, other, osecret)
+		wantOAuthError(t, status, body, 400, "unauthorized_client")
+	})
+}
+
+func TestKeyRotation(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, dbURL string) {
+		e := newEnv(t, dbURL)
+		e.user("erin@example.com")
+		id, secret := e.client(provider.ClientSpec{ID: "webapp", SkipConsent: true})
+		conf := e.oauth2Config(id, secret)
+		op := e.oidcProvider()
+		tok1, _ := e.login(conf, e.browser(), "erin@example.com")
+		raw1 := tok1.Extra("id_token").(string)
+
+		added, err := e.srv.provider.Keys().Rotate(e.t.Context())
+		if err != nil || len(added) != 3 {
+			t.Fatalf("Rotate = %v, %v", added, err)
+		}
+		tok2, _ := e.login(conf, e.browser(), "erin@example.com")
+		raw2 := tok2.Extra("id_token").(string)
+		kid := func(raw string) string {
+			jws, err := jose.ParseSigned(raw, []jose.SignatureAlgorithm{jose.RS256})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return jws.Signatures[0].Protected.KeyID
+		}
+		var newRS string
+		for _, k := range added {
+			if k.Alg == "RS256" {
+				newRS = k.KID
+			}
+		}
+		if kid(raw2) != newRS || kid(raw1) == newRS {
+			t.Errorf("kids: before %s, after %s, new key %s", kid(raw1), kid(raw2), newRS)
+		}
+		// A fresh relying party still verifies the old token and the new one.
+		op2 := e.oidcProvider()
+		for i, raw := range []string{raw1, raw2} {
+			if _, err := op2.Verifier(&oidc.Config{ClientID: id}).Verify(e.ctx(), raw); err != nil {
+				t.Errorf("token %d does not verify after rotation: %v", i+1, err)
+			}
+		}
+		_ = op
+		// The JWKS publishes both generations: 6 keys, unique kids.
+		var set jose.JSONWebKeySet
+		status, _, _ := e.do(mustReq("GET", e.issuer+"/.well-known/jwks.json"))
+		if status != 200 {
+			t.Fatal("JWKS unavailable")
+		}
+		resp, err := e.ts.Client().Get(e.issuer + "/.well-known/jwks.json")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		if err := jsonDecode(resp.Body, &set); err != nil || len(set.Keys) != 6 {
+			t.Errorf("JWKS after rotation has %d keys (%v), want 6", len(set.Keys), err)
+		}
+	})
+}
+
+// TestRestart checks that keys, tokens and revocations survive a restart
+// on the same database (SECURITY R2, R4).
+func TestRestart(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, dbURL string) {
+		e := newEnv(t, dbURL)
+		e.user("frank@example.com")
+		id, secret := e.client(provider.ClientSpec{ID: "webapp", SkipConsent: true})
+		conf := e.oauth2Config(id, secret)
+		b := e.browser()
+		tok, _ := e.login(conf, b, "frank@example.com")
+		revoked, _ := e.login(conf, e.browser(), "frank@example.com")
+		if status, _, _ := e.postForm("/oauth2/revoke", url.Values{"token": {revoked.RefreshToken}}, id, secret); status != 200 {
+			t.Fatal("revoke failed")
+		}
+		used, _ := e.login(conf, e.browser(), "frank@example.com")
+		if _, err := conf.TokenSource(e.ctx(), &oauth2.Token{RefreshToken: used.RefreshToken}).Token(); err != nil {
+			t.Fatal(err)
+		}
+		before := jwksKIDs(t, e)
+
+		e.restart()
+		if after := jwksKIDs(t, e); after != before {
+			t.Errorf("JWKS changed across restart: %s → %s", before, after)
+		}
+		if in := e.introspect(tok.AccessToken, id, secret); in["active"] != true {
+			t.Errorf("token from before the restart: %v", in)
+		}
+		if in := e.introspect(revoked.AccessToken, id, secret); in["active"] != false {
+			t.Errorf("revoked token after restart: %v", in)
+		}
+		if _, err := e.oidcProvider().Verifier(&oidc.Config{ClientID: id}).Verify(e.ctx(), tok.Extra("id_token").(string)); err != nil {
+			t.Errorf("ID token from before the restart: %v", err)
+		}
+		// A rotated-away refresh token is still recognised as reuse.
+		status, body, _ := e.postForm("/oauth2/token", url.Values{"grant_type": {"refresh_token"}, "refresh_token": {used.RefreshToken}}, id, secret)
+		wantOAuthError(t, status, body, 400, "invalid_grant")
+		// The browser session survives too: no login needed.
+		f := newCodeFlow(conf)
+		if q := e.callback(e.get(b, f.authURL(oauth2.SetAuthURLParam("prompt", "none")))); q.Get("code") == "" {
+			t.Errorf("prompt=none after restart = %v, want a code", q)
+		}
+	})
+}
+
+// TestTwoNodes runs two Torii nodes on one database behind one issuer
+// (SECURITY R5).
+func TestTwoNodes(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, dbURL string) {
+		e := newEnv(t, dbURL)
+		b2 := e.addNode()
+		e.user("gina@example.com")
+		id, secret := e.client(provider.ClientSpec{ID: "webapp", SkipConsent: true})
+		conf := e.oauth2Config(id, secret)
+		tok, _ := e.login(conf, e.browser(), "gina@example.com")
+		if in := e.introspectVia(b2, tok.AccessToken, id, secret); in["active"] != true {
+			t.Errorf("node 2 does not know node 1's token: %v", in)
+		}
+		status, rotated, _ := e.postFormVia(b2, "/oauth2/token", url.Values{"grant_type": {"refresh_token"}, "refresh_token": {tok.RefreshToken}}, id, secret)
+		if status != 200 {
+			t.Fatalf("refresh on node 2 = %d %v", status, rotated)
+		}
+		status, body, _ := e.postFormVia(0, "/oauth2/token", url.Values{"grant_type": {"refresh_token"}, "refresh_token": {tok.RefreshToken}}, id, secret)
+		wantOAuthError(t, status, body, 400, "invalid_grant")
+		for _, k := range []string{"access_token", "refresh_token"} {
+			if in := e.introspectVia(b2, rotated[k].(string), id, secret); in["active"] != false {
+				t.Errorf("reuse on node 1 did not revoke node 2's %s: %v", k, in)
+			}
+		}
+	})
+}
+
+func jwksKIDs(t *testing.T, e *env) string {
+	t.Helper()
+	resp, err := e.ts.Client().Get(e.issuer + "/.well-known/jwks.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var set jose.JSONWebKeySet
+	if err := jsonDecode(resp.Body, &set); err != nil {
+		t.Fatal(err)
+	}
+	var kids []string
+	for _, k := range set.Keys {
+		kids = append(kids, k.KeyID)
+	}
+	slices.Sort(kids)
+	return strings.Join(kids, ",")
+}

@@ -1,0 +1,300 @@
+// Package account is Torii's user domain: creating users, checking their
+// passwords (argon2id), counting failures and locking accounts, and listing
+// and deleting users. It knows nothing of HTTP; the browser pages and the
+// JSON API both call it.
+package account
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"runtime"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/google/uuid"
+
+	"github.com/torii-idp/torii/storage"
+)
+
+// Config tunes the service. The zero value gives the defaults documented on
+// each field.
+type Config struct {
+	// LockoutThreshold is the number of consecutive wrong passwords that
+	// locks an account; 0 means 5.
+	LockoutThreshold int
+	// LockoutBase is how long the account is locked when it reaches the
+	// threshold; each further failure doubles it. 0 means 1 minute.
+	LockoutBase time.Duration
+	// LockoutMax caps the lock duration; 0 means 1 hour.
+	LockoutMax time.Duration
+	// Argon2 holds the costs of new password hashes.
+	Argon2 Argon2Params
+	// Password is the policy for new passwords.
+	Password PasswordPolicy
+	// MaxConcurrentHashes bounds how many argon2id computations run at once
+	// (each takes Argon2.Memory); further sign-ins wait their turn. 0 means
+	// runtime.GOMAXPROCS(0).
+	MaxConcurrentHashes int
+	// Now returns the current time; nil means time.Now.
+	Now func() time.Time
+}
+
+// Service manages users. It is safe for concurrent use.
+type Service struct {
+	store *storage.Store
+	cfg   Config
+	// dummy is a hash with the current costs that no password matches; it
+	// is checked for unknown users so that timing does not tell whether an
+	// account exists.
+	dummy phcHash
+	slots chan struct{}
+	// testHook, when set by tests, is called at named points of
+	// Authenticate ("looked-up", "counted") to force interleavings.
+	testHook func(stage string)
+}
+
+// New returns a Service over store.
+func New(store *storage.Store, cfg Config) *Service {
+	if cfg.LockoutThreshold <= 0 {
+		cfg.LockoutThreshold = 5
+	}
+	if cfg.LockoutBase <= 0 {
+		cfg.LockoutBase = time.Minute
+	}
+	if cfg.LockoutMax <= 0 {
+		cfg.LockoutMax = time.Hour
+	}
+	cfg.LockoutMax = max(cfg.LockoutMax, cfg.LockoutBase)
+	cfg.Argon2 = cfg.Argon2.withDefaults()
+	if cfg.MaxConcurrentHashes <= 0 {
+		cfg.MaxConcurrentHashes = runtime.GOMAXPROCS(0)
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	p := cfg.Argon2
+	dummy := phcHash{memory: p.Memory, time: p.Time, threads: p.Threads, salt: make([]byte, p.SaltLen), key: make([]byte, p.KeyLen)}
+	rand.Read(dummy.salt)
+	rand.Read(dummy.key)
+	return &Service{store: store, cfg: cfg, dummy: dummy, slots: make(chan struct{}, cfg.MaxConcurrentHashes)}
+}
+
+// Errors returned by Service methods; test them with errors.Is.
+var (
+	// ErrInvalidCredentials means the login name and password do not
+	// identify an active, unlocked user. It says nothing about which part
+	// was wrong.
+	ErrInvalidCredentials = errors.New("account: invalid credentials")
+	// ErrEmailTaken means another user has the same canonical email.
+	ErrEmailTaken = errors.New("account: email address already registered")
+	// ErrUsernameTaken means another user has the same canonical username.
+	ErrUsernameTaken = errors.New("account: username already taken")
+	// ErrNotFound means no user has the given ID.
+	ErrNotFound = errors.New("account: user not found")
+)
+
+// ValidationError reports input that cannot be accepted. Message is a
+// sentence that may be shown to the person who typed the input; neither
+// field ever repeats the input.
+type ValidationError struct {
+	// Field names the input: "email", "username", "password", "phone",
+	// "name", "role", "offset" or "limit".
+	Field   string
+	Message string
+}
+
+func (e *ValidationError) Error() string {
+	return "account: invalid " + e.Field + ": " + e.Message
+}
+
+// LockedError is returned by Authenticate for an account that is locked
+// after too many wrong passwords, whatever the password given. It matches
+// ErrInvalidCredentials with errors.Is, so callers that do not care get the
+// generic failure; callers that do can read Until with errors.As.
+type LockedError struct {
+	// Until is when the lock ends.
+	Until time.Time
+}
+
+func (e *LockedError) Error() string { return "account: invalid credentials: account locked" }
+
+// Is makes errors.Is(err, ErrInvalidCredentials) true.
+func (e *LockedError) Is(target error) bool { return target == ErrInvalidCredentials }
+
+// Roles a user may have.
+const (
+	RoleUser  = "user"
+	RoleAdmin = "admin"
+)
+
+// NewUser is the input to Create. Email and Password are required; the rest
+// is optional.
+type NewUser struct {
+	Email    string
+	Password string
+	// Username is an optional second login name (see CanonicalUsername).
+	Username string
+	// Phone, when given, is an E.164 number: "+" and 8 to 15 digits.
+	Phone string
+	// Name is the display name: at most 200 characters.
+	Name string
+	// Role is RoleUser (the default when empty) or RoleAdmin.
+	Role          string
+	EmailVerified bool
+	PhoneVerified bool
+}
+
+// Create validates nu, hashes the password and stores a new user with a
+// fresh random ID (a UUIDv4, the OIDC "sub"; never derived from the email).
+// It fails with a *ValidationError for bad input (the first problem found),
+// ErrEmailTaken or ErrUsernameTaken when the canonical email or username is
+// in use (whatever case it was typed in), or a wrapped database error.
+func (s *Service) Create(ctx context.Context, nu NewUser) (*storage.User, error) {
+	u, err := s.newUser(nu)
+	if err != nil {
+		return nil, err
+	}
+	if u.PasswordHash, err = s.hashPassword(ctx, nu.Password); err != nil {
+		return nil, err
+	}
+	err = s.store.CreateUser(ctx, u)
+	if errors.Is(err, storage.ErrAlreadyExists) {
+		return nil, s.whichTaken(ctx, u, err)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("account: create user: %w", err)
+	}
+	return u, nil
+}
+
+// newUser validates nu into a user without a password hash.
+func (s *Service) newUser(nu NewUser) (*storage.User, error) {
+	email, err := CanonicalEmail(nu.Email)
+	if err != nil {
+		return nil, err
+	}
+	u := &storage.User{
+		ID:            uuid.NewString(),
+		Email:         email,
+		EmailVerified: nu.EmailVerified,
+		PhoneVerified: nu.PhoneVerified,
+		Role:          nu.Role,
+	}
+	if strings.TrimSpace(nu.Username) != "" {
+		name, err := CanonicalUsername(nu.Username)
+		if err != nil {
+			return nil, err
+		}
+		u.Username = &name
+	}
+	if err := s.cfg.Password.Check(nu.Password); err != nil {
+		return nil, err
+	}
+	if nu.Phone != "" {
+		if !validPhone(nu.Phone) {
+			return nil, &ValidationError{Field: "phone", Message: "The phone number must be in international format: + and 8 to 15 digits, as in +14155550100."}
+		}
+		u.Phone = nu.Phone
+	} else if nu.PhoneVerified {
+		return nil, &ValidationError{Field: "phone", Message: "A phone number marked verified is required."}
+	}
+	name, ok := cleanName(nu.Name)
+	if !ok {
+		return nil, &ValidationError{Field: "name", Message: "The name must have at most 200 characters and no control characters."}
+	}
+	u.Name = name
+	switch u.Role {
+	case "":
+		u.Role = RoleUser
+	case RoleUser, RoleAdmin:
+	default:
+		return nil, &ValidationError{Field: "role", Message: `The role must be "user" or "admin".`}
+	}
+	return u, nil
+}
+
+// whichTaken tells which unique field of u made CreateUser fail with
+// ErrAlreadyExists.
+func (s *Service) whichTaken(ctx context.Context, u *storage.User, createErr error) error {
+	_, err := s.store.UserByLogin(ctx, u.Email)
+	if err == nil {
+		return ErrEmailTaken
+	}
+	if !errors.Is(err, storage.ErrNotFound) {
+		return fmt.Errorf("account: create user: %w", err)
+	}
+	if u.Username != nil {
+		_, err := s.store.UserByLogin(ctx, *u.Username)
+		if err == nil {
+			return ErrUsernameTaken
+		}
+		if !errors.Is(err, storage.ErrNotFound) {
+			return fmt.Errorf("account: create user: %w", err)
+		}
+	}
+	// The clashing user was deleted meanwhile, or the random ID collided.
+	return fmt.Errorf("account: create user: %w", createErr)
+}
+
+// validID reports whether id could be a stored user ID; anything else is
+// answered with ErrNotFound without asking the database.
+func validID(id string) bool {
+	if id == "" || len(id) > 255 || !utf8.ValidString(id) {
+		return false
+	}
+	return !strings.ContainsRune(id, 0)
+}
+
+// Get returns the user with the given ID, or ErrNotFound.
+func (s *Service) Get(ctx context.Context, id string) (*storage.User, error) {
+	if !validID(id) {
+		return nil, ErrNotFound
+	}
+	u, err := s.store.User(ctx, id)
+	if errors.Is(err, storage.ErrNotFound) {
+		return nil, ErrNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("account: get user: %w", err)
+	}
+	return u, nil
+}
+
+// MaxListLimit is the largest page List returns.
+const MaxListLimit = 1000
+
+// List returns at most limit users (1 to MaxListLimit) ordered by email,
+// after skipping offset (0 or more). Out-of-range arguments give a
+// *ValidationError.
+func (s *Service) List(ctx context.Context, offset, limit int) ([]*storage.User, error) {
+	if offset < 0 {
+		return nil, &ValidationError{Field: "offset", Message: "The offset must not be negative."}
+	}
+	if limit < 1 || limit > MaxListLimit {
+		return nil, &ValidationError{Field: "limit", Message: fmt.Sprintf("The limit must be between 1 and %d.", MaxListLimit)}
+	}
+	us, err := s.store.Users(ctx, offset, limit)
+	if err != nil {
+		return nil, fmt.Errorf("account: list users: %w", err)
+	}
+	return us, nil
+}
+
+// Delete removes the user with the given ID, their sessions and consents,
+// and revokes their tokens. It fails with ErrNotFound for an unknown ID.
+func (s *Service) Delete(ctx context.Context, id string) error {
+	if !validID(id) {
+		return ErrNotFound
+	}
+	err := s.store.DeleteUser(ctx, id)
+	if errors.Is(err, storage.ErrNotFound) {
+		return ErrNotFound
+	}
+	if err != nil {
+		return fmt.Errorf("account: delete user: %w", err)
+	}
+	return nil
+}

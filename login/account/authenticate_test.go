@@ -1,0 +1,298 @@
+package account
+
+import (
+	"errors"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/torii-idp/torii/storage"
+	"github.com/torii-idp/torii/storage/storagetest"
+)
+
+const alicePassword = "correct horse battery"
+
+// aliceService returns a service on a fresh store with a fake clock and one
+// user, alice@example.com (username "alice").
+func aliceService(t *testing.T, open func(testing.TB) *storage.Store) (*Service, *storage.Store, *clock, *storage.User) {
+	t.Helper()
+	st := open(t)
+	c := newClock()
+	s := New(st, Config{Now: c.Now})
+	u := mustCreate(t, s, NewUser{Email: "alice@example.com", Username: "alice", Password: alicePassword})
+	return s, st, c, u
+}
+
+func TestAuthenticate(t *testing.T) {
+	storagetest.ForEach(t, func(t *testing.T, open func(testing.TB) *storage.Store) {
+		t.Parallel()
+		s, st, _, alice := aliceService(t, open)
+		ctx := t.Context()
+		tests := []struct {
+			name, login, password string
+			ok                    bool
+		}{
+			{"email", "alice@example.com", alicePassword, true},
+			{"email in upper case", "ALICE@Example.Com", alicePassword, true},
+			{"username", "alice", alicePassword, true},
+			{"username in another case", " Alice ", alicePassword, true},
+			{"wrong password", "alice@example.com", "correct horse batterz", false},
+			{"password in another case", "alice", strings.ToUpper(alicePassword), false},
+			{"unknown user", "bob@example.com", alicePassword, false},
+			{"unknown username", "bob", alicePassword, false},
+			{"malformed login", "Alice <alice@example.com>", alicePassword, false},
+			{"empty login", "", alicePassword, false},
+			{"empty password", "alice", "", false},
+			{"10 kB login", strings.Repeat("a", 10_000), alicePassword, false},
+			{"10 kB password", "alice", alicePassword + strings.Repeat("x", 10_000), false},
+			{"NUL in login", "alice\x00", alicePassword, false},
+		}
+		for _, tc := range tests {
+			t.Run(tc.name, func(t *testing.T) {
+				u, err := s.Authenticate(ctx, tc.login, tc.password)
+				if tc.ok {
+					if err != nil || u.ID != alice.ID || u.FailedLogins != 0 {
+						t.Fatalf("Authenticate = %+v, %v; want alice", u, err)
+					}
+					return
+				}
+				if u != nil || !errors.Is(err, ErrInvalidCredentials) {
+					t.Fatalf("Authenticate = %+v, %v; want ErrInvalidCredentials", u, err)
+				}
+				var le *LockedError
+				if errors.As(err, &le) {
+					t.Errorf("Authenticate = %v, want no LockedError", err)
+				}
+				if strings.Contains(err.Error(), "alice") || strings.Contains(err.Error(), "horse") {
+					t.Errorf("error %q names the login or password", err)
+				}
+				// Reset between cases so the wrong ones do not lock alice.
+				if err := st.ResetLoginFailures(ctx, alice.ID); err != nil {
+					t.Fatal(err)
+				}
+			})
+		}
+	})
+}
+
+func TestAuthenticateDisabledAndPasswordless(t *testing.T) {
+	storagetest.ForEach(t, func(t *testing.T, open func(testing.TB) *storage.Store) {
+		t.Parallel()
+		s, st, _, alice := aliceService(t, open)
+		ctx := t.Context()
+		if _, err := st.DB().NewUpdate().Model((*storage.User)(nil)).Set("disabled = ?", true).Where("id = ?", alice.ID).Exec(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if u, err := s.Authenticate(ctx, "alice", alicePassword); u != nil || !errors.Is(err, ErrInvalidCredentials) {
+			t.Errorf("Authenticate(disabled) = %+v, %v; want ErrInvalidCredentials", u, err)
+		}
+		if err := st.CreateUser(ctx, &storage.User{ID: "fed", Email: "fed@example.com", Role: RoleUser}); err != nil {
+			t.Fatal(err)
+		}
+		if u, err := s.Authenticate(ctx, "fed@example.com", ""); u != nil || !errors.Is(err, ErrInvalidCredentials) {
+			t.Errorf("Authenticate(no password) = %+v, %v; want ErrInvalidCredentials", u, err)
+		}
+		if err := st.CreateUser(ctx, &storage.User{ID: "bad", Email: "bad@example.com", Role: RoleUser, PasswordHash: "$2a$10$bcrypt"}); err != nil {
+			t.Fatal(err)
+		}
+		_, err := s.Authenticate(ctx, "bad@example.com", "whatever1")
+		if err == nil || errors.Is(err, ErrInvalidCredentials) {
+			t.Errorf("Authenticate(corrupt hash) = %v, want a server error", err)
+		}
+	})
+}
+
+func failures(t *testing.T, s *Service, id string) (int, time.Time) {
+	t.Helper()
+	u, err := s.Get(t.Context(), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u.FailedLogins, u.LockedUntil.Time
+}
+
+func TestLockoutSequence(t *testing.T) {
+	storagetest.ForEach(t, func(t *testing.T, open func(testing.TB) *storage.Store) {
+		t.Parallel()
+		s, _, c, alice := aliceService(t, open)
+		ctx := t.Context()
+		wrong := func(login string) error {
+			t.Helper()
+			u, err := s.Authenticate(ctx, login, "wrong password")
+			if u != nil || !errors.Is(err, ErrInvalidCredentials) {
+				t.Fatalf("Authenticate(wrong) = %+v, %v", u, err)
+			}
+			return err
+		}
+		// Failures count per account, whatever name and case were typed.
+		for _, login := range []string{"alice", "ALICE", "alice@example.com", "Alice@Example.com"} {
+			wrong(login)
+		}
+		if n, until := failures(t, s, alice.ID); n != 4 || !until.IsZero() {
+			t.Fatalf("after 4 failures: count %d, locked until %v; want 4, not locked", n, until)
+		}
+		start := c.Now()
+		wrong("alice")
+		n, until := failures(t, s, alice.ID)
+		if n != 5 || !until.Equal(start.Add(time.Minute)) {
+			t.Fatalf("after 5 failures: count %d, locked until %v; want 5, %v", n, until, start.Add(time.Minute))
+		}
+
+		// Locked: even the right password fails, with the unlock time, and
+		// the attempt is not counted.
+		c.Advance(30 * time.Second)
+		u, err := s.Authenticate(ctx, "alice", alicePassword)
+		var le *LockedError
+		if u != nil || !errors.Is(err, ErrInvalidCredentials) || !errors.As(err, &le) || !le.Until.Equal(until) {
+			t.Fatalf("Authenticate(right, locked) = %+v, %v; want LockedError until %v", u, err, until)
+		}
+		wrong("alice")
+		if n, _ := failures(t, s, alice.ID); n != 5 {
+			t.Errorf("attempts while locked were counted: %d, want 5", n)
+		}
+
+		// Each failure after a lock expires doubles it, up to the cap.
+		for i, want := range []time.Duration{2 * time.Minute, 4 * time.Minute, 8 * time.Minute, 16 * time.Minute, 32 * time.Minute, time.Hour, time.Hour} {
+			c.Advance(time.Hour + time.Second)
+			now := c.Now()
+			wrong("alice")
+			n, until := failures(t, s, alice.ID)
+			if n != 6+i || !until.Equal(now.Add(want)) {
+				t.Fatalf("failure %d: count %d, lock %v; want %d, %v", 6+i, n, until.Sub(now), 6+i, want)
+			}
+		}
+
+		// After the lock, the right password works and resets everything.
+		c.Advance(time.Hour + time.Second)
+		u, err = s.Authenticate(ctx, "alice@example.com", alicePassword)
+		if err != nil || u.ID != alice.ID {
+			t.Fatalf("Authenticate(right, lock expired) = %+v, %v", u, err)
+		}
+		if n, until := failures(t, s, alice.ID); n != 0 || !until.IsZero() {
+			t.Errorf("after success: count %d, locked until %v; want 0, none", n, until)
+		}
+		// And the count starts again from zero.
+		for range 4 {
+			wrong("alice")
+		}
+		if n, until := failures(t, s, alice.ID); n != 4 || !until.IsZero() {
+			t.Errorf("after 4 new failures: count %d, locked until %v; want 4, not locked", n, until)
+		}
+	})
+}
+
+// barrier makes n goroutines wait at a named stage until all have reached it.
+func barrier(n int, stages ...string) func(string) {
+	wgs := map[string]*sync.WaitGroup{}
+	for _, s := range stages {
+		wg := new(sync.WaitGroup)
+		wg.Add(n)
+		wgs[s] = wg
+	}
+	return func(stage string) {
+		if wg := wgs[stage]; wg != nil {
+			wg.Done()
+			wg.Wait()
+		}
+	}
+}
+
+// 50 parallel wrong passwords that all get past the lock check before any
+// is counted: every one is counted and the account ends up locked.
+func TestLockoutParallelWrongPasswords(t *testing.T) {
+	storagetest.ForEach(t, func(t *testing.T, open func(testing.TB) *storage.Store) {
+		t.Parallel()
+		s, _, c, alice := aliceService(t, open)
+		const n = 50
+		s.testHook = barrier(n, "looked-up")
+		errs := make([]error, n)
+		var wg sync.WaitGroup
+		for i := range n {
+			wg.Go(func() {
+				_, errs[i] = s.Authenticate(t.Context(), "alice", "wrong password")
+			})
+		}
+		wg.Wait()
+		s.testHook = nil
+		for i, err := range errs {
+			if !errors.Is(err, ErrInvalidCredentials) {
+				t.Fatalf("attempt %d = %v, want ErrInvalidCredentials", i, err)
+			}
+		}
+		count, until := failures(t, s, alice.ID)
+		if count != n || !until.After(c.Now()) {
+			t.Fatalf("count %d, locked until %v; want %d and locked", count, until, n)
+		}
+		var le *LockedError
+		if _, err := s.Authenticate(t.Context(), "alice", alicePassword); !errors.As(err, &le) {
+			t.Errorf("right password after the burst = %v, want LockedError", err)
+		}
+	})
+}
+
+// A burst of parallel attempts cannot overshoot the threshold: even with the
+// right password, only the first LockoutThreshold attempts are checked.
+func TestLockoutBurstIsNotAllChecked(t *testing.T) {
+	storagetest.ForEach(t, func(t *testing.T, open func(testing.TB) *storage.Store) {
+		t.Parallel()
+		s, _, _, _ := aliceService(t, open)
+		const n = 50
+		s.testHook = barrier(n, "looked-up", "counted")
+		errs := make([]error, n)
+		var wg sync.WaitGroup
+		for i := range n {
+			wg.Go(func() {
+				_, errs[i] = s.Authenticate(t.Context(), "alice", alicePassword)
+			})
+		}
+		wg.Wait()
+		var ok, locked int
+		for i, err := range errs {
+			var le *LockedError
+			switch {
+			case err == nil:
+				ok++
+			case errors.As(err, &le):
+				locked++
+			default:
+				t.Errorf("attempt %d = %v", i, err)
+			}
+		}
+		if ok != s.cfg.LockoutThreshold || locked != n-ok {
+			t.Errorf("%d succeeded and %d were refused as locked; want %d and %d", ok, locked, s.cfg.LockoutThreshold, n-s.cfg.LockoutThreshold)
+		}
+	})
+}
+
+// Unknown users take as long as wrong passwords (a dummy hash is checked).
+func TestAuthenticateTiming(t *testing.T) {
+	if testing.Short() {
+		t.Skip("timing test")
+	}
+	st := storagetest.NewSQLite(t)
+	s := New(st, Config{LockoutThreshold: 1000})
+	mustCreate(t, s, NewUser{Email: "alice@example.com", Password: alicePassword})
+	const tries = 15
+	var unknown, wrong []time.Duration
+	for range tries {
+		start := time.Now()
+		if _, err := s.Authenticate(t.Context(), "nobody@example.com", "wrong password"); !errors.Is(err, ErrInvalidCredentials) {
+			t.Fatal(err)
+		}
+		unknown = append(unknown, time.Since(start))
+		start = time.Now()
+		if _, err := s.Authenticate(t.Context(), "alice@example.com", "wrong password"); !errors.Is(err, ErrInvalidCredentials) {
+			t.Fatal(err)
+		}
+		wrong = append(wrong, time.Since(start))
+	}
+	slices.Sort(unknown)
+	slices.Sort(wrong)
+	mu, mw := unknown[tries/2], wrong[tries/2]
+	if d := (mu - mw).Abs(); d > 25*time.Millisecond {
+		t.Errorf("median unknown user %v, wrong password %v: differ by %v, want < 25ms", mu, mw, d)
+	}
+	t.Logf("median unknown user %v, wrong password %v", mu, mw)
+}

@@ -1,0 +1,168 @@
+package login
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/url"
+	"strings"
+
+	"github.com/torii-idp/torii/login/account"
+	"github.com/torii-idp/torii/provider"
+	"github.com/torii-idp/torii/storage"
+	"github.com/torii-idp/torii/templates"
+)
+
+// Limits on the sign-in fields; longer input gets a 400 page.
+const (
+	maxUsernameBytes = 320
+	maxPasswordBytes = 1024
+	maxReqLen        = 128
+)
+
+// Messages shown next to the sign-in form.
+const (
+	msgInvalidCredentials = "The username or password is incorrect."
+	msgTooLong            = "The username or password is too long."
+	msgMissing            = "Enter your username and password."
+)
+
+// validReq returns req when it can be a pending request ID (a short token
+// of A-Z, a-z, 0-9, '_' and '-'), else "": a malformed req is ignored.
+func validReq(req string) string {
+	if req == "" || len(req) > maxReqLen {
+		return ""
+	}
+	for i := 0; i < len(req); i++ {
+		c := req[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '_' || c == '-') {
+			return ""
+		}
+	}
+	return req
+}
+
+// resumeURL is where the browser goes back to the provider for request req.
+func resumeURL(req string) string {
+	return provider.ResumePath + "?req=" + url.QueryEscape(req)
+}
+
+// loginURL is the sign-in page for request req ("" for none).
+func loginURL(req string) string {
+	if req == "" {
+		return provider.LoginPath
+	}
+	return provider.LoginPath + "?req=" + url.QueryEscape(req)
+}
+
+// checkPending fails with errExpired unless req names an unexpired pending
+// authorization request.
+func (h *Handler) checkPending(ctx context.Context, req string) (*storage.AuthRequest, error) {
+	ar, err := h.store.AuthRequest(ctx, req)
+	if errors.Is(err, storage.ErrNotFound) {
+		return nil, errExpired
+	}
+	if err != nil {
+		return nil, err
+	}
+	return ar, nil
+}
+
+// loginForm serves GET /login.
+func (h *Handler) loginForm(w http.ResponseWriter, r *http.Request) error {
+	req := validReq(r.URL.Query().Get("req"))
+	if req != "" {
+		if _, err := h.checkPending(r.Context(), req); err != nil {
+			return err
+		}
+	}
+	return h.render(w, http.StatusOK, "login.html", templates.LoginPage{CSRF: h.csrfToken(w, r), Req: req})
+}
+
+// signIn serves POST /login. Every credential failure (unknown user, wrong
+// password, locked or disabled account) gets the same 401 page.
+func (h *Handler) signIn(w http.ResponseWriter, r *http.Request) error {
+	if err := parseForm(w, r); err != nil {
+		return err
+	}
+	if err := h.checkCSRF(r); err != nil {
+		return err
+	}
+	var vals [3]string
+	for i, name := range []string{"req", "username", "password"} {
+		v, err := field(r.PostForm, name)
+		if err != nil {
+			return err
+		}
+		vals[i] = v
+	}
+	req, username, password := validReq(vals[0]), vals[1], vals[2]
+	page := templates.LoginPage{CSRF: h.csrfToken(w, r), Req: req}
+	switch {
+	case len(username) > maxUsernameBytes || len(password) > maxPasswordBytes:
+		page.Error = msgTooLong
+		return h.render(w, http.StatusBadRequest, "login.html", page)
+	case strings.TrimSpace(username) == "" || password == "":
+		page.Error = msgMissing
+		return h.render(w, http.StatusBadRequest, "login.html", page)
+	}
+	ctx := r.Context()
+	if req != "" {
+		if _, err := h.checkPending(ctx, req); err != nil {
+			return err
+		}
+	}
+	u, err := h.accounts.Authenticate(ctx, username, password)
+	if errors.Is(err, account.ErrInvalidCredentials) {
+		var locked *account.LockedError
+		h.log.InfoContext(ctx, "login: sign-in failed", "locked", errors.As(err, &locked))
+		page.Error = msgInvalidCredentials
+		return h.render(w, http.StatusUnauthorized, "login.html", page)
+	}
+	if err != nil {
+		return err
+	}
+	if err := h.startSession(ctx, w, r, u.ID, []string{"pwd"}); err != nil {
+		return err
+	}
+	h.log.InfoContext(ctx, "login: signed in", "subject", u.ID, "amr", "pwd")
+	if req == "" {
+		return redirect(w, r, DonePath)
+	}
+	return redirect(w, r, resumeURL(req))
+}
+
+// done serves GET /login/done: who is signed in, and a sign-out button.
+func (h *Handler) done(w http.ResponseWriter, r *http.Request) error {
+	_, u, err := h.current(r)
+	if err != nil {
+		return err
+	}
+	if u == nil {
+		return redirect(w, r, provider.LoginPath)
+	}
+	return h.render(w, http.StatusOK, "done.html", templates.DonePage{User: u.Email, CSRF: h.csrfToken(w, r)})
+}
+
+// logout serves POST /logout: it ends the session and shows the sign-in
+// page.
+func (h *Handler) logout(w http.ResponseWriter, r *http.Request) error {
+	if err := parseForm(w, r); err != nil {
+		return err
+	}
+	if err := h.checkCSRF(r); err != nil {
+		return err
+	}
+	ctx := r.Context()
+	ls, _, err := h.current(r)
+	if err != nil {
+		return err
+	}
+	if err := h.endSession(ctx, w, r); err != nil {
+		return err
+	}
+	if ls != nil {
+		h.log.InfoContext(ctx, "login: signed out", "subject", ls.Subject)
+	}
+	return redirect(w, r, provider.LoginPath)
+}

@@ -1,0 +1,163 @@
+package provider
+
+import (
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"testing"
+
+	"github.com/ory/fosite"
+
+	"github.com/torii-idp/torii/storage"
+	"github.com/torii-idp/torii/storage/storagetest"
+)
+
+func TestClientSpecValidate(t *testing.T) {
+	base := func() ClientSpec {
+		return ClientSpec{ID: "app", RedirectURIs: []string{"https://app.example/cb"}}
+	}
+	tests := []struct {
+		name    string
+		mutate  func(*ClientSpec)
+		wantErr string
+	}{
+		{"defaults", func(*ClientSpec) {}, ""},
+		{"loopback http", func(s *ClientSpec) {
+			s.RedirectURIs = []string{"http://127.0.0.1/cb", "http://[::1]:8080/cb", "http://localhost/cb"}
+		}, ""},
+		{"native scheme", func(s *ClientSpec) { s.RedirectURIs = []string{"com.example.app:/oauth2redirect"} }, ""},
+		{"fragment", func(s *ClientSpec) { s.RedirectURIs = []string{"https://app.example/cb#x"} }, "fragment"},
+		{"wildcard", func(s *ClientSpec) { s.RedirectURIs = []string{"https://*.example/cb"} }, "wildcard"},
+		{"plain http", func(s *ClientSpec) { s.RedirectURIs = []string{"http://app.example/cb"} }, "loopback"},
+		{"javascript", func(s *ClientSpec) { s.RedirectURIs = []string{"javascript:alert(1)"} }, "scheme"},
+		{"data", func(s *ClientSpec) { s.RedirectURIs = []string{"data:text/html,hi"} }, "scheme"},
+		{"userinfo", func(s *ClientSpec) { s.RedirectURIs = []string{"https://good@evil.example/cb"} }, "user information"},
+		{"relative", func(s *ClientSpec) { s.RedirectURIs = []string{"/cb"} }, "absolute"},
+		{"no redirect", func(s *ClientSpec) { s.RedirectURIs = nil }, "redirect-uri"},
+		{"short secret", func(s *ClientSpec) { s.Secret = "too-short" }, "32 characters"},
+		{"long secret", func(s *ClientSpec) { s.Secret = strings.Repeat("x", 32) }, ""},
+		{"public with secret", func(s *ClientSpec) { s.Public = true; s.Secret = strings.Repeat("x", 40) }, "no secret"},
+		{"public client credentials", func(s *ClientSpec) { s.Public = true; s.GrantTypes = []string{"client_credentials"} }, "public client"},
+		{"public pkce optional", func(s *ClientSpec) { s.Public = true; s.PKCEOptional = true }, "PKCE"},
+		{"unknown grant", func(s *ClientSpec) { s.GrantTypes = []string{"implicit"} }, "grant type"},
+		{"unknown scope", func(s *ClientSpec) { s.Scopes = []string{"admin"} }, "scope"},
+		{"bad alg", func(s *ClientSpec) { s.IDTokenAlg = "none" }, "algorithm"},
+		{"HS256", func(s *ClientSpec) { s.IDTokenAlg = "HS256" }, "algorithm"},
+		{"bad format", func(s *ClientSpec) { s.TokenFormat = "paseto" }, "token format"},
+		{"bad id", func(s *ClientSpec) { s.ID = "a b" }, "client ID"},
+		{"sql id", func(s *ClientSpec) { s.ID = "x'; DROP TABLE clients;--" }, "client ID"},
+		{"long id", func(s *ClientSpec) { s.ID = strings.Repeat("a", 10000) }, "client ID"},
+		{"long name", func(s *ClientSpec) { s.Name = strings.Repeat("n", 10000) }, "name"},
+		{"client credentials only", func(s *ClientSpec) {
+			s.GrantTypes = []string{"client_credentials"}
+			s.RedirectURIs = nil
+			s.Scopes = []string{}
+		}, ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			spec := base()
+			tc.mutate(&spec)
+			err := spec.Validate()
+			if tc.wantErr == "" {
+				if err != nil {
+					t.Fatalf("Validate() = %v, want nil", err)
+				}
+				return
+			}
+			var inv *ErrInvalidClient
+			if !errors.As(err, &inv) || !strings.Contains(err.Error(), tc.wantErr) {
+				t.Errorf("Validate() = %v, want an ErrInvalidClient mentioning %q", err, tc.wantErr)
+			}
+		})
+	}
+}
+
+func TestClientsRegisterAndAuthenticate(t *testing.T) {
+	storagetest.ForEach(t, func(t *testing.T, open func(testing.TB) *storage.Store) {
+		s := open(t)
+		ctx := t.Context()
+		cs, err := NewClients(ctx, s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, secret, err := cs.Register(ctx, ClientSpec{ID: "app", RedirectURIs: []string{"https://app.example/cb"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(secret) < 43 {
+			t.Errorf("generated secret %d chars, want ≥ 43 (256 bits)", len(secret))
+		}
+		if strings.Contains(string(c.SecretHash), secret) || len(c.SecretHash) != 32 {
+			t.Errorf("secret stored in the clear or not as a 32-byte hash")
+		}
+		if _, _, err := cs.Register(ctx, ClientSpec{ID: "app", RedirectURIs: []string{"https://app.example/cb"}}); err == nil {
+			t.Error("registering a taken ID succeeded")
+		}
+		if _, _, err := cs.Register(ctx, ClientSpec{ID: "spa", Public: true, RedirectURIs: []string{"http://127.0.0.1/cb"}}); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.CreateUser(ctx, &storage.User{ID: "user-id", Email: "u@example.com", Role: "user"}); err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := cs.Register(ctx, ClientSpec{ID: "user-id", GrantTypes: []string{"client_credentials"}}); err == nil {
+			t.Error("a client ID equal to a user ID was accepted")
+		}
+
+		form := func(v url.Values) *http.Request {
+			r := httptest.NewRequest("POST", "/oauth2/token", strings.NewReader(v.Encode()))
+			r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			r.ParseForm()
+			return r
+		}
+		basic := func(id, sec string) *http.Request {
+			r := form(url.Values{"grant_type": {"client_credentials"}})
+			r.SetBasicAuth(url.QueryEscape(id), url.QueryEscape(sec))
+			return r
+		}
+		tests := []struct {
+			name    string
+			req     *http.Request
+			wantErr error
+		}{
+			{"basic", basic("app", secret), nil},
+			{"post", form(url.Values{"client_id": {"app"}, "client_secret": {secret}}), nil},
+			{"public none", form(url.Values{"client_id": {"spa"}}), nil},
+			{"public basic empty secret", basic("spa", ""), nil},
+			{"wrong secret basic", basic("app", secret+"x"), fosite.ErrInvalidClient},
+			{"wrong secret post", form(url.Values{"client_id": {"app"}, "client_secret": {"nope"}}), fosite.ErrInvalidClient},
+			{"unknown client", basic("ghost", secret), fosite.ErrInvalidClient},
+			{"no secret", form(url.Values{"client_id": {"app"}}), fosite.ErrInvalidClient},
+			{"public with a secret", form(url.Values{"client_id": {"spa"}, "client_secret": {"x"}}), fosite.ErrInvalidClient},
+			{"nothing", form(url.Values{}), fosite.ErrInvalidClient},
+			{"both methods", func() *http.Request {
+				r := form(url.Values{"client_id": {"app"}, "client_secret": {secret}})
+				r.SetBasicAuth("app", secret)
+				return r
+			}(), fosite.ErrInvalidRequest},
+			{"secret in URL", func() *http.Request {
+				r := form(url.Values{"client_id": {"app"}})
+				r.URL.RawQuery = "client_secret=" + url.QueryEscape(secret)
+				return r
+			}(), fosite.ErrInvalidRequest},
+			{"assertion", form(url.Values{"client_assertion_type": {"urn:ietf:params:oauth:client-assertion-type:jwt-bearer"}, "client_assertion": {"x.y.z"}}), fosite.ErrInvalidRequest},
+			{"sql in id", basic("' OR 1=1--", "x"), fosite.ErrInvalidClient},
+		}
+		for _, tc := range tests {
+			t.Run(tc.name, func(t *testing.T) {
+				got, err := cs.authenticate(ctx, tc.req, tc.req.PostForm)
+				if tc.wantErr == nil {
+					if err != nil || got == nil {
+						t.Fatalf("authenticate = %v, %v; want a client", got, err)
+					}
+					return
+				}
+				if !errors.Is(err, tc.wantErr) {
+					t.Errorf("authenticate = %v, want %v", err, tc.wantErr)
+				}
+			})
+		}
+	})
+}
