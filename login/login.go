@@ -241,7 +241,7 @@ func (h *Handler) fail(w http.ResponseWriter, r *http.Request, err error) {
 	case ctx.Err() != nil && errors.Is(err, ctx.Err()):
 		h.log.DebugContext(ctx, "login: client went away", "path", r.URL.Path, "err", err)
 		return
-	case errors.Is(err, storage.ErrConflict), errors.Is(err, context.DeadlineExceeded):
+	case errors.Is(err, storage.ErrConflict), errors.Is(err, storage.ErrUnavailable), errors.Is(err, context.DeadlineExceeded):
 		pe = errUnavailable
 	default:
 		pe = errInternal

@@ -42,7 +42,7 @@ func (p *Provider) introspect(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("Pragma", "no-cache")
 	if err != nil {
-		if rfc := rfcError(err); rfc.CodeField >= 500 && !errors.Is(err, fosite.ErrNotFound) {
+		if unavailable(err) {
 			p.writeAccessError(w, r, nil, fosite.ErrTemporarilyUnavailable.WithWrap(err))
 			return
 		}
@@ -155,7 +155,7 @@ func (p *Provider) userinfo(w http.ResponseWriter, r *http.Request) {
 	}
 	use, ar, err := p.oauth2.IntrospectToken(ctx, token, fosite.AccessToken, newSession())
 	if err != nil || use != fosite.AccessToken {
-		if err != nil && rfcError(err).CodeField >= 500 && !errors.Is(err, fosite.ErrNotFound) {
+		if err != nil && unavailable(err) {
 			p.log.ErrorContext(ctx, "userinfo: introspect", "err", err)
 			p.bearerError(w, http.StatusServiceUnavailable, "temporarily_unavailable", "Try again later.")
 			return
@@ -275,4 +275,11 @@ func (p *Provider) serveJWKS(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("ETag", etag)
 	w.Header().Set("Access-Control-Allow-Origin", "*")
 	http.ServeContent(w, r, "", time.Time{}, strings.NewReader(string(doc)))
+}
+
+// unavailable reports whether err comes from a database fault rather than
+// from a bad token: such a token check must answer 503, not "invalid".
+func unavailable(err error) bool {
+	return errors.Is(err, storage.ErrUnavailable) || errors.Is(err, storage.ErrConflict) ||
+		(rfcError(err).CodeField >= 500 && !errors.Is(err, fosite.ErrNotFound))
 }

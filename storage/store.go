@@ -11,8 +11,10 @@ import (
 	"context"
 	"crypto/rand"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
+	"net"
 	"net/url"
 	"strings"
 	"time"
@@ -243,6 +245,9 @@ func translate(err error) error {
 	if errors.Is(err, sql.ErrNoRows) {
 		return ErrNotFound
 	}
+	if isUnavailable(err) {
+		return fmt.Errorf("%w: %w", ErrUnavailable, err)
+	}
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) {
 		switch pgErr.Code {
@@ -268,6 +273,33 @@ func translate(err error) error {
 // ErrConflict reports a transaction that lost a race with another one; the
 // caller may retry.
 var ErrConflict = errors.New("storage: concurrent update")
+
+// ErrUnavailable reports that the database could not be reached or is
+// shutting down: a fault of the moment, for which callers answer 503.
+var ErrUnavailable = errors.New("storage: database unavailable")
+
+// isUnavailable recognises connection-level failures of both drivers.
+func isUnavailable(err error) bool {
+	if errors.Is(err, driver.ErrBadConn) || errors.Is(err, sql.ErrConnDone) ||
+		errors.Is(err, context.DeadlineExceeded) || strings.Contains(err.Error(), "sql: database is closed") {
+		return true
+	}
+	var netErr net.Error
+	if errors.As(err, &netErr) {
+		return true
+	}
+	var connErr *pgconn.ConnectError
+	if errors.As(err, &connErr) {
+		return true
+	}
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		// Class 08: connection exception; 57P0x: the server is shutting
+		// down; 53300: too many connections.
+		return strings.HasPrefix(pgErr.Code, "08") || strings.HasPrefix(pgErr.Code, "57P0") || pgErr.Code == "53300"
+	}
+	return false
+}
 
 // now returns the store's clock, in UTC and at microsecond precision (what
 // both databases keep).

@@ -92,6 +92,9 @@ func (a *app) clientsCmd() *cobra.Command {
   torii clients create --id backend --grant-types client_credentials --scope "" --token-format jwt`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if spec.ID == "" {
+				return usageError{errors.New("--id is required")}
+			}
 			spec.GrantTypes = splitList(grantTypes, ",")
 			spec.Scopes = strings.Fields(scope)
 			if spec.Scopes == nil && cmd.Flags().Changed("scope") {
@@ -133,7 +136,6 @@ func (a *app) clientsCmd() *cobra.Command {
 	f.StringVar(&pkce, "pkce", "required", "PKCE for this confidential client: required or optional (legacy relying parties only)")
 	f.StringVar(&spec.TokenFormat, "token-format", "opaque", "access token format: opaque or jwt (RFC 9068)")
 	f.StringVar(&spec.IDTokenAlg, "id-token-alg", "RS256", "signing algorithm for ID tokens and JWT access tokens: RS256, ES256 or EdDSA")
-	create.MarkFlagRequired("id")
 
 	list := &cobra.Command{
 		Use:   "list",
@@ -220,6 +222,9 @@ func (a *app) usersCmd() *cobra.Command {
 		Example: `  torii users create --email alice@example.com --password 'correct horse battery staple' --verified`,
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if nu.Email == "" || nu.Password == "" {
+				return usageError{errors.New("--email and --password are required")}
+			}
 			nu.EmailVerified = verified
 			nu.PhoneVerified = verified && nu.Phone != ""
 			return a.withStore(cmd.Context(), func(store *storage.Store) error {
@@ -245,8 +250,6 @@ func (a *app) usersCmd() *cobra.Command {
 	f.StringVar(&nu.Name, "name", "", "full name")
 	f.BoolVar(&verified, "verified", false, "mark the email (and phone) as verified")
 	f.StringVar(&nu.Role, "role", "user", "role: user or admin")
-	create.MarkFlagRequired("email")
-	create.MarkFlagRequired("password")
 
 	var offset, limit int
 	list := &cobra.Command{

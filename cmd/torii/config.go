@@ -128,17 +128,20 @@ func loadConfig(all []*setting) (Config, error) {
 
 	var c Config
 	c.Addr = val("TORII_ADDR")
-	if host, port, err := net.SplitHostPort(c.Addr); err != nil || port == "" {
+	addrOK := false
+	if host, port, err := net.SplitHostPort(c.Addr); err != nil || port == "" || strings.ContainsAny(host, "/ ") {
 		bad("TORII_ADDR", "%q is not a host:port address", c.Addr)
-	} else if strings.ContainsAny(host, "/ ") {
-		bad("TORII_ADDR", "%q is not a host:port address", c.Addr)
+	} else {
+		addrOK = true
 	}
 
 	c.Issuer = strings.TrimSuffix(val("TORII_ISSUER"), "/")
-	if c.Issuer == "" {
+	if c.Issuer == "" && addrOK {
 		c.Issuer = "http://" + c.Addr
 	}
-	if u, err := url.Parse(c.Issuer); err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") ||
+	if c.Issuer == "" {
+		// Derived from a bad TORII_ADDR, already reported.
+	} else if u, err := url.Parse(c.Issuer); err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") ||
 		u.RawQuery != "" || u.Fragment != "" || u.User != nil {
 		bad("TORII_ISSUER", "%q must be an http(s) URL without query, fragment or user info", c.Issuer)
 	} else if u.Scheme == "http" && !isLoopback(u.Hostname()) {

@@ -5,6 +5,8 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -459,4 +461,90 @@ func jwksKIDs(t *testing.T, e *env) string {
 	}
 	slices.Sort(kids)
 	return strings.Join(kids, ",")
+}
+
+// TestDatabaseOutage: with the database gone, the protocol endpoints and the
+// login page fail closed with 503, never a token, never a panic (SECURITY R9).
+func TestDatabaseOutage(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, dbURL string) {
+		e := newEnv(t, dbURL)
+		e.user("hal@example.com")
+		id, secret := e.client(provider.ClientSpec{ID: "webapp", GrantTypes: []string{"authorization_code", "refresh_token", "client_credentials"}, SkipConsent: true})
+		conf := e.oauth2Config(id, secret)
+		tok, _ := e.login(conf, e.browser(), "hal@example.com")
+		e.srv.store.Close()
+
+		status, body, _ := e.postForm("/oauth2/token", url.Values{"grant_type": {"client_credentials"}}, id, secret)
+		wantOAuthError(t, status, body, 503, "temporarily_unavailable")
+		status, body, _ = e.postForm("/oauth2/token", url.Values{"grant_type": {"refresh_token"}, "refresh_token": {tok.RefreshToken}}, id, secret)
+		wantOAuthError(t, status, body, 503, "temporarily_unavailable")
+		status, body, _ = e.postForm("/oauth2/introspect", url.Values{"token": {tok.AccessToken}}, id, secret)
+		wantOAuthError(t, status, body, 503, "temporarily_unavailable")
+		status, body, _ = e.postForm("/oauth2/revoke", url.Values{"token": {tok.AccessToken}}, id, secret)
+		wantOAuthError(t, status, body, 503, "temporarily_unavailable")
+		req := mustReq("GET", e.issuer+"/userinfo")
+		req.Header.Set("Authorization", "Bearer "+tok.AccessToken)
+		if status, _, _ := e.do(req); status != 503 {
+			t.Errorf("userinfo = %d, want 503", status)
+		}
+		if p := e.get(e.browser(), e.issuer+"/login"); p.status != 200 {
+			// The bare login page needs no database.
+			t.Errorf("GET /login = %d", p.status)
+		}
+		p := e.get(e.browser(), newCodeFlow(conf).authURL())
+		if p.status != 503 && p.status != 400 {
+			t.Errorf("authorization with the database down = %d, want a 503 page", p.status)
+		}
+		if strings.Contains(e.logs.String(), "panic") {
+			t.Error("a handler panicked")
+		}
+	})
+}
+
+// TestConcurrentLoad: 100 parallel token requests on the SQLite default
+// all succeed: no "database is locked" (SECURITY R12).
+func TestConcurrentLoad(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, dbURL string) {
+		e := newEnv(t, dbURL)
+		e.user("ivy@example.com")
+		id, secret := e.client(provider.ClientSpec{ID: "app", GrantTypes: []string{"password", "refresh_token", "client_credentials"}})
+		conf := e.oauth2Config(id, secret, "openid", "offline_access")
+		var refresh []string
+		for range 20 {
+			tok, err := conf.PasswordCredentialsToken(e.ctx(), "ivy@example.com", testPassword)
+			if err != nil {
+				t.Fatal(err)
+			}
+			refresh = append(refresh, tok.RefreshToken)
+		}
+		var wg sync.WaitGroup
+		var failed atomic.Int32
+		for i := range 100 {
+			wg.Go(func() {
+				form := url.Values{"grant_type": {"client_credentials"}}
+				if i < len(refresh) {
+					form = url.Values{"grant_type": {"refresh_token"}, "refresh_token": {refresh[i]}}
+				}
+				req, _ := http.NewRequest("POST", e.issuer+"/oauth2/token", strings.NewReader(form.Encode()))
+				req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+				req.SetBasicAuth(id, secret)
+				resp, err := e.ts.Client().Do(req)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				resp.Body.Close()
+				if resp.StatusCode != 200 {
+					failed.Add(1)
+				}
+			})
+		}
+		wg.Wait()
+		if n := failed.Load(); n > 0 {
+			t.Errorf("%d of 100 parallel token requests failed", n)
+		}
+		if strings.Contains(e.logs.String(), "database is locked") {
+			t.Error("SQLite reported a locked database")
+		}
+	})
 }

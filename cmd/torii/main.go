@@ -19,6 +19,8 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+
+	"github.com/torii-idp/torii/storage"
 )
 
 // version is set at build time with -ldflags "-X main.version=v1.2.3".
@@ -173,7 +175,7 @@ func (a *app) migrateCmd() *cobra.Command {
 		Short: "Apply pending database migrations and exit",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			store, err := a.openStore(cmd.Context())
+			store, err := storage.Open(cmd.Context(), a.cfg.DatabaseURL.Reveal(), storage.Options{})
 			if err != nil {
 				return err
 			}

@@ -1,0 +1,376 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// torii runs the command line in-process and returns its exit status and
+// output.
+func torii(t *testing.T, args ...string) (int, string, string) {
+	t.Helper()
+	var stdout, stderr bytes.Buffer
+	code := run(args, &stdout, &stderr)
+	return code, stdout.String(), stderr.String()
+}
+
+// cliEnv points the command line at a fresh SQLite database.
+func cliEnv(t *testing.T) string {
+	t.Helper()
+	db := "sqlite:" + filepath.Join(t.TempDir(), "torii.db")
+	t.Setenv("TORII_DATABASE_URL", db)
+	t.Setenv("TORII_LOG_LEVEL", "warn")
+	return db
+}
+
+func TestConfigErrors(t *testing.T) {
+	tests := []struct {
+		name     string
+		env      map[string]string
+		args     []string
+		wantName string
+	}{
+		{"bad duration", map[string]string{"TORII_ACCESS_TOKEN_TTL": "soon"}, nil, "TORII_ACCESS_TOKEN_TTL"},
+		{"code lifetime over 10m", nil, []string{"--code-ttl", "11m"}, "TORII_CODE_TTL"},
+		{"negative lifetime", map[string]string{"TORII_ID_TOKEN_TTL": "-1h"}, nil, "TORII_ID_TOKEN_TTL"},
+		{"unknown database", map[string]string{"TORII_DATABASE_URL": "mysql://root:hunter2@db/torii"}, nil, "TORII_DATABASE_URL"},
+		{"bad log format", map[string]string{"TORII_LOG_FORMAT": "xml"}, nil, "TORII_LOG_FORMAT"},
+		{"bad log level", map[string]string{"TORII_LOG_LEVEL": "loud"}, nil, "TORII_LOG_LEVEL"},
+		{"bad address", map[string]string{"TORII_ADDR": "8080"}, nil, "TORII_ADDR"},
+		{"plain http issuer", map[string]string{"TORII_ISSUER": "http://id.example.com"}, nil, "TORII_ISSUER"},
+		{"issuer with query", map[string]string{"TORII_ISSUER": "https://id.example.com/?x=1"}, nil, "TORII_ISSUER"},
+		{"bad SMTP URL", map[string]string{"TORII_SMTP_URL": "http://user:hunter2@mail"}, nil, "TORII_SMTP_URL"},
+		{"bad sender", map[string]string{"TORII_MAIL_FROM": "not an address"}, nil, "TORII_MAIL_FROM"},
+		{"bad SMS URL", map[string]string{"TORII_SMS_URL": "ftp://sms"}, nil, "TORII_SMS_URL"},
+		{"bad twilio URL", map[string]string{"TORII_SMS_URL": "twilio://sid@+15551234567"}, nil, "TORII_SMS_URL"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			cliEnv(t)
+			for k, v := range tc.env {
+				t.Setenv(k, v)
+			}
+			code, _, stderr := torii(t, append(tc.args, "migrate")...)
+			if code != 2 {
+				t.Errorf("exit status %d, want 2 (stderr %q)", code, stderr)
+			}
+			lines := strings.Split(strings.TrimSpace(stderr), "\n")
+			if len(lines) != 1 || !strings.Contains(lines[0], tc.wantName) {
+				t.Errorf("stderr = %q, want one line naming %s", stderr, tc.wantName)
+			}
+			if strings.Contains(stderr, "hunter2") {
+				t.Errorf("stderr repeats a password: %q", stderr)
+			}
+		})
+	}
+}
+
+func TestConfigDefaults(t *testing.T) {
+	for _, s := range settings() {
+		t.Setenv(s.env, "")
+		os.Unsetenv(s.env)
+	}
+	load := configFlags(newRootCmd(io.Discard, io.Discard).Flags())
+	cfg, err := load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Addr != "127.0.0.1:8080" || cfg.Issuer != "http://127.0.0.1:8080" || cfg.DatabaseURL.Reveal() != "sqlite:torii.db" ||
+		cfg.CodeTTL != 10*time.Minute || cfg.AccessTokenTTL != time.Hour || cfg.LogFormat != "text" {
+		t.Errorf("defaults = %+v", cfg)
+	}
+	if fmt.Sprint(cfg.DatabaseURL) != "REDACTED" {
+		t.Error("the database URL prints itself")
+	}
+}
+
+func TestCLIClients(t *testing.T) {
+	cliEnv(t)
+	code, out, stderr := torii(t, "clients", "create", "--id", "my-app", "--redirect-uri", "https://app.example/cb",
+		"--redirect-uri", "http://127.0.0.1/cb", "--skip-consent", "--id-token-alg", "EdDSA", "--token-format", "jwt")
+	if code != 0 {
+		t.Fatalf("clients create = %d: %s", code, stderr)
+	}
+	var created map[string]any
+	if err := json.Unmarshal([]byte(out), &created); err != nil {
+		t.Fatalf("output is not JSON: %v\n%s", err, out)
+	}
+	secret, _ := created["client_secret"].(string)
+	if len(secret) < 43 || created["client_id"] != "my-app" || created["id_token_signed_response_alg"] != "EdDSA" ||
+		created["access_token_format"] != "jwt" || created["pkce"] != "required" || created["skip_consent"] != true {
+		t.Errorf("created client = %v", created)
+	}
+
+	code, out, _ = torii(t, "clients", "get", "my-app")
+	if code != 0 || strings.Contains(out, secret) || strings.Contains(out, `"client_secret":`) {
+		t.Errorf("clients get = %d, shows the secret: %s", code, out)
+	}
+	code, out, _ = torii(t, "clients", "create", "--id", "cli", "--public", "--redirect-uri", "http://127.0.0.1/cb")
+	if code != 0 || strings.Contains(out, `"client_secret":`) || !strings.Contains(out, `"token_endpoint_auth_method": "none"`) {
+		t.Errorf("public client = %d %s", code, out)
+	}
+	code, out, _ = torii(t, "clients", "create", "--id", "legacy", "--secret", strings.Repeat("s", 40), "--pkce", "optional",
+		"--redirect-uri", "https://legacy.example/cb")
+	if code != 0 || !strings.Contains(out, strings.Repeat("s", 40)) || !strings.Contains(out, `"pkce": "optional"`) {
+		t.Errorf("legacy client = %d %s", code, out)
+	}
+	code, out, _ = torii(t, "clients", "create", "--id", "svc", "--grant-types", "client_credentials", "--scope", "")
+	if code != 0 || !strings.Contains(out, `"scope": ""`) {
+		t.Errorf("client credentials client = %d %s", code, out)
+	}
+
+	bad := [][]string{
+		{"clients", "create", "--id", "my-app", "--redirect-uri", "https://app.example/cb"},
+		{"clients", "create", "--id", "short", "--secret", "tooshort", "--redirect-uri", "https://app.example/cb"},
+		{"clients", "create", "--id", "frag", "--redirect-uri", "https://app.example/cb#x"},
+		{"clients", "create", "--id", "http", "--redirect-uri", "http://app.example/cb"},
+		{"clients", "create", "--id", "grant", "--grant-types", "implicit", "--redirect-uri", "https://app.example/cb"},
+		{"clients", "create", "--id", "alg", "--id-token-alg", "none", "--redirect-uri", "https://app.example/cb"},
+		{"clients", "create", "--id", "pkce", "--pkce", "off", "--redirect-uri", "https://app.example/cb"},
+		{"clients", "create", "--redirect-uri", "https://app.example/cb"},
+		{"clients", "get"},
+	}
+	for _, args := range bad {
+		if code, _, stderr := torii(t, args...); code != 2 || stderr == "" {
+			t.Errorf("torii %v = %d (%q), want 2 with a message", args, code, stderr)
+		}
+	}
+	if code, _, stderr := torii(t, "clients", "get", "nobody"); code != 1 || !strings.Contains(stderr, "no client") {
+		t.Errorf("clients get nobody = %d %q", code, stderr)
+	}
+
+	code, out, _ = torii(t, "clients", "list")
+	var list []map[string]any
+	if err := json.Unmarshal([]byte(out), &list); code != 0 || err != nil || len(list) != 4 {
+		t.Errorf("clients list = %d %v: %s", code, err, out)
+	}
+	if code, _, _ := torii(t, "clients", "delete", "my-app"); code != 0 {
+		t.Errorf("clients delete = %d", code)
+	}
+	if code, _, _ := torii(t, "clients", "delete", "my-app"); code != 1 {
+		t.Errorf("deleting twice = %d, want 1", code)
+	}
+}
+
+func TestCLIUsers(t *testing.T) {
+	cliEnv(t)
+	code, out, stderr := torii(t, "users", "create", "--email", "Alice@Example.com", "--password", testPassword,
+		"--username", "alice", "--phone", "+15551234567", "--verified", "--role", "admin")
+	if code != 0 {
+		t.Fatalf("users create = %d: %s", code, stderr)
+	}
+	var u map[string]any
+	json.Unmarshal([]byte(out), &u)
+	if u["email"] != "alice@example.com" || u["email_verified"] != true || u["role"] != "admin" || u["username"] != "alice" ||
+		strings.Contains(out, testPassword) || strings.Contains(out, "argon2") {
+		t.Errorf("created user = %s", out)
+	}
+	bad := [][]string{
+		{"users", "create", "--email", "alice@example.com", "--password", testPassword},
+		{"users", "create", "--email", "not-an-email", "--password", testPassword},
+		{"users", "create", "--email", "b@example.com", "--password", "short"},
+		{"users", "create", "--email", "b@example.com", "--password", strings.Repeat("x", 129)},
+		{"users", "create", "--email", "b@example.com", "--password", testPassword, "--phone", "5551234"},
+		{"users", "create", "--email", "b@example.com", "--password", testPassword, "--role", "root"},
+		{"users", "create", "--email", "b@example.com"},
+	}
+	for _, args := range bad {
+		if code, _, stderr := torii(t, args...); code != 2 || stderr == "" || strings.Contains(stderr, testPassword) {
+			t.Errorf("torii %v = %d (%q), want 2 with a message", args[:4], code, stderr)
+		}
+	}
+	code, out, _ = torii(t, "users", "list")
+	if code != 0 || !strings.Contains(out, "alice@example.com") {
+		t.Errorf("users list = %d %s", code, out)
+	}
+	if code, out, _ := torii(t, "users", "delete", "ALICE@example.com"); code != 0 || !strings.Contains(out, "deleted user") {
+		t.Errorf("users delete = %d %s", code, out)
+	}
+	if code, _, _ := torii(t, "users", "delete", "alice@example.com"); code != 1 {
+		t.Errorf("deleting twice = %d, want 1", code)
+	}
+}
+
+func TestCLIKeysMigrateVersion(t *testing.T) {
+	cliEnv(t)
+	if code, out, _ := torii(t, "migrate"); code != 0 || !strings.Contains(out, "applied") {
+		t.Errorf("migrate = %d %s", code, out)
+	}
+	if code, out, _ := torii(t, "migrate"); code != 0 || !strings.Contains(out, "up to date") {
+		t.Errorf("second migrate = %d %s", code, out)
+	}
+	code, out, _ := torii(t, "keys", "list")
+	var keys []map[string]any
+	if err := json.Unmarshal([]byte(out), &keys); code != 0 || err != nil || len(keys) != 3 {
+		t.Fatalf("keys list = %d %v %s", code, err, out)
+	}
+	if strings.Contains(out, `"d"`) {
+		t.Error("keys list shows private key material")
+	}
+	code, out, _ = torii(t, "keys", "rotate", "--alg", "ES256")
+	if code != 0 || !strings.Contains(out, "ES256") {
+		t.Errorf("keys rotate = %d %s", code, out)
+	}
+	_, out, _ = torii(t, "keys", "list")
+	json.Unmarshal([]byte(out), &keys)
+	states := map[string]int{}
+	for _, k := range keys {
+		states[k["state"].(string)]++
+	}
+	if len(keys) != 4 || states["signing"] != 3 || states["next"] != 1 {
+		t.Errorf("after rotation: %v", states)
+	}
+	if code, _, _ := torii(t, "keys", "rotate", "--alg", "HS256"); code != 2 {
+		t.Errorf("rotate HS256 = %d, want 2", code)
+	}
+	if code, out, _ := torii(t, "version"); code != 0 || !strings.HasPrefix(out, "torii ") {
+		t.Errorf("version = %d %q", code, out)
+	}
+}
+
+func TestHelp(t *testing.T) {
+	for _, cmd := range [][]string{{}, {"serve"}, {"migrate"}, {"clients", "create"}, {"clients", "list"}, {"users", "create"}, {"keys", "rotate"}} {
+		code, out, _ := torii(t, append(cmd, "--help")...)
+		if code != 0 || !strings.Contains(out, "Usage:") {
+			t.Errorf("torii %v --help = %d", cmd, code)
+		}
+		if !strings.Contains(out, "TORII_DATABASE_URL") {
+			t.Errorf("torii %v --help does not name the environment variables", cmd)
+		}
+	}
+	if code, _, _ := torii(t, "frobnicate"); code == 0 {
+		t.Error("an unknown command succeeded")
+	}
+}
+
+// TestServeGracefulShutdown runs the serve command, starts a request, then
+// stops the server mid-request: the request completes and serve returns
+// without error.
+func TestServeGracefulShutdown(t *testing.T) {
+	db := cliEnv(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	a := &app{stdout: io.Discard, stderr: io.Discard}
+	a.load = func() (Config, error) {
+		s := settings()
+		for _, x := range s {
+			x.value = x.def
+		}
+		cfg, err := loadConfig(s)
+		cfg.Addr, cfg.Issuer, cfg.DatabaseURL = addr, "http://"+addr, Secret(db)
+		return cfg, err
+	}
+	if a.cfg, err = a.load(); err != nil {
+		t.Fatal(err)
+	}
+	logs := &syncBuffer{}
+	a.log = newLogger(logs, a.cfg)
+	ctx, stop := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.serve(ctx) }()
+
+	base := "http://" + addr
+	for i := 0; ; i++ {
+		resp, err := http.Get(base + "/readyz")
+		if err == nil && resp.StatusCode == 200 {
+			resp.Body.Close()
+			break
+		}
+		if i > 200 {
+			t.Fatalf("server never became ready: %v", err)
+		}
+		time.Sleep(25 * time.Millisecond)
+	}
+
+	// An in-flight request whose body arrives slowly.
+	pr, pw := io.Pipe()
+	req, _ := http.NewRequest("POST", base+"/oauth2/token", pr)
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	result := make(chan int, 1)
+	go func() {
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			result <- -1
+			return
+		}
+		resp.Body.Close()
+		result <- resp.StatusCode
+	}()
+	pw.Write([]byte("grant_type=client_"))
+	time.Sleep(100 * time.Millisecond)
+	stop() // SIGTERM
+	time.Sleep(100 * time.Millisecond)
+	pw.Write([]byte("credentials&client_id=nobody"))
+	pw.Close()
+	if status := <-result; status != http.StatusUnauthorized {
+		t.Errorf("in-flight request during shutdown = %d, want its normal answer (401)", status)
+	}
+	if err := <-done; err != nil {
+		t.Errorf("serve returned %v after shutdown", err)
+	}
+	if _, err := http.Get(base + "/healthz"); err == nil {
+		t.Error("server still accepts connections after shutdown")
+	}
+	if !strings.Contains(logs.String(), "stopped") {
+		t.Errorf("no shutdown log line:\n%s", logs)
+	}
+}
+
+// TestComposeFile keeps docker-compose.yml in line with the configuration:
+// every TORII_* variable it sets exists and is valid.
+func TestComposeFile(t *testing.T) {
+	raw, err := os.ReadFile("../../docker-compose.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc struct {
+		Services map[string]struct {
+			Build       map[string]any    `yaml:"build"`
+			Environment map[string]string `yaml:"environment"`
+			DependsOn   map[string]any    `yaml:"depends_on"`
+		} `yaml:"services"`
+	}
+	if err := yaml.Unmarshal(raw, &doc); err != nil {
+		t.Fatalf("docker-compose.yml: %v", err)
+	}
+	torii, ok := doc.Services["torii"]
+	if !ok || torii.Build == nil || torii.DependsOn["postgres"] == nil {
+		t.Fatalf("docker-compose.yml needs a torii service built from the repository, depending on postgres")
+	}
+	known := map[string]*setting{}
+	all := settings()
+	for _, s := range all {
+		known[s.env] = s
+		s.value = s.def
+	}
+	for k, v := range torii.Environment {
+		s, ok := known[k]
+		if !ok {
+			t.Errorf("docker-compose.yml sets unknown %s", k)
+			continue
+		}
+		s.value = v
+	}
+	if _, err := loadConfig(all); err != nil {
+		t.Errorf("docker-compose.yml's configuration is invalid: %v", err)
+	}
+	if !strings.Contains(torii.Environment["TORII_DATABASE_URL"], "@postgres:5432/") {
+		t.Errorf("the torii service does not use the compose Postgres")
+	}
+}
