@@ -261,7 +261,7 @@ func (p *Provider) userSession(client *storage.Client, u *storage.User, authTime
 		AuthTime:                        authTime.UTC().Truncate(time.Second),
 		RequestedAt:                     requestedAt,
 		AuthenticationMethodsReferences: amr,
-		Extra:                           p.scopeClaims(u, scopes, true),
+		Extra:                           p.scopeClaims(u, scopes),
 	}
 	sess.Claims.Extra["azp"] = client.ID
 	sess.Headers.Add("alg", client.IDTokenAlg)

@@ -180,7 +180,7 @@ func (p *Provider) userinfo(w http.ResponseWriter, r *http.Request) {
 		p.bearerError(w, http.StatusUnauthorized, "invalid_token", "The user's account is disabled.")
 		return
 	}
-	claims := p.scopeClaims(u, ar.GetGrantedScopes(), false)
+	claims := p.scopeClaims(u, ar.GetGrantedScopes())
 	claims["sub"] = u.ID
 	w.Header().Set("Content-Type", "application/json;charset=UTF-8")
 	json.NewEncoder(w).Encode(claims)
@@ -195,7 +195,7 @@ func (p *Provider) bearerError(w http.ResponseWriter, status int, code, descript
 
 // scopeClaims returns the standard claims the granted scopes release. The
 // ID token omits empty values; userinfo does too.
-func (p *Provider) scopeClaims(u *storage.User, scopes fosite.Arguments, _ bool) map[string]any {
+func (p *Provider) scopeClaims(u *storage.User, scopes fosite.Arguments) map[string]any {
 	c := map[string]any{}
 	if scopes.Has("profile") {
 		if u.Name != "" {

@@ -111,9 +111,16 @@ func (p *Provider) prepareGrant(ctx context.Context, ar fosite.AccessRequester) 
 		sess.GrantedAt = now
 		sess.IDTokenClaims().AuthTime = now.Truncate(time.Second)
 		sess.IDTokenClaims().AuthenticationMethodsReferences = []string{"pwd"}
-		if u, err := p.store.User(ctx, sess.Subject); err == nil {
-			sess.Username = u.PreferredUsername()
+		// No ID token now (fosite's password grant issues none), but a
+		// refresh with the openid scope will make one: prepare its claims.
+		sess.IDTokenHeaders().Add("alg", client.IDTokenAlg)
+		u, err := p.store.User(ctx, sess.Subject)
+		if err != nil {
+			return storageFault(err)
 		}
+		sess.Username = u.PreferredUsername()
+		sess.IDTokenClaims().Extra = p.scopeClaims(u, ar.GetGrantedScopes())
+		sess.IDTokenClaims().Extra["azp"] = client.ID
 
 	case ar.GetGrantTypes().ExactOne("refresh_token"):
 		// A refresh may narrow the scope, never widen it (RFC 6749 §6).
@@ -153,7 +160,7 @@ func (p *Provider) prepareGrant(ctx context.Context, ar fosite.AccessRequester) 
 			}
 			claims := sess.IDTokenClaims()
 			azp := claims.Extra["azp"]
-			claims.Extra = p.scopeClaims(u, ar.GetGrantedScopes(), true)
+			claims.Extra = p.scopeClaims(u, ar.GetGrantedScopes())
 			if azp != nil {
 				claims.Extra["azp"] = azp
 			}
