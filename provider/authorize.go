@@ -96,6 +96,9 @@ func (p *Provider) checkAuthorizeRequest(ar fosite.AuthorizeRequester) error {
 			return fosite.ErrInvalidRequest.WithHintf("The parameter '%s' must not be repeated.", k)
 		}
 	}
+	if n := form.Get("nonce"); n != "" && len(n) < fosite.MinParameterEntropy {
+		return fosite.ErrInsufficientEntropy.WithHintf("The nonce must be at least %d characters long.", fosite.MinParameterEntropy)
+	}
 	prompts := strings.Fields(form.Get("prompt"))
 	for _, p := range prompts {
 		if !slices.Contains([]string{"none", "login", "consent", "select_account"}, p) {

@@ -112,22 +112,7 @@ func (p *Provider) revoke(w http.ResponseWriter, r *http.Request) {
 
 // checkFormPost checks the shape of an introspection or revocation request.
 func (p *Provider) checkFormPost(r *http.Request) error {
-	ct, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
-	if err != nil || ct != "application/x-www-form-urlencoded" {
-		return fosite.ErrInvalidRequest.WithHint("The request body must be application/x-www-form-urlencoded.")
-	}
-	if err := r.ParseForm(); err != nil {
-		return fosite.ErrInvalidRequest.WithHint("The request body could not be parsed as a form.")
-	}
-	if q := r.URL.Query(); q.Has("token") || q.Has("client_secret") {
-		return fosite.ErrInvalidRequest.WithHint("Tokens and credentials must not be sent in the URL.")
-	}
-	for _, k := range []string{"token", "token_type_hint", "client_id", "client_secret"} {
-		if len(r.PostForm[k]) > 1 {
-			return fosite.ErrInvalidRequest.WithHintf("The parameter '%s' must not be repeated.", k)
-		}
-	}
-	return nil
+	return parseFormPost(r, []string{"token", "client_secret"}, []string{"token", "token_type_hint", "client_id", "client_secret"})
 }
 
 // userinfo is the OpenID Connect UserInfo endpoint: GET or POST with the

@@ -45,14 +45,11 @@ func (p *Provider) token(w http.ResponseWriter, r *http.Request) {
 }
 
 // checkTokenRequest refuses what fosite would accept but RFC 6749 does not:
-// a body that is not a form, repeated parameters, credentials in the URL.
+// a body that is not a form, repeated parameters, credentials in the URL, a
+// grant type Torii does not know.
 func (p *Provider) checkTokenRequest(r *http.Request) error {
-	ct, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
-	if err != nil || ct != "application/x-www-form-urlencoded" {
-		return fosite.ErrInvalidRequest.WithHint("The request body must be application/x-www-form-urlencoded.")
-	}
-	if err := r.ParseForm(); err != nil {
-		return fosite.ErrInvalidRequest.WithHint("The request body could not be parsed as a form.")
+	if err := parseFormPost(r, []string{"client_secret", "code", "refresh_token", "password"}, tokenParams); err != nil {
+		return err
 	}
 	switch gt := r.PostForm.Get("grant_type"); {
 	case gt == "":
@@ -60,11 +57,28 @@ func (p *Provider) checkTokenRequest(r *http.Request) error {
 	case !slices.Contains(GrantTypes, gt):
 		return fosite.ErrUnsupportedGrantType.WithHint("Supported grant types: " + strings.Join(GrantTypes, ", ") + ".")
 	}
-	q := r.URL.Query()
-	if q.Has("client_secret") || q.Has("code") || q.Has("refresh_token") || q.Has("password") {
-		return fosite.ErrInvalidRequest.WithHint("Credentials must not be sent in the URL.")
+	return nil
+}
+
+// parseFormPost parses a form-encoded POST body for the token,
+// introspection and revocation endpoints. None of secretParams may appear
+// in the URL, none of single may be repeated, and no value may be longer
+// than maxParamLen.
+func parseFormPost(r *http.Request, secretParams, single []string) error {
+	ct, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if err != nil || ct != "application/x-www-form-urlencoded" {
+		return fosite.ErrInvalidRequest.WithHint("The request body must be application/x-www-form-urlencoded.")
 	}
-	for _, k := range tokenParams {
+	if err := r.ParseForm(); err != nil {
+		return fosite.ErrInvalidRequest.WithHint("The request body could not be parsed as a form.")
+	}
+	q := r.URL.Query()
+	for _, k := range secretParams {
+		if q.Has(k) {
+			return fosite.ErrInvalidRequest.WithHint("Tokens and credentials must not be sent in the URL.")
+		}
+	}
+	for _, k := range single {
 		if len(r.PostForm[k]) > 1 {
 			return fosite.ErrInvalidRequest.WithHintf("The parameter '%s' must not be repeated.", k)
 		}
@@ -79,6 +93,18 @@ func (p *Provider) checkTokenRequest(r *http.Request) error {
 	return nil
 }
 
+// grantRequested grants what a client asked for in a grant without a user's
+// consent (client credentials, password); fosite has already checked that
+// the client may have it.
+func grantRequested(ar fosite.AccessRequester) {
+	for _, s := range ar.GetRequestedScopes() {
+		ar.GrantScope(s)
+	}
+	for _, a := range ar.GetRequestedAudience() {
+		ar.GrantAudience(a)
+	}
+}
+
 // prepareGrant completes what fosite leaves to the server between parsing a
 // token request and issuing tokens.
 func (p *Provider) prepareGrant(ctx context.Context, ar fosite.AccessRequester) error {
@@ -90,23 +116,13 @@ func (p *Provider) prepareGrant(ctx context.Context, ar fosite.AccessRequester) 
 	now := time.Now().UTC()
 	switch {
 	case ar.GetGrantTypes().ExactOne("client_credentials"):
-		for _, s := range ar.GetRequestedScopes() {
-			ar.GrantScope(s)
-		}
-		for _, a := range ar.GetRequestedAudience() {
-			ar.GrantAudience(a)
-		}
+		grantRequested(ar)
 		sess.Subject = client.ID
 		sess.ClientID = client.ID
 		sess.GrantedAt = now
 
 	case ar.GetGrantTypes().ExactOne("password"):
-		for _, s := range ar.GetRequestedScopes() {
-			ar.GrantScope(s)
-		}
-		for _, a := range ar.GetRequestedAudience() {
-			ar.GrantAudience(a)
-		}
+		grantRequested(ar)
 		sess.ClientID = client.ID
 		sess.GrantedAt = now
 		sess.IDTokenClaims().AuthTime = now.Truncate(time.Second)

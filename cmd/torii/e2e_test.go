@@ -548,3 +548,23 @@ func TestConcurrentLoad(t *testing.T) {
 		}
 	})
 }
+
+// TestNoNonce: a code flow without a nonce succeeds and its ID token has
+// none (SECURITY 18).
+func TestNoNonce(t *testing.T) {
+	e := newEnv(t, backends[0].url(t))
+	e.user("jo@example.com")
+	id, secret := e.client(provider.ClientSpec{ID: "webapp", SkipConsent: true})
+	conf := e.oauth2Config(id, secret)
+	b := e.browser()
+	v := oauth2.GenerateVerifier()
+	q := e.authorize(b, conf.AuthCodeURL("state-without-nonce", oauth2.S256ChallengeOption(v)), "jo@example.com")
+	tok, err := conf.Exchange(e.ctx(), q.Get("code"), oauth2.VerifierOption(v))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, c := verifyIDToken(t, e, e.oidcProvider(), id, "RS256", tok)
+	if c.Nonce != "" {
+		t.Errorf("nonce = %q, want none", c.Nonce)
+	}
+}

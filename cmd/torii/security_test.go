@@ -150,6 +150,7 @@ func TestAuthorizeErrorsRedirect(t *testing.T) { // SEC 9, 10, 17, 19, 20, 22, 3
 		{"PKCE short challenge", func(q url.Values) { q.Set("code_challenge", "abc") }, "invalid_request"},
 		{"PKCE bad characters", func(q url.Values) { q.Set("code_challenge", strings.Repeat("+", 43)) }, "invalid_request"},
 		{"short state", func(q url.Values) { q.Set("state", "abc") }, "invalid_state"},
+		{"short nonce", func(q url.Values) { q.Set("nonce", "abc") }, "insufficient_entropy"},
 		{"no state", func(q url.Values) { q.Del("state") }, "invalid_state"},
 		{"response_type token", func(q url.Values) { q.Set("response_type", "token") }, "unsupported_response_type"},
 		{"no response_type", func(q url.Values) { q.Del("response_type") }, "unsupported_response_type"},
