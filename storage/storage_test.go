@@ -1,6 +1,7 @@
 package storage_test
 
 import (
+	"sync"
 	"testing"
 
 	"github.com/torii-idp/torii/storage"
@@ -66,4 +67,40 @@ func contains(s, sub string) bool {
 		}
 	}
 	return false
+}
+
+// TestConcurrentMigrate starts several nodes on one empty PostgreSQL
+// database at once: every one succeeds and each migration runs once.
+func TestConcurrentMigrate(t *testing.T) {
+	dbURL := storagetest.PostgresURL(t)
+	stores := make([]*storage.Store, 4)
+	for i := range stores {
+		s, err := storage.Open(t.Context(), dbURL, storage.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		stores[i] = s
+	}
+	applied := make([][]string, len(stores))
+	errs := make([]error, len(stores))
+	var wg sync.WaitGroup
+	for i, s := range stores {
+		wg.Go(func() { applied[i], errs[i] = s.Migrate(t.Context()) })
+	}
+	wg.Wait()
+	total := 0
+	for i := range stores {
+		if errs[i] != nil {
+			t.Errorf("node %d: Migrate() = %v", i, errs[i])
+		}
+		total += len(applied[i])
+	}
+	want, _ := stores[0].PendingMigrations(t.Context())
+	if len(want) != 0 {
+		t.Errorf("pending after concurrent migration: %v", want)
+	}
+	if total != 1 {
+		t.Errorf("migrations applied %d times in total across nodes, want once (%v)", total, applied)
+	}
 }
