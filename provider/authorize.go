@@ -168,6 +168,11 @@ func (p *Provider) proceed(w http.ResponseWriter, r *http.Request, ar fosite.Aut
 			signin.AuthTime.Add(time.Duration(maxAge)*time.Second).Before(received) {
 			needLogin = true
 		}
+		// acr_values=mfa asks for the one-time-code step even when the
+		// server's default skips it.
+		if slices.Contains(strings.Fields(ar.GetRequestForm().Get("acr_values")), ACRMFA) && acrFor(signin.AMR) != ACRMFA {
+			needLogin = true
+		}
 	}
 	if needLogin {
 		if slices.Contains(prompts, "none") {
@@ -260,11 +265,12 @@ func (p *Provider) userSession(client *storage.Client, u *storage.User, authTime
 	sess.ClientID = client.ID
 	sess.GrantedAt = time.Now().UTC()
 	sess.Claims = &jwt.IDTokenClaims{
-		Subject:                         u.ID,
-		AuthTime:                        authTime.UTC().Truncate(time.Second),
-		RequestedAt:                     requestedAt,
-		AuthenticationMethodsReferences: amr,
-		Extra:                           p.scopeClaims(u, scopes),
+		Subject:                             u.ID,
+		AuthTime:                            authTime.UTC().Truncate(time.Second),
+		RequestedAt:                         requestedAt,
+		AuthenticationMethodsReferences:     amr,
+		AuthenticationContextClassReference: acrFor(amr),
+		Extra:                               p.scopeClaims(u, scopes),
 	}
 	sess.Claims.Extra["azp"] = client.ID
 	sess.Headers.Add("alg", client.IDTokenAlg)

@@ -24,6 +24,8 @@ type Browser interface {
 	// error means the answer could not be found out (e.g. the database is
 	// down), not that nobody is signed in.
 	SignedIn(r *http.Request) (SignIn, bool, error)
+	// SignOut ends the browser's session, if any, and clears its cookie.
+	SignOut(w http.ResponseWriter, r *http.Request) error
 }
 
 // Paths the provider and the login pages send the browser to. The provider
@@ -35,4 +37,28 @@ const (
 	LoginPath   = "/login"
 	ConsentPath = "/consent"
 	ResumePath  = "/oauth2/auth/resume"
+	// LogoutPath is the login pages' sign-out confirmation: the provider's
+	// end-session endpoint sends the browser there (GET) when it cannot
+	// tell that the relying party's logout request is genuine.
+	LogoutPath = "/logout"
+	// EndSessionPath is the OpenID Connect RP-initiated logout endpoint.
+	EndSessionPath = "/oauth2/logout"
 )
+
+// Authentication context classes: ACRPassword for a password alone, ACRMFA
+// for a password and a one-time code. A relying party asks for the second
+// with acr_values=mfa.
+const (
+	ACRPassword = "pwd"
+	ACRMFA      = "mfa"
+)
+
+// acrFor returns the authentication context class of the methods used.
+func acrFor(amr []string) string {
+	for _, m := range amr {
+		if m == "otp" {
+			return ACRMFA
+		}
+	}
+	return ACRPassword
+}

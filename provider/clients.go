@@ -55,7 +55,9 @@ type ClientSpec struct {
 	// Public).
 	Secret       string
 	RedirectURIs []string
-	GrantTypes   []string
+	// PostLogoutRedirectURIs are where RP-initiated logout may return.
+	PostLogoutRedirectURIs []string
+	GrantTypes             []string
 	// Scopes defaults (when nil) to openid profile email offline_access.
 	Scopes      []string
 	Public      bool
@@ -118,7 +120,7 @@ func (spec *ClientSpec) Validate() error {
 	if usesRedirect && len(spec.RedirectURIs) == 0 {
 		return invalid("the authorization_code grant needs at least one --redirect-uri")
 	}
-	for _, u := range spec.RedirectURIs {
+	for _, u := range append(slices.Clone(spec.RedirectURIs), spec.PostLogoutRedirectURIs...) {
 		if err := validateRedirectURI(u); err != nil {
 			return err
 		}
@@ -231,18 +233,19 @@ func (p *Clients) Register(ctx context.Context, spec ClientSpec) (*storage.Clien
 		return nil, "", err
 	}
 	c := &storage.Client{
-		ID:            spec.ID,
-		Name:          spec.Name,
-		RedirectURIs:  nonNil(spec.RedirectURIs),
-		GrantTypes:    spec.GrantTypes,
-		ResponseTypes: []string{"code"},
-		Scopes:        spec.Scopes,
-		Audience:      []string{},
-		Public:        spec.Public,
-		SkipConsent:   spec.SkipConsent,
-		PKCEOptional:  spec.PKCEOptional,
-		TokenFormat:   spec.TokenFormat,
-		IDTokenAlg:    spec.IDTokenAlg,
+		ID:                     spec.ID,
+		Name:                   spec.Name,
+		RedirectURIs:           nonNil(spec.RedirectURIs),
+		PostLogoutRedirectURIs: nonNil(spec.PostLogoutRedirectURIs),
+		GrantTypes:             spec.GrantTypes,
+		ResponseTypes:          []string{"code"},
+		Scopes:                 spec.Scopes,
+		Audience:               []string{},
+		Public:                 spec.Public,
+		SkipConsent:            spec.SkipConsent,
+		PKCEOptional:           spec.PKCEOptional,
+		TokenFormat:            spec.TokenFormat,
+		IDTokenAlg:             spec.IDTokenAlg,
 	}
 	secret := spec.Secret
 	if !spec.Public {

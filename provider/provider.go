@@ -49,6 +49,11 @@ type Config struct {
 	// LoginLifetime bounds how long a pending authorization request waits
 	// for the user to sign in and consent. Default 30 minutes.
 	LoginLifetime time.Duration
+	// SecondFactor is true when every sign-in needs the one-time-code step
+	// (TORII_OTP=always). The password grant cannot ask for a code, so it
+	// then fails with invalid_grant like wrong credentials (no bypass, and
+	// no oracle telling a right password from a wrong one).
+	SecondFactor bool
 	// Keys tunes signing-key handling.
 	Keys KeysConfig
 }
@@ -194,7 +199,7 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Provider, error) {
 		OpenIDConnectTokenStrategy: &idTokenStrategy{DefaultStrategy: openid.DefaultStrategy{Signer: p.signer, Config: fcfg}},
 		Signer:                     p.signer,
 	}
-	fstore := &fositeStore{Store: deps.Store, accounts: deps.Accounts, isCredentialError: deps.IsCredentialError}
+	fstore := &fositeStore{Store: deps.Store, accounts: deps.Accounts, isCredentialError: deps.IsCredentialError, secondFactor: cfg.SecondFactor}
 	p.oauth2 = compose.Compose(fcfg, fstore, strategy,
 		compose.OAuth2AuthorizeExplicitFactory,
 		compose.OAuth2ClientCredentialsGrantFactory,
@@ -226,6 +231,7 @@ func (p *Provider) Routes(r *mux.Router) {
 	r.HandleFunc("/oauth2/introspect", p.introspect).Methods("POST")
 	r.HandleFunc("/oauth2/revoke", p.revoke).Methods("POST")
 	r.HandleFunc("/userinfo", p.userinfo).Methods("GET", "POST")
+	r.HandleFunc(EndSessionPath, p.endSession).Methods("GET", "POST")
 	r.HandleFunc("/.well-known/openid-configuration", p.serveDiscovery).Methods("GET", "HEAD")
 	r.HandleFunc("/.well-known/jwks.json", p.serveJWKS).Methods("GET", "HEAD")
 }
@@ -236,6 +242,7 @@ type fositeStore struct {
 	*storage.Store
 	accounts          Accounts
 	isCredentialError func(error) bool
+	secondFactor      bool
 }
 
 var _ oauth2.ResourceOwnerPasswordCredentialsGrantStorage = (*fositeStore)(nil)
@@ -250,6 +257,11 @@ func (s *fositeStore) Authenticate(ctx context.Context, login, password string) 
 			return "", fosite.ErrNotFound
 		}
 		return "", err
+	}
+	if s.secondFactor || !u.EmailVerified {
+		// The password grant has no code step, and an unverified
+		// account gets no tokens: the same answer as a wrong password.
+		return "", fosite.ErrNotFound
 	}
 	return u.ID, nil
 }

@@ -127,6 +127,7 @@ func (p *Provider) prepareGrant(ctx context.Context, ar fosite.AccessRequester) 
 		sess.GrantedAt = now
 		sess.IDTokenClaims().AuthTime = now.Truncate(time.Second)
 		sess.IDTokenClaims().AuthenticationMethodsReferences = []string{"pwd"}
+		sess.IDTokenClaims().AuthenticationContextClassReference = ACRPassword
 		// No ID token now (fosite's password grant issues none), but a
 		// refresh with the openid scope will make one: prepare its claims.
 		sess.IDTokenHeaders().Add("alg", client.IDTokenAlg)

@@ -15,15 +15,18 @@ import (
 type Client struct {
 	bun.BaseModel `bun:"table:clients"`
 
-	ID            string   `bun:"id,pk"`
-	Name          string   `bun:"name"`
-	SecretHash    []byte   `bun:"secret_hash"`
-	RedirectURIs  []string `bun:"redirect_uris"`
-	GrantTypes    []string `bun:"grant_types"`
-	ResponseTypes []string `bun:"response_types"`
-	Scopes        []string `bun:"scopes"`
-	Audience      []string `bun:"audience"`
-	Public        bool     `bun:"public"`
+	ID           string   `bun:"id,pk"`
+	Name         string   `bun:"name"`
+	SecretHash   []byte   `bun:"secret_hash"`
+	RedirectURIs []string `bun:"redirect_uris"`
+	// PostLogoutRedirectURIs are where RP-initiated logout may send the
+	// browser afterwards, matched exactly.
+	PostLogoutRedirectURIs []string `bun:"post_logout_redirect_uris"`
+	GrantTypes             []string `bun:"grant_types"`
+	ResponseTypes          []string `bun:"response_types"`
+	Scopes                 []string `bun:"scopes"`
+	Audience               []string `bun:"audience"`
+	Public                 bool     `bun:"public"`
 	// SkipConsent lets a first-party client skip the consent page.
 	SkipConsent bool `bun:"skip_consent"`
 	// PKCEOptional exempts a confidential legacy client from PKCE.

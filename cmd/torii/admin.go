@@ -51,6 +51,7 @@ type clientView struct {
 	ClientSecret             string    `json:"client_secret,omitempty"`
 	ClientName               string    `json:"client_name"`
 	RedirectURIs             []string  `json:"redirect_uris"`
+	PostLogoutRedirectURIs   []string  `json:"post_logout_redirect_uris"`
 	GrantTypes               []string  `json:"grant_types"`
 	ResponseTypes            []string  `json:"response_types"`
 	Scope                    string    `json:"scope"`
@@ -72,7 +73,7 @@ func viewClient(c *storage.Client, secret string) clientView {
 		pkce = "optional"
 	}
 	return clientView{
-		ClientID: c.ID, ClientSecret: secret, ClientName: c.Name, RedirectURIs: c.RedirectURIs,
+		ClientID: c.ID, ClientSecret: secret, ClientName: c.Name, RedirectURIs: c.RedirectURIs, PostLogoutRedirectURIs: c.PostLogoutRedirectURIs,
 		GrantTypes: c.GrantTypes, ResponseTypes: c.ResponseTypes, Scope: strings.Join(c.Scopes, " "),
 		TokenEndpointAuthMethod: auth, SkipConsent: c.SkipConsent, PKCE: pkce,
 		AccessTokenFormat: c.TokenFormat, IDTokenSignedResponseAlg: c.IDTokenAlg, CreatedAt: c.CreatedAt,
@@ -129,6 +130,7 @@ func (a *app) clientsCmd() *cobra.Command {
 	f.StringVar(&spec.Name, "name", "", "name shown on the consent page (default: the ID)")
 	f.StringVar(&spec.Secret, "secret", "", "client secret of at least 32 characters (default: a generated 256-bit secret)")
 	f.StringArrayVar(&spec.RedirectURIs, "redirect-uri", nil, "allowed redirect URI, matched exactly (repeatable)")
+	f.StringArrayVar(&spec.PostLogoutRedirectURIs, "post-logout-redirect-uri", nil, "where RP-initiated logout may return, matched exactly (repeatable)")
 	f.StringVar(&grantTypes, "grant-types", "authorization_code,refresh_token", "comma-separated grant types: authorization_code, refresh_token, password, client_credentials")
 	f.StringVar(&scope, "scope", "openid profile email offline_access", "space-separated scopes the client may request")
 	f.BoolVar(&spec.Public, "public", false, "a public client (no secret: native or browser app); PKCE is always required")

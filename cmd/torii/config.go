@@ -6,8 +6,10 @@ import (
 	"log/slog"
 	"net"
 	"net/mail"
+	"net/netip"
 	"net/url"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -35,6 +37,44 @@ type Config struct {
 	CodeTTL         time.Duration
 	CleanupInterval time.Duration
 	ShutdownTimeout time.Duration
+
+	// OTP is "always" (every sign-in needs a one-time code) or "off".
+	OTP                 string
+	OTPTTL              time.Duration
+	OTPResendInterval   time.Duration
+	OTPResendLimit      RateLimit
+	LockoutThreshold    int
+	IPRateLimit         RateLimit
+	IPFailureLimit      RateLimit
+	TrustedProxies      []netip.Prefix
+	PasswordComposition bool
+	TwilioURL           string
+}
+
+// RateLimit is N events per duration, written "N/duration" (e.g. 60/1m).
+type RateLimit struct {
+	N   int
+	Per time.Duration
+}
+
+// String formats the limit as it is written.
+func (l RateLimit) String() string { return fmt.Sprintf("%d/%s", l.N, l.Per) }
+
+// parseRateLimit reads "N/duration".
+func parseRateLimit(s string) (RateLimit, error) {
+	n, per, ok := strings.Cut(s, "/")
+	if !ok {
+		return RateLimit{}, fmt.Errorf("%q must look like 60/1m (count/duration)", s)
+	}
+	count, err := strconv.Atoi(strings.TrimSpace(n))
+	if err != nil || count < 1 || count > 1_000_000 {
+		return RateLimit{}, fmt.Errorf("%q: the count must be a whole number from 1 to 1000000", s)
+	}
+	d, err := time.ParseDuration(strings.TrimSpace(per))
+	if err != nil || d < time.Second || d > 24*time.Hour {
+		return RateLimit{}, fmt.Errorf("%q: the duration must be from 1s to 24h (e.g. 1m, 15m)", s)
+	}
+	return RateLimit{N: count, Per: d}, nil
 }
 
 // Secret is a string that never prints itself: logs and errors show
@@ -74,6 +114,16 @@ func settings() []*setting {
 		{env: "TORII_CODE_TTL", flag: "code-ttl", def: "10m", usage: "authorization code lifetime (at most 10m)"},
 		{env: "TORII_CLEANUP_INTERVAL", flag: "cleanup-interval", def: "10m", usage: "how often expired codes, tokens and sessions are deleted"},
 		{env: "TORII_SHUTDOWN_TIMEOUT", flag: "shutdown-timeout", def: "20s", usage: "how long in-flight requests may run on shutdown"},
+		{env: "TORII_OTP", flag: "otp", def: "always", usage: "one-time-code step at sign-in: always, or off (a client may still ask for it with acr_values=mfa)"},
+		{env: "TORII_OTP_TTL", flag: "otp-ttl", def: "10m", usage: "lifetime of a one-time code"},
+		{env: "TORII_OTP_RESEND_INTERVAL", flag: "otp-resend-interval", def: "30s", usage: "least time between two codes sent to one account"},
+		{env: "TORII_OTP_RESEND_LIMIT", flag: "otp-resend-limit", def: "5/15m", usage: "most codes sent to one account (and one destination) per period"},
+		{env: "TORII_LOCKOUT_THRESHOLD", flag: "lockout-threshold", def: "5", usage: "consecutive wrong passwords before an account waits (1m, doubling to 1h)"},
+		{env: "TORII_IP_RATE_LIMIT", flag: "ip-rate-limit", def: "60/1m", usage: "requests per client IP to the sign-in, code, registration and reset pages (per node)"},
+		{env: "TORII_IP_FAILURE_LIMIT", flag: "ip-failure-limit", def: "50/15m", usage: "failed attempts per client IP on those pages (per node)"},
+		{env: "TORII_TRUSTED_PROXIES", flag: "trusted-proxies", def: "", usage: "comma-separated CIDRs of reverse proxies whose X-Forwarded-For is believed"},
+		{env: "TORII_PASSWORD_COMPOSITION", flag: "password-composition", def: "false", usage: "also require upper case, lower case, digit and symbol in new passwords"},
+		{env: "TORII_TWILIO_URL", flag: "twilio-url", def: "https://api.twilio.com", usage: "base URL of Twilio's REST API (for a twilio:// SMS URL)"},
 	}
 }
 
@@ -201,6 +251,51 @@ func loadConfig(all []*setting) (Config, error) {
 	dur("TORII_CODE_TTL", &c.CodeTTL, 10*time.Second, 10*time.Minute)
 	dur("TORII_CLEANUP_INTERVAL", &c.CleanupInterval, time.Second, 24*time.Hour)
 	dur("TORII_SHUTDOWN_TIMEOUT", &c.ShutdownTimeout, 0, 10*time.Minute)
+
+	switch c.OTP = val("TORII_OTP"); c.OTP {
+	case "always", "off":
+	default:
+		bad("TORII_OTP", "%q must be always or off", c.OTP)
+	}
+	dur("TORII_OTP_TTL", &c.OTPTTL, time.Minute, time.Hour)
+	dur("TORII_OTP_RESEND_INTERVAL", &c.OTPResendInterval, 0, time.Hour)
+	limit := func(env string, dst *RateLimit) {
+		l, err := parseRateLimit(val(env))
+		if err != nil {
+			bad(env, "%s", err)
+			return
+		}
+		*dst = l
+	}
+	limit("TORII_OTP_RESEND_LIMIT", &c.OTPResendLimit)
+	limit("TORII_IP_RATE_LIMIT", &c.IPRateLimit)
+	limit("TORII_IP_FAILURE_LIMIT", &c.IPFailureLimit)
+	if n, err := strconv.Atoi(val("TORII_LOCKOUT_THRESHOLD")); err != nil || n < 1 || n > 100 {
+		bad("TORII_LOCKOUT_THRESHOLD", "%q must be a whole number from 1 to 100", val("TORII_LOCKOUT_THRESHOLD"))
+	} else {
+		c.LockoutThreshold = n
+	}
+	for _, cidr := range splitList(val("TORII_TRUSTED_PROXIES"), ",") {
+		pfx, err := netip.ParsePrefix(cidr)
+		if err != nil {
+			if addr, aerr := netip.ParseAddr(cidr); aerr == nil {
+				pfx = netip.PrefixFrom(addr, addr.BitLen())
+			} else {
+				bad("TORII_TRUSTED_PROXIES", "%q is not an IP address or CIDR prefix", cidr)
+				continue
+			}
+		}
+		c.TrustedProxies = append(c.TrustedProxies, pfx.Masked())
+	}
+	if b, err := strconv.ParseBool(val("TORII_PASSWORD_COMPOSITION")); err != nil {
+		bad("TORII_PASSWORD_COMPOSITION", "%q must be true or false", val("TORII_PASSWORD_COMPOSITION"))
+	} else {
+		c.PasswordComposition = b
+	}
+	c.TwilioURL = strings.TrimSuffix(val("TORII_TWILIO_URL"), "/")
+	if u, err := url.Parse(c.TwilioURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+		bad("TORII_TWILIO_URL", "%q must be an http(s) URL", c.TwilioURL)
+	}
 	return c, errors.Join(errs...)
 }
 

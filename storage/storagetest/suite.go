@@ -55,16 +55,17 @@ func Run(t *testing.T, open func(t testing.TB) *storage.Store) {
 
 func newClient(id string) *storage.Client {
 	return &storage.Client{
-		ID:            id,
-		Name:          "Client " + id,
-		SecretHash:    []byte("hash-" + id),
-		RedirectURIs:  []string{"https://rp.example/cb"},
-		GrantTypes:    []string{"authorization_code", "refresh_token"},
-		ResponseTypes: []string{"code"},
-		Scopes:        []string{"openid", "offline_access"},
-		Audience:      []string{},
-		TokenFormat:   "opaque",
-		IDTokenAlg:    "RS256",
+		ID:                     id,
+		Name:                   "Client " + id,
+		SecretHash:             []byte("hash-" + id),
+		RedirectURIs:           []string{"https://rp.example/cb"},
+		PostLogoutRedirectURIs: []string{"https://rp.example/bye"},
+		GrantTypes:             []string{"authorization_code", "refresh_token"},
+		ResponseTypes:          []string{"code"},
+		Scopes:                 []string{"openid", "offline_access"},
+		Audience:               []string{},
+		TokenFormat:            "opaque",
+		IDTokenAlg:             "RS256",
 	}
 }
 
@@ -128,7 +129,7 @@ func testClients(t *testing.T, s *storage.Store) {
 	if err != nil {
 		t.Fatalf("Client(app) = %v", err)
 	}
-	if got.Name != c.Name || !bytes.Equal(got.SecretHash, c.SecretHash) || fmt.Sprint(got.RedirectURIs) != fmt.Sprint(c.RedirectURIs) ||
+	if got.Name != c.Name || !bytes.Equal(got.SecretHash, c.SecretHash) || fmt.Sprint(got.RedirectURIs) != fmt.Sprint(c.RedirectURIs) || fmt.Sprint(got.PostLogoutRedirectURIs) != fmt.Sprint(c.PostLogoutRedirectURIs) ||
 		fmt.Sprint(got.GrantTypes) != fmt.Sprint(c.GrantTypes) || got.IDTokenAlg != "RS256" {
 		t.Errorf("Client(app) = %+v, want %+v", got, c)
 	}
