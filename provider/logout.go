@@ -47,16 +47,21 @@ func (p *Provider) endSession(w http.ResponseWriter, r *http.Request) {
 			p.errorPage(w, r, http.StatusServiceUnavailable, "Temporarily unavailable", "The server cannot answer right now. Try again in a moment.")
 			return
 		}
-		if client == nil || !slices.Contains(client.PostLogoutRedirectURIs, raw) {
+		switch {
+		case client == nil && !hintOK:
+			// Without a genuine hint there is no telling which client
+			// asks; the address is ignored and the user is asked.
+		case client == nil || !slices.Contains(client.PostLogoutRedirectURIs, raw):
 			p.errorPage(w, r, http.StatusBadRequest, "Sign-out request rejected",
 				"The application's return address after sign-out (post_logout_redirect_uri) is not registered.")
 			return
-		}
-		next, _ = url.Parse(raw)
-		if state := r.Form.Get("state"); state != "" {
-			q := next.Query()
-			q.Set("state", state)
-			next.RawQuery = q.Encode()
+		default:
+			next, _ = url.Parse(raw)
+			if state := r.Form.Get("state"); state != "" {
+				q := next.Query()
+				q.Set("state", state)
+				next.RawQuery = q.Encode()
+			}
 		}
 	}
 

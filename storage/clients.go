@@ -106,7 +106,7 @@ func (s *Store) CreateClient(ctx context.Context, c *Client) error {
 // Client returns the client with the given ID, or ErrNotFound.
 func (s *Store) Client(ctx context.Context, id string) (*Client, error) {
 	c := new(Client)
-	if err := s.idb(ctx).NewSelect().Model(c).Where("id = ?", id).Scan(ctx); err != nil {
+	if err := s.readDB(ctx).NewSelect().Model(c).Where("id = ?", id).Scan(ctx); err != nil {
 		return nil, fmt.Errorf("storage: get client: %w", translate(err))
 	}
 	return c, nil
@@ -115,7 +115,7 @@ func (s *Store) Client(ctx context.Context, id string) (*Client, error) {
 // Clients lists every client, ordered by ID.
 func (s *Store) Clients(ctx context.Context) ([]*Client, error) {
 	var cs []*Client
-	if err := s.idb(ctx).NewSelect().Model(&cs).Order("id").Scan(ctx); err != nil {
+	if err := s.readDB(ctx).NewSelect().Model(&cs).Order("id").Scan(ctx); err != nil {
 		return nil, fmt.Errorf("storage: list clients: %w", translate(err))
 	}
 	return cs, nil

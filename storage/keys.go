@@ -33,7 +33,7 @@ func (s *Store) AddSigningKey(ctx context.Context, k *SigningKey) error {
 // SigningKeys returns every stored signing key, oldest first.
 func (s *Store) SigningKeys(ctx context.Context) ([]*SigningKey, error) {
 	var ks []*SigningKey
-	if err := s.idb(ctx).NewSelect().Model(&ks).Order("created_at", "kid").Scan(ctx); err != nil {
+	if err := s.readDB(ctx).NewSelect().Model(&ks).Order("created_at", "kid").Scan(ctx); err != nil {
 		return nil, fmt.Errorf("storage: list signing keys: %w", translate(err))
 	}
 	return ks, nil

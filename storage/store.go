@@ -55,8 +55,14 @@ type Options struct {
 }
 
 // Store is Torii's database. It is safe for concurrent use.
+//
+// On SQLite it holds two pools over the same file: db, a single writer
+// connection (writes queue in Go instead of sleeping in SQLite's busy
+// handler), and rdb, a pool of readers (WAL lets them read while the writer
+// writes). On PostgreSQL both are the same pool.
 type Store struct {
 	db      *bun.DB
+	rdb     *bun.DB
 	dialect Dialect
 	now     func() time.Time
 }
@@ -79,18 +85,27 @@ func Open(ctx context.Context, rawURL string, opts Options) (*Store, error) {
 	}
 	switch dialect {
 	case SQLite:
-		sqldb, err := sql.Open("sqlite", dsn+sqlitePragmas(opts.BusyTimeout))
+		writer, err := sql.Open("sqlite", dsn+sqlitePragmas(opts.BusyTimeout))
 		if err != nil {
+			return nil, fmt.Errorf("storage: open sqlite: %w", err)
+		}
+		writer.SetMaxOpenConns(1)
+		writer.SetMaxIdleConns(1)
+		writer.SetConnMaxIdleTime(0)
+		s.db = bun.NewDB(writer, sqlitedialect.New())
+		readers, err := sql.Open("sqlite", dsn+sqlitePragmas(opts.BusyTimeout))
+		if err != nil {
+			writer.Close()
 			return nil, fmt.Errorf("storage: open sqlite: %w", err)
 		}
 		n := opts.MaxOpenConns
 		if n == 0 {
-			n = 8
+			n = 4
 		}
-		sqldb.SetMaxOpenConns(n)
-		sqldb.SetMaxIdleConns(n)
-		sqldb.SetConnMaxIdleTime(0)
-		s.db = bun.NewDB(sqldb, sqlitedialect.New())
+		readers.SetMaxOpenConns(n)
+		readers.SetMaxIdleConns(n)
+		readers.SetConnMaxIdleTime(0)
+		s.rdb = bun.NewDB(readers, sqlitedialect.New())
 	case Postgres:
 		sqldb, err := sql.Open("pgx", dsn)
 		if err != nil {
@@ -104,9 +119,10 @@ func Open(ctx context.Context, rawURL string, opts Options) (*Store, error) {
 		sqldb.SetMaxIdleConns(n)
 		sqldb.SetConnMaxIdleTime(5 * time.Minute)
 		s.db = bun.NewDB(sqldb, pgdialect.New())
+		s.rdb = s.db
 	}
 	if err := s.db.PingContext(ctx); err != nil {
-		s.db.Close()
+		s.Close()
 		return nil, fmt.Errorf("storage: connect to %s: %w", dialect, err)
 	}
 	return s, nil
@@ -156,8 +172,14 @@ func (s *Store) Dialect() Dialect { return s.dialect }
 // DB exposes the underlying bun handle, for tests and migrations.
 func (s *Store) DB() *bun.DB { return s.db }
 
-// Close closes the connection pool.
-func (s *Store) Close() error { return s.db.Close() }
+// Close closes the connection pools.
+func (s *Store) Close() error {
+	err := s.db.Close()
+	if s.rdb != s.db {
+		err = errors.Join(err, s.rdb.Close())
+	}
+	return err
+}
 
 // Ping reports whether the database answers.
 func (s *Store) Ping(ctx context.Context) error {
@@ -165,7 +187,7 @@ func (s *Store) Ping(ctx context.Context) error {
 		return fmt.Errorf("storage: ping: %w", err)
 	}
 	var one int
-	if err := s.db.NewRaw("SELECT 1").Scan(ctx, &one); err != nil {
+	if err := s.rdb.NewRaw("SELECT 1").Scan(ctx, &one); err != nil {
 		return fmt.Errorf("storage: ping: %w", err)
 	}
 	return nil
@@ -173,12 +195,24 @@ func (s *Store) Ping(ctx context.Context) error {
 
 type txKey struct{}
 
-// idb returns the transaction carried by ctx, or the database.
+// idb returns the transaction carried by ctx, or the database's writer.
+// Every write goes through it. On SQLite the writer is one connection: a
+// write made while a transaction is open must use that transaction's
+// context, or it waits for the transaction to end.
 func (s *Store) idb(ctx context.Context) bun.IDB {
 	if tx, ok := ctx.Value(txKey{}).(*bun.Tx); ok {
 		return tx
 	}
 	return s.db
+}
+
+// rdb returns the transaction carried by ctx, or the readers' pool, for
+// queries that only read.
+func (s *Store) readDB(ctx context.Context) bun.IDB {
+	if tx, ok := ctx.Value(txKey{}).(*bun.Tx); ok {
+		return tx
+	}
+	return s.rdb
 }
 
 // BeginTX starts a transaction and returns a context carrying it; every

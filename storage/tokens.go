@@ -152,7 +152,7 @@ func (s *Store) createRequest(ctx context.Context, table, signature string, r fo
 
 func (s *Store) getRow(ctx context.Context, table, signature string) (*requestRow, error) {
 	row := new(requestRow)
-	err := s.idb(ctx).NewSelect().Model(row).ModelTableExpr("? AS r", bun.Ident(table)).Where("signature = ?", signature).Scan(ctx)
+	err := s.readDB(ctx).NewSelect().Model(row).ModelTableExpr("? AS r", bun.Ident(table)).Where("signature = ?", signature).Scan(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("storage: get %s: %w", table, translate(err))
 	}
