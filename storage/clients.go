@@ -103,10 +103,22 @@ func (s *Store) CreateClient(ctx context.Context, c *Client) error {
 	return nil
 }
 
-// Client returns the client with the given ID, or ErrNotFound.
+const selectClient = `SELECT id, name, secret_hash, redirect_uris, post_logout_redirect_uris, grant_types,
+response_types, scopes, audience, public, skip_consent, pkce_optional, token_format, id_token_alg,
+created_at, updated_at FROM clients WHERE id = ?`
+
+// Client returns the client with the given ID, or ErrNotFound. It runs on
+// every token request, as a prepared statement.
 func (s *Store) Client(ctx context.Context, id string) (*Client, error) {
+	row, err := s.queryRowPrepared(ctx, selectClient, id)
+	if err != nil {
+		return nil, fmt.Errorf("storage: get client: %w", err)
+	}
 	c := new(Client)
-	if err := s.readDB(ctx).NewSelect().Model(c).Where("id = ?", id).Scan(ctx); err != nil {
+	err = row.Scan(&c.ID, &c.Name, &c.SecretHash, (*jsonList)(&c.RedirectURIs), (*jsonList)(&c.PostLogoutRedirectURIs),
+		(*jsonList)(&c.GrantTypes), (*jsonList)(&c.ResponseTypes), (*jsonList)(&c.Scopes), (*jsonList)(&c.Audience),
+		&c.Public, &c.SkipConsent, &c.PKCEOptional, &c.TokenFormat, &c.IDTokenAlg, dbTime{&c.CreatedAt}, dbTime{&c.UpdatedAt})
+	if err != nil {
 		return nil, fmt.Errorf("storage: get client: %w", translate(err))
 	}
 	return c, nil

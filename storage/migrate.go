@@ -50,6 +50,9 @@ func (s *Store) Migrate(ctx context.Context) ([]string, error) {
 	if err != nil {
 		return nil, fmt.Errorf("storage: migrate: %w", err)
 	}
+	if err := s.prepareAll(ctx); err != nil {
+		return nil, err
+	}
 	var applied []string
 	for _, mig := range group.Migrations {
 		applied = append(applied, mig.Name)

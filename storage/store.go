@@ -65,6 +65,7 @@ type Store struct {
 	rdb     *bun.DB
 	dialect Dialect
 	now     func() time.Time
+	stmts   stmts
 }
 
 // Open connects to the database named by rawURL:
@@ -174,6 +175,7 @@ func (s *Store) DB() *bun.DB { return s.db }
 
 // Close closes the connection pools.
 func (s *Store) Close() error {
+	s.closeStmts()
 	err := s.db.Close()
 	if s.rdb != s.db {
 		err = errors.Join(err, s.rdb.Close())

@@ -138,21 +138,47 @@ func (s *Store) toRequest(ctx context.Context, row *requestRow, session fosite.S
 	}, nil
 }
 
+// The columns of every token table, in the order the statements use.
+const requestColumns = `signature, request_id, client_id, subject, active, requested_at, expires_at, scopes,
+granted_scopes, audience, granted_audience, form, session, access_signature`
+
+// Token rows are written and read on every token request: prepared
+// statements, one per table.
+var (
+	insertRequest = map[string]string{}
+	selectRequest = map[string]string{}
+)
+
+func init() {
+	for _, t := range []string{tableCode, tableOIDC, tablePKCE, tableAccess, tableRefresh} {
+		insertRequest[t] = "INSERT INTO " + t + " (" + requestColumns + ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+		selectRequest[t] = "SELECT " + requestColumns + " FROM " + t + " WHERE signature = ?"
+	}
+}
+
 func (s *Store) createRequest(ctx context.Context, table, signature string, r fosite.Requester, accessSignature string) error {
 	row, err := s.toRow(table, signature, r)
 	if err != nil {
 		return err
 	}
-	row.AccessSignature = accessSignature
-	if _, err := s.idb(ctx).NewInsert().Model(row).ModelTableExpr("? AS r", bun.Ident(table)).Exec(ctx); err != nil {
+	_, err = s.execPrepared(ctx, insertRequest[table], row.Signature, row.RequestID, row.ClientID, row.Subject, row.Active,
+		s.formatTime(row.RequestedAt), s.formatTime(row.ExpiresAt), encodeList(row.Scopes), encodeList(row.GrantedScopes),
+		encodeList(row.Audience), encodeList(row.GrantedAudience), row.Form, row.Session, accessSignature)
+	if err != nil {
 		return fmt.Errorf("storage: create %s: %w", table, translate(err))
 	}
 	return nil
 }
 
 func (s *Store) getRow(ctx context.Context, table, signature string) (*requestRow, error) {
+	q, err := s.queryRowPrepared(ctx, selectRequest[table], signature)
+	if err != nil {
+		return nil, fmt.Errorf("storage: get %s: %w", table, err)
+	}
 	row := new(requestRow)
-	err := s.readDB(ctx).NewSelect().Model(row).ModelTableExpr("? AS r", bun.Ident(table)).Where("signature = ?", signature).Scan(ctx)
+	err = q.Scan(&row.Signature, &row.RequestID, &row.ClientID, &row.Subject, &row.Active, dbTime{&row.RequestedAt},
+		dbTime{&row.ExpiresAt}, (*jsonList)(&row.Scopes), (*jsonList)(&row.GrantedScopes), (*jsonList)(&row.Audience),
+		(*jsonList)(&row.GrantedAudience), &row.Form, &row.Session, &row.AccessSignature)
 	if err != nil {
 		return nil, fmt.Errorf("storage: get %s: %w", table, translate(err))
 	}

@@ -1,0 +1,239 @@
+package storage
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/uptrace/bun"
+)
+
+// The token endpoint's hottest queries — a client by ID, a token row by
+// signature, a new token row — run as prepared statements: SQLite then
+// parses each once per connection instead of once per request, and
+// PostgreSQL plans it once. Everything else goes through bun's query
+// builder.
+
+// stmts caches prepared statements per pool and query.
+type stmts struct {
+	mu sync.Mutex
+	m  map[*sql.DB]map[string]*sql.Stmt
+}
+
+// prepare returns the statement for query on pool, preparing it on first
+// use. Queries are written with ? placeholders; on PostgreSQL they become
+// $1, $2, …. The mutex is not held while preparing, which needs a
+// connection.
+func (s *Store) prepare(ctx context.Context, pool *sql.DB, query string) (*sql.Stmt, error) {
+	s.stmts.mu.Lock()
+	st, ok := s.stmts.m[pool][query]
+	s.stmts.mu.Unlock()
+	if ok {
+		return st, nil
+	}
+	st, err := pool.PrepareContext(ctx, s.placeholders(query))
+	if err != nil {
+		return nil, translate(err)
+	}
+	s.stmts.mu.Lock()
+	defer s.stmts.mu.Unlock()
+	if s.stmts.m == nil {
+		s.stmts.m = map[*sql.DB]map[string]*sql.Stmt{}
+	}
+	if s.stmts.m[pool] == nil {
+		s.stmts.m[pool] = map[string]*sql.Stmt{}
+	}
+	if prev, ok := s.stmts.m[pool][query]; ok {
+		st.Close()
+		return prev, nil
+	}
+	s.stmts.m[pool][query] = st
+	return st, nil
+}
+
+func (s *Store) placeholders(query string) string {
+	if s.dialect == Postgres {
+		return numberPlaceholders(query)
+	}
+	return query
+}
+
+// cached returns the statement for query on pool if it was prepared.
+func (s *Store) cached(pool *sql.DB, query string) *sql.Stmt {
+	s.stmts.mu.Lock()
+	defer s.stmts.mu.Unlock()
+	return s.stmts.m[pool][query]
+}
+
+// prepareAll prepares the hot statements on both pools. Migrate calls it
+// once the tables exist, so that transactions never wait to prepare (on
+// SQLite the writer's only connection may be the transaction's own).
+func (s *Store) prepareAll(ctx context.Context) error {
+	queries := []string{selectClient}
+	for _, q := range insertRequest {
+		queries = append(queries, q)
+	}
+	for _, q := range selectRequest {
+		queries = append(queries, q)
+	}
+	for _, q := range queries {
+		for _, pool := range []*sql.DB{s.db.DB, s.rdb.DB} {
+			if _, err := s.prepare(ctx, pool, q); err != nil {
+				return fmt.Errorf("storage: prepare statements: %w", err)
+			}
+		}
+	}
+	return nil
+}
+
+// closeStmts closes every prepared statement.
+func (s *Store) closeStmts() {
+	s.stmts.mu.Lock()
+	defer s.stmts.mu.Unlock()
+	for _, byQuery := range s.stmts.m {
+		for _, st := range byQuery {
+			st.Close()
+		}
+	}
+	s.stmts.m = nil
+}
+
+func numberPlaceholders(q string) string {
+	var b strings.Builder
+	n := 0
+	for _, r := range q {
+		if r == '?' {
+			n++
+			b.WriteString("$" + strconv.Itoa(n))
+			continue
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}
+
+// txStmt returns query as a statement of the transaction tx: the cached
+// one when prepared, else one prepared on the transaction's connection (and
+// closed with it).
+func (s *Store) txStmt(ctx context.Context, tx *bun.Tx, query string) (*sql.Stmt, error) {
+	if st := s.cached(s.db.DB, query); st != nil {
+		return tx.StmtContext(ctx, st), nil
+	}
+	st, err := tx.PrepareContext(ctx, s.placeholders(query))
+	if err != nil {
+		return nil, translate(err)
+	}
+	return st, nil
+}
+
+// execPrepared runs a writing statement, inside ctx's transaction if any.
+func (s *Store) execPrepared(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	if tx, ok := ctx.Value(txKey{}).(*bun.Tx); ok {
+		st, err := s.txStmt(ctx, tx, query)
+		if err != nil {
+			return nil, err
+		}
+		return st.ExecContext(ctx, args...)
+	}
+	st, err := s.prepare(ctx, s.db.DB, query)
+	if err != nil {
+		return nil, err
+	}
+	return st.ExecContext(ctx, args...)
+}
+
+// queryRowPrepared runs a reading statement: inside ctx's transaction if
+// any, else on the readers' pool.
+func (s *Store) queryRowPrepared(ctx context.Context, query string, args ...any) (*sql.Row, error) {
+	if tx, ok := ctx.Value(txKey{}).(*bun.Tx); ok {
+		st, err := s.txStmt(ctx, tx, query)
+		if err != nil {
+			return nil, err
+		}
+		return st.QueryRowContext(ctx, args...), nil
+	}
+	st, err := s.prepare(ctx, s.rdb.DB, query)
+	if err != nil {
+		return nil, err
+	}
+	return st.QueryRowContext(ctx, args...), nil
+}
+
+// jsonList decodes a JSON text column holding a list of strings.
+type jsonList []string
+
+func (l *jsonList) Scan(src any) error {
+	var raw []byte
+	switch v := src.(type) {
+	case nil:
+		*l = []string{}
+		return nil
+	case string:
+		raw = []byte(v)
+	case []byte:
+		raw = v
+	default:
+		return fmt.Errorf("storage: cannot read %T as a list", src)
+	}
+	var out []string
+	if err := json.Unmarshal(raw, &out); err != nil {
+		return fmt.Errorf("storage: decode list: %w", err)
+	}
+	if out == nil {
+		out = []string{}
+	}
+	*l = out
+	return nil
+}
+
+// dbTime reads a timestamp column from either driver.
+type dbTime struct{ t *time.Time }
+
+func (d dbTime) Scan(src any) error {
+	switch v := src.(type) {
+	case time.Time:
+		*d.t = v.UTC()
+		return nil
+	case string:
+		return d.parse(v)
+	case []byte:
+		return d.parse(string(v))
+	case nil:
+		*d.t = time.Time{}
+		return nil
+	}
+	return fmt.Errorf("storage: cannot read %T as a time", src)
+}
+
+func (d dbTime) parse(s string) error {
+	for _, layout := range []string{"2006-01-02 15:04:05.999999999-07:00", time.RFC3339Nano, "2006-01-02 15:04:05.999999999"} {
+		if t, err := time.Parse(layout, s); err == nil {
+			*d.t = t.UTC()
+			return nil
+		}
+	}
+	return fmt.Errorf("storage: cannot parse time %q", s)
+}
+
+// encodeList encodes a list for a JSON text column.
+func encodeList(l []string) string {
+	if l == nil {
+		return "[]"
+	}
+	b, _ := json.Marshal(l)
+	return string(b)
+}
+
+// formatTime renders a time the way bun writes timestamps, so that rows
+// written by either path compare alike.
+func (s *Store) formatTime(t time.Time) any {
+	if s.dialect == Postgres {
+		return t.UTC()
+	}
+	return t.UTC().Format("2006-01-02 15:04:05.999999-07:00")
+}
