@@ -14,6 +14,7 @@ var expiring = []struct{ table, key string }{
 	{tableRefresh, "signature"},
 	{"login_sessions", "id_hash"},
 	{"auth_requests", "id"},
+	{"outbox", "id"},
 }
 
 // DeleteExpired deletes expired codes, tokens, sessions and pending requests

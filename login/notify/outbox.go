@@ -1,0 +1,231 @@
+package notify
+
+import (
+	"context"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/torii-idp/torii/storage"
+)
+
+// Config configures delivery. Zero values pick the documented defaults.
+type Config struct {
+	// SMTPURL is smtp://USER:PASSWORD@HOST:PORT (STARTTLS when offered) or
+	// smtps://… (TLS from the start). Empty: mails are written to the log
+	// instead (development mode).
+	SMTPURL string
+	// From is the sender address of every mail.
+	From string
+	// SMSURL is an http(s) URL that gets a JSON POST {"to","body"}, or
+	// twilio://ACCOUNT_SID:AUTH_TOKEN@FROM_NUMBER. Empty: SMS are written to
+	// the log instead (development mode).
+	SMSURL string
+	// RootCAs verifies the SMTP server's certificate; nil means the
+	// system's roots (a private CA can be given for an internal server).
+	RootCAs *x509.CertPool
+	// TwilioBaseURL is Twilio's REST API; default https://api.twilio.com.
+	TwilioBaseURL string
+	// PollInterval is how often the worker looks for due messages besides
+	// being woken by Enqueue; default 1 second.
+	PollInterval time.Duration
+	// MaxAttempts is how often a message is tried before it is left failed;
+	// default 20 (about a day with the back-off).
+	MaxAttempts int
+	// Timeout bounds one delivery attempt; default 10 seconds.
+	Timeout time.Duration
+	// Now returns the current time; nil means time.Now.
+	Now func() time.Time
+}
+
+// Outbox is the durable queue of outgoing mail and SMS, and its worker.
+type Outbox struct {
+	store *storage.Store
+	cfg   Config
+	log   *slog.Logger
+	mail  sender
+	sms   sender
+	nudge chan struct{}
+
+	flushing sync.Mutex
+}
+
+// sender delivers one message.
+type sender interface {
+	send(ctx context.Context, m *storage.OutboxMessage) error
+}
+
+// New checks the delivery configuration and returns the outbox. Nothing is
+// sent until Run or Flush.
+func New(store *storage.Store, cfg Config, log *slog.Logger) (*Outbox, error) {
+	if cfg.PollInterval == 0 {
+		cfg.PollInterval = time.Second
+	}
+	if cfg.MaxAttempts == 0 {
+		cfg.MaxAttempts = 20
+	}
+	if cfg.Timeout == 0 {
+		cfg.Timeout = 10 * time.Second
+	}
+	if cfg.TwilioBaseURL == "" {
+		cfg.TwilioBaseURL = "https://api.twilio.com"
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	o := &Outbox{store: store, cfg: cfg, log: log, nudge: make(chan struct{}, 1)}
+	var err error
+	if cfg.SMTPURL == "" {
+		o.mail = logSender{log: log, what: "mail", setting: "TORII_SMTP_URL"}
+	} else if o.mail, err = newSMTPSender(cfg); err != nil {
+		return nil, err
+	}
+	if cfg.SMSURL == "" {
+		o.sms = logSender{log: log, what: "SMS", setting: "TORII_SMS_URL"}
+	} else if o.sms, err = newSMSSender(cfg); err != nil {
+		return nil, err
+	}
+	return o, nil
+}
+
+var _ Enqueuer = (*Outbox)(nil)
+
+// Enqueue stores m for delivery, inside the storage transaction ctx
+// carries if any, and wakes this node's worker.
+func (o *Outbox) Enqueue(ctx context.Context, m Message) error {
+	switch m.Channel {
+	case Email, SMS:
+	default:
+		return fmt.Errorf("notify: unknown channel %q", m.Channel)
+	}
+	if m.To == "" || m.Text == "" {
+		return errors.New("notify: a message needs a recipient and a text")
+	}
+	err := o.store.EnqueueMessage(ctx, &storage.OutboxMessage{
+		Channel: string(m.Channel), Recipient: m.To, Subject: m.Subject, BodyText: m.Text, BodyHTML: m.HTML,
+	})
+	if err != nil {
+		return fmt.Errorf("notify: %w", err)
+	}
+	select {
+	case o.nudge <- struct{}{}:
+	default:
+	}
+	return nil
+}
+
+// Run sends due messages until ctx ends, polling every PollInterval and
+// waking at once after an Enqueue on this node.
+func (o *Outbox) Run(ctx context.Context) error {
+	t := time.NewTicker(o.cfg.PollInterval)
+	defer t.Stop()
+	for {
+		if err := o.Flush(ctx); err != nil && ctx.Err() == nil {
+			o.log.WarnContext(ctx, "outbox: flush failed", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		case <-o.nudge:
+		}
+	}
+}
+
+// Flush sends every message due now and returns when none is left. A send
+// never holds a database transaction: messages are claimed (leased) in one
+// short transaction, sent, and the outcome recorded in another.
+func (o *Outbox) Flush(ctx context.Context) error {
+	o.flushing.Lock()
+	defer o.flushing.Unlock()
+	for {
+		batch, err := o.store.ClaimMessages(ctx, 20, o.cfg.Timeout*3)
+		if err != nil {
+			return fmt.Errorf("notify: %w", err)
+		}
+		if len(batch) == 0 {
+			return nil
+		}
+		for _, m := range batch {
+			if err := o.deliver(ctx, m); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+func (o *Outbox) deliver(ctx context.Context, m *storage.OutboxMessage) error {
+	s := o.mail
+	if m.Channel == string(SMS) {
+		s = o.sms
+	}
+	sendCtx, cancel := context.WithTimeout(ctx, o.cfg.Timeout)
+	err := s.send(sendCtx, m)
+	cancel()
+	// Record the outcome even if ctx just ended: the message was (or was
+	// not) handed over.
+	recordCtx := context.WithoutCancel(ctx)
+	if err == nil {
+		o.log.InfoContext(ctx, "outbox: message sent", "id", m.ID, "channel", m.Channel, "attempt", m.Attempts+1)
+		return o.store.MarkMessageSent(recordCtx, m)
+	}
+	attempt := m.Attempts + 1
+	giveUp := attempt >= o.cfg.MaxAttempts
+	next := o.cfg.Now().Add(backoff(attempt))
+	reason := sanitize(err)
+	if giveUp {
+		o.log.ErrorContext(ctx, "outbox: giving up on a message", "id", m.ID, "channel", m.Channel, "attempts", attempt, "err", reason)
+	} else {
+		o.log.WarnContext(ctx, "outbox: delivery failed, will retry", "id", m.ID, "channel", m.Channel,
+			"attempt", attempt, "retry_at", next.UTC().Format(time.RFC3339), "err", reason)
+	}
+	return o.store.MarkMessageFailed(recordCtx, m, reason, next, giveUp)
+}
+
+// backoff is the wait before attempt+1: 5 s doubling per attempt, at most
+// 30 minutes, with ±20 % jitter so that nodes do not retry in step.
+func backoff(attempt int) time.Duration {
+	d := 5 * time.Second << min(attempt-1, 20)
+	d = min(d, 30*time.Minute)
+	jitter := time.Duration(rand.Int64N(int64(d)/5*2+1)) - d/5
+	return d + jitter
+}
+
+// sanitize keeps an error short and free of credentials (URLs with
+// user info are cut down to their host).
+func sanitize(err error) string {
+	msg := err.Error()
+	for _, word := range strings.Fields(msg) {
+		if u, perr := url.Parse(strings.Trim(word, `"'(),`)); perr == nil && u.User != nil {
+			msg = strings.ReplaceAll(msg, word, u.Scheme+"://"+u.Host)
+		}
+	}
+	if len(msg) > 300 {
+		msg = msg[:300]
+	}
+	return msg
+}
+
+// logSender is the development-mode sender: it writes the message to the
+// log, clearly marked as not delivered, so that a developer can read the
+// code and sign in. This is the only place Torii ever logs a message body.
+type logSender struct {
+	log     *slog.Logger
+	what    string
+	setting string
+}
+
+func (l logSender) send(ctx context.Context, m *storage.OutboxMessage) error {
+	l.log.WarnContext(ctx, "DEVELOPMENT MODE: "+l.what+" not sent because "+l.setting+" is unset; here it is",
+		"to", m.Recipient, "subject", m.Subject, "text", m.BodyText)
+	return nil
+}

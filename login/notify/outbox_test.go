@@ -1,0 +1,347 @@
+package notify_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/torii-idp/torii/login/notify"
+	"github.com/torii-idp/torii/login/notify/notifytest"
+	"github.com/torii-idp/torii/storage"
+	"github.com/torii-idp/torii/storage/storagetest"
+)
+
+type logBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *logBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *logBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+func newOutbox(t *testing.T, s *storage.Store, cfg notify.Config) (*notify.Outbox, *logBuffer) {
+	t.Helper()
+
+	logs := &logBuffer{}
+	if cfg.From == "" {
+		cfg.From = "torii@example.com"
+	}
+	o, err := notify.New(s, cfg, slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
+	if err != nil {
+		t.Fatalf("notify.New: %v", err)
+	}
+	return o, logs
+}
+
+func mailMessage(to, code string) notify.Message {
+	subject, text, html, err := notify.Compose("login_code", struct {
+		Code    string
+		Minutes int
+		Name    string
+	}{code, 10, "Ada"})
+	if err != nil {
+		panic(err)
+	}
+	return notify.Message{Channel: notify.Email, To: to, Subject: subject, Text: text, HTML: html}
+}
+
+// makeDue pretends time passed: every pending message is due now.
+func makeDue(t *testing.T, s *storage.Store) {
+	t.Helper()
+	if _, err := s.DB().NewUpdate().Table("outbox").Set("next_attempt_at = ?", time.Now().Add(-time.Second).UTC()).
+		Where("status = ?", storage.OutboxPending).Exec(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestMailDelivery(t *testing.T) {
+	storagetest.ForEach(t, func(t *testing.T, open func(testing.TB) *storage.Store) {
+		s := open(t)
+		smtpd := notifytest.NewSMTPServer(t)
+		o, logs := newOutbox(t, s, notify.Config{SMTPURL: smtpd.URL(), RootCAs: smtpd.RootCAs(), From: "Torii <torii@example.com>"})
+		ctx := t.Context()
+		if err := o.Enqueue(ctx, mailMessage("ada@example.com", "424242")); err != nil {
+			t.Fatal(err)
+		}
+		if err := o.Flush(ctx); err != nil {
+			t.Fatal(err)
+		}
+		got := smtpd.WaitFor(t, "ada@example.com", "sign-in code")
+		if !strings.Contains(got.From, "torii@example.com") || !strings.Contains(got.Text, "424242") || !strings.Contains(got.HTML, "<p") ||
+			!strings.Contains(got.HTML, "424242") {
+			t.Errorf("received %+v", got)
+		}
+		sent, _ := s.OutboxMessages(ctx, storage.OutboxSent)
+		if len(sent) != 1 || sent[0].BodyText != "" || sent[0].BodyHTML != "" {
+			t.Errorf("sent rows = %+v; want one, with the body erased", sent)
+		}
+		if strings.Contains(logs.String(), "424242") || strings.Contains(logs.String(), smtpd.Password) {
+			t.Error("the log holds the code or the SMTP password")
+		}
+	})
+}
+
+func TestMailServerRefusingThenBack(t *testing.T) {
+	storagetest.ForEach(t, func(t *testing.T, open func(testing.TB) *storage.Store) {
+		s := open(t)
+		smtpd := notifytest.NewSMTPServer(t)
+		smtpd.Reject(true)
+		o, logs := newOutbox(t, s, notify.Config{SMTPURL: smtpd.URL(), RootCAs: smtpd.RootCAs()})
+		ctx := t.Context()
+		if err := o.Enqueue(ctx, mailMessage("bob@example.com", "111222")); err != nil {
+			t.Fatal(err)
+		}
+		if err := o.Flush(ctx); err != nil {
+			t.Fatal(err)
+		}
+		pending, _ := s.OutboxMessages(ctx, storage.OutboxPending)
+		if len(pending) != 1 || pending[0].Attempts != 1 || !pending[0].NextAttemptAt.After(time.Now()) || pending[0].LastError == "" {
+			t.Fatalf("after a refusal: %+v; want the message still queued with one attempt and a later retry", pending)
+		}
+		if strings.Contains(pending[0].LastError, smtpd.Password) || strings.Contains(logs.String(), smtpd.Password) {
+			t.Error("the SMTP password leaked into an error or log")
+		}
+		// Not yet due: nothing happens.
+		o.Flush(ctx)
+		if n := len(smtpd.Mails()); n != 0 {
+			t.Fatalf("%d mails sent before the retry time", n)
+		}
+		smtpd.Reject(false)
+		makeDue(t, s)
+		if err := o.Flush(ctx); err != nil {
+			t.Fatal(err)
+		}
+		o.Flush(ctx)
+		if ms := smtpd.Mails(); len(ms) != 1 || !strings.Contains(ms[0].Text, "111222") {
+			t.Errorf("after the server came back: %d mails, want exactly 1", len(ms))
+		}
+	})
+}
+
+func TestMailServerAbsent(t *testing.T) {
+	s := storagetest.NewSQLite(t)
+	// A port nothing listens on.
+	o, _ := newOutbox(t, s, notify.Config{SMTPURL: "smtp://u:p@127.0.0.1:1", Timeout: 2 * time.Second})
+	ctx := t.Context()
+	if err := o.Enqueue(ctx, mailMessage("cy@example.com", "333444")); err != nil {
+		t.Fatal(err)
+	}
+	if err := o.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	pending, _ := s.OutboxMessages(ctx, storage.OutboxPending)
+	if len(pending) != 1 || pending[0].Attempts != 1 {
+		t.Errorf("with no SMTP server: %+v; want the message kept for a retry", pending)
+	}
+}
+
+func TestGiveUpAfterMaxAttempts(t *testing.T) {
+	s := storagetest.NewSQLite(t)
+	smtpd := notifytest.NewSMTPServer(t)
+	smtpd.Reject(true)
+	o, _ := newOutbox(t, s, notify.Config{SMTPURL: smtpd.URL(), RootCAs: smtpd.RootCAs(), MaxAttempts: 3})
+	ctx := t.Context()
+	o.Enqueue(ctx, mailMessage("dee@example.com", "555666"))
+	for range 3 {
+		makeDue(t, s)
+		o.Flush(ctx)
+	}
+	failed, _ := s.OutboxMessages(ctx, storage.OutboxFailed)
+	if len(failed) != 1 || failed[0].Attempts != 3 || failed[0].BodyText != "" {
+		t.Errorf("after 3 refusals: %+v; want one failed message with its body erased", failed)
+	}
+}
+
+func TestSMSDelivery(t *testing.T) {
+	storagetest.ForEach(t, func(t *testing.T, open func(testing.TB) *storage.Store) {
+		gw := notifytest.NewSMSServer(t)
+		tests := []struct {
+			name string
+			cfg  notify.Config
+		}{
+			{"json", notify.Config{SMSURL: gw.URL()}},
+			{"twilio", notify.Config{SMSURL: gw.TwilioURL("+15550001111"), TwilioBaseURL: gw.TwilioBaseURL()}},
+		}
+		for i, tc := range tests {
+			t.Run(tc.name, func(t *testing.T) {
+				s := open(t)
+				o, _ := newOutbox(t, s, tc.cfg)
+				ctx := t.Context()
+				to := fmt.Sprintf("+1555000200%d", i)
+				gw.FailWith(500)
+				if err := o.Enqueue(ctx, notify.Message{Channel: notify.SMS, To: to, Text: "Your code is 777888."}); err != nil {
+					t.Fatal(err)
+				}
+				o.Flush(ctx)
+				pending, _ := s.OutboxMessages(ctx, storage.OutboxPending)
+				if len(pending) != 1 || pending[0].Attempts != 1 {
+					t.Fatalf("after a 500: %+v; want the SMS kept for a retry", pending)
+				}
+				gw.FailWith(0)
+				makeDue(t, s)
+				o.Flush(ctx)
+				if got := gw.WaitFor(t, to); got.Body != "Your code is 777888." {
+					t.Errorf("SMS = %+v", got)
+				}
+			})
+		}
+	})
+}
+
+func TestDevelopmentModeLogs(t *testing.T) {
+	s := storagetest.NewSQLite(t)
+	o, logs := newOutbox(t, s, notify.Config{})
+	ctx := t.Context()
+	o.Enqueue(ctx, mailMessage("eve@example.com", "909090"))
+	o.Enqueue(ctx, notify.Message{Channel: notify.SMS, To: "+15550003333", Text: "SMS code 808080"})
+	if err := o.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	out := logs.String()
+	for _, want := range []string{"DEVELOPMENT MODE", "TORII_SMTP_URL", "909090", "TORII_SMS_URL", "808080", "eve@example.com"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("development log lacks %q:\n%s", want, out)
+		}
+	}
+	if sent, _ := s.OutboxMessages(ctx, storage.OutboxSent); len(sent) != 2 {
+		t.Errorf("%d messages marked done, want 2", len(sent))
+	}
+}
+
+func TestEachMessageSentOnceByTwoNodes(t *testing.T) {
+	storagetest.ForEach(t, func(t *testing.T, open func(testing.TB) *storage.Store) {
+		s := open(t)
+		smtpd := notifytest.NewSMTPServer(t)
+		a, _ := newOutbox(t, s, notify.Config{SMTPURL: smtpd.URL(), RootCAs: smtpd.RootCAs()})
+		b, _ := newOutbox(t, s, notify.Config{SMTPURL: smtpd.URL(), RootCAs: smtpd.RootCAs()})
+		ctx := t.Context()
+		for i := range 50 {
+			if err := a.Enqueue(ctx, mailMessage(fmt.Sprintf("u%d@example.com", i), "123456")); err != nil {
+				t.Fatal(err)
+			}
+		}
+		var wg sync.WaitGroup
+		for _, o := range []*notify.Outbox{a, b} {
+			wg.Go(func() {
+				if err := o.Flush(ctx); err != nil {
+					t.Error(err)
+				}
+			})
+		}
+		wg.Wait()
+		ms := smtpd.Mails()
+		seen := map[string]int{}
+		for _, m := range ms {
+			seen[m.To[0]]++
+		}
+		if len(ms) != 50 || len(seen) != 50 {
+			t.Errorf("%d mails to %d addresses, want 50 to 50", len(ms), len(seen))
+		}
+	})
+}
+
+func TestEnqueueJoinsTransaction(t *testing.T) {
+	storagetest.ForEach(t, func(t *testing.T, open func(testing.TB) *storage.Store) {
+		s := open(t)
+		smtpd := notifytest.NewSMTPServer(t)
+		o, _ := newOutbox(t, s, notify.Config{SMTPURL: smtpd.URL(), RootCAs: smtpd.RootCAs()})
+		ctx := t.Context()
+		errAbort := errors.New("abort")
+		err := s.InTx(ctx, func(ctx context.Context) error {
+			if err := o.Enqueue(ctx, mailMessage("rolled@example.com", "000111")); err != nil {
+				return err
+			}
+			return errAbort
+		})
+		if !errors.Is(err, errAbort) {
+			t.Fatal(err)
+		}
+		err = s.InTx(ctx, func(ctx context.Context) error {
+			return o.Enqueue(ctx, mailMessage("kept@example.com", "000222"))
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		o.Flush(ctx)
+		ms := smtpd.Mails()
+		if len(ms) != 1 || ms[0].To[0] != "kept@example.com" {
+			t.Errorf("sent %+v; want only the committed message", ms)
+		}
+	})
+}
+
+func TestRunWakesOnEnqueue(t *testing.T) {
+	s := storagetest.NewSQLite(t)
+	smtpd := notifytest.NewSMTPServer(t)
+	o, _ := newOutbox(t, s, notify.Config{SMTPURL: smtpd.URL(), RootCAs: smtpd.RootCAs(), PollInterval: time.Hour})
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error)
+	go func() { done <- o.Run(ctx) }()
+	o.Enqueue(t.Context(), mailMessage("run@example.com", "246810"))
+	smtpd.WaitFor(t, "run@example.com", "sign-in code")
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("Run = %v", err)
+	}
+}
+
+func TestConfigErrors(t *testing.T) {
+	s := storagetest.NewSQLite(t)
+	bad := []notify.Config{
+		{SMTPURL: "http://mail.example.com"},
+		{SMTPURL: "smtp://"},
+		{SMTPURL: "smtp://mail.example.com:99999", From: "a@b.c"},
+		{SMTPURL: "smtp://mail.example.com"}, // no From
+		{SMSURL: "ftp://sms.example.com"},
+		{SMSURL: "twilio://sid@+1555"},
+		{SMSURL: "twilio://sid:token@15551234"},
+		{SMSURL: "https://"},
+	}
+	for _, cfg := range bad {
+		if _, err := notify.New(s, cfg, nil); err == nil {
+			t.Errorf("notify.New(%+v) accepted a bad configuration", cfg)
+		} else if strings.Contains(err.Error(), "token") && strings.Contains(cfg.SMSURL, "token") {
+			t.Errorf("error %q repeats the secret", err)
+		}
+	}
+	o, _ := newOutbox(t, s, notify.Config{})
+	if err := o.Enqueue(t.Context(), notify.Message{Channel: "fax", To: "x", Text: "y"}); err == nil {
+		t.Error("Enqueue accepted an unknown channel")
+	}
+}
+
+func TestCompose(t *testing.T) {
+	data := map[string]any{"Code": "123456", "Minutes": 10, "Name": "Ada <script>", "Link": "https://id.example/verify?token=abc",
+		"Email": "ada@example.com", "ResetLink": "https://id.example/forgot", "When": "23 Nov 2026 10:00 UTC"}
+	for _, name := range []string{"login_code", "verify_email", "verify_phone", "register_exists", "password_reset", "password_changed"} {
+		subject, text, html, err := notify.Compose(name, data)
+		if err != nil || subject == "" || text == "" {
+			t.Errorf("Compose(%s) = %q, %q, %v", name, subject, text, err)
+		}
+		if strings.Contains(html, "<script>") {
+			t.Errorf("Compose(%s) HTML does not escape the name", name)
+		}
+	}
+	_, sms, _, _ := notify.Compose("login_code", data)
+	if len(sms) > 160 {
+		t.Errorf("the sign-in SMS is %d characters, want ≤ 160", len(sms))
+	}
+	if _, _, _, err := notify.Compose("nope", data); err == nil {
+		t.Error("Compose of an unknown message succeeded")
+	}
+}

@@ -1,0 +1,152 @@
+package storage
+
+import (
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"fmt"
+	"time"
+
+	"github.com/uptrace/bun"
+)
+
+// Outbox message states.
+const (
+	OutboxPending = "pending"
+	OutboxSent    = "sent"
+	OutboxFailed  = "failed"
+)
+
+// OutboxMessage is a mail or SMS waiting to be sent (or the record of one
+// that was: its body is erased once sent, since it may hold a one-time
+// code).
+type OutboxMessage struct {
+	bun.BaseModel `bun:"table:outbox"`
+
+	ID            string       `bun:"id,pk"`
+	Channel       string       `bun:"channel"`
+	Recipient     string       `bun:"recipient"`
+	Subject       string       `bun:"subject"`
+	BodyText      string       `bun:"body_text"`
+	BodyHTML      string       `bun:"body_html"`
+	Status        string       `bun:"status"`
+	Attempts      int          `bun:"attempts"`
+	NextAttemptAt time.Time    `bun:"next_attempt_at"`
+	ClaimedUntil  sql.NullTime `bun:"claimed_until"`
+	ClaimToken    string       `bun:"claim_token"`
+	LastError     string       `bun:"last_error"`
+	CreatedAt     time.Time    `bun:"created_at"`
+	SentAt        sql.NullTime `bun:"sent_at"`
+	ExpiresAt     time.Time    `bun:"expires_at"`
+}
+
+// outboxRetention is how long outbox rows are kept, sent or not.
+const outboxRetention = 7 * 24 * time.Hour
+
+// EnqueueMessage stores a message for sending, inside the transaction ctx
+// carries if any: it exists exactly when the action that caused it commits.
+func (s *Store) EnqueueMessage(ctx context.Context, m *OutboxMessage) error {
+	now := s.nowUTC()
+	m.ID = rand.Text()
+	m.Status = OutboxPending
+	m.CreatedAt = now
+	m.NextAttemptAt = now
+	m.ExpiresAt = now.Add(outboxRetention)
+	if _, err := s.idb(ctx).NewInsert().Model(m).Exec(ctx); err != nil {
+		return fmt.Errorf("storage: enqueue message: %w", translate(err))
+	}
+	return nil
+}
+
+// ClaimMessages leases up to limit due messages to the caller for lease:
+// no other claimer gets them until the lease ends (then they are due again,
+// in case the claimer died). With several nodes each message goes to one.
+func (s *Store) ClaimMessages(ctx context.Context, limit int, lease time.Duration) ([]*OutboxMessage, error) {
+	var claimed []*OutboxMessage
+	err := s.InTx(ctx, func(ctx context.Context) error {
+		now := s.nowUTC()
+		q := s.idb(ctx).NewSelect().Model(&claimed).
+			Where("status = ?", OutboxPending).Where("next_attempt_at <= ?", now).
+			WhereGroup(" AND ", func(q *bun.SelectQuery) *bun.SelectQuery {
+				return q.Where("claimed_until IS NULL").WhereOr("claimed_until < ?", now)
+			}).
+			Order("next_attempt_at").Limit(int64(limit))
+		if s.dialect == Postgres {
+			q = q.For("UPDATE SKIP LOCKED")
+		}
+		if err := q.Scan(ctx); err != nil {
+			return err
+		}
+		if len(claimed) == 0 {
+			return nil
+		}
+		token := rand.Text()
+		ids := make([]string, len(claimed))
+		for i, m := range claimed {
+			ids[i] = m.ID
+			m.ClaimToken = token
+			m.ClaimedUntil = sql.NullTime{Time: now.Add(lease), Valid: true}
+		}
+		_, err := s.idb(ctx).NewUpdate().Model((*OutboxMessage)(nil)).
+			Set("claimed_until = ?", now.Add(lease)).Set("claim_token = ?", token).
+			Where("id IN (?)", bun.In(ids)).Exec(ctx)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("storage: claim messages: %w", translate(err))
+	}
+	return claimed, nil
+}
+
+// MarkMessageSent records a delivery and erases the body. It does nothing
+// when the claim was lost (the lease ran out and another node took it).
+func (s *Store) MarkMessageSent(ctx context.Context, m *OutboxMessage) error {
+	_, err := s.idb(ctx).NewUpdate().Model((*OutboxMessage)(nil)).
+		Set("status = ?", OutboxSent).Set("sent_at = ?", s.nowUTC()).Set("attempts = attempts + 1").
+		Set("body_text = ''").Set("body_html = ''").Set("claimed_until = NULL").Set("last_error = ''").
+		Where("id = ?", m.ID).Where("claim_token = ?", m.ClaimToken).Exec(ctx)
+	if err != nil {
+		return fmt.Errorf("storage: mark message sent: %w", translate(err))
+	}
+	return nil
+}
+
+// MarkMessageFailed records a failed attempt: the message is due again at
+// next, or, when giveUp, stays failed for operators to see (body erased).
+func (s *Store) MarkMessageFailed(ctx context.Context, m *OutboxMessage, reason string, next time.Time, giveUp bool) error {
+	q := s.idb(ctx).NewUpdate().Model((*OutboxMessage)(nil)).
+		Set("attempts = attempts + 1").Set("last_error = ?", truncate(reason, 500)).
+		Set("next_attempt_at = ?", next.UTC()).Set("claimed_until = NULL")
+	if giveUp {
+		q = q.Set("status = ?", OutboxFailed).Set("body_text = ''").Set("body_html = ''")
+	}
+	if _, err := q.Where("id = ?", m.ID).Where("claim_token = ?", m.ClaimToken).Exec(ctx); err != nil {
+		return fmt.Errorf("storage: mark message failed: %w", translate(err))
+	}
+	return nil
+}
+
+// OutboxMessageByID returns one message, for tests and operators.
+func (s *Store) OutboxMessageByID(ctx context.Context, id string) (*OutboxMessage, error) {
+	m := new(OutboxMessage)
+	if err := s.readDB(ctx).NewSelect().Model(m).Where("id = ?", id).Scan(ctx); err != nil {
+		return nil, fmt.Errorf("storage: get message: %w", translate(err))
+	}
+	return m, nil
+}
+
+// OutboxMessages lists messages in the given status, oldest first.
+func (s *Store) OutboxMessages(ctx context.Context, status string) ([]*OutboxMessage, error) {
+	var ms []*OutboxMessage
+	if err := s.readDB(ctx).NewSelect().Model(&ms).Where("status = ?", status).Order("created_at").Scan(ctx); err != nil {
+		return nil, fmt.Errorf("storage: list messages: %w", translate(err))
+	}
+	return ms, nil
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n]
+}
