@@ -6,15 +6,17 @@ import (
 )
 
 // expiring lists the tables whose rows carry an expiry, with their key.
-var expiring = []struct{ table, key string }{
-	{tableCode, "signature"},
-	{tableOIDC, "signature"},
-	{tablePKCE, "signature"},
-	{tableAccess, "signature"},
-	{tableRefresh, "signature"},
-	{"login_sessions", "id_hash"},
-	{"auth_requests", "id"},
-	{"outbox", "id"},
+var expiring = []struct{ table, key, column string }{
+	{tableCode, "signature", "expires_at"},
+	{tableOIDC, "signature", "expires_at"},
+	{tablePKCE, "signature", "expires_at"},
+	{tableAccess, "signature", "expires_at"},
+	{tableRefresh, "signature", "expires_at"},
+	{"login_sessions", "id_hash", "expires_at"},
+	{"auth_requests", "id", "expires_at"},
+	{"outbox", "id", "expires_at"},
+	{"one_time_codes", "id", "purge_at"},
+	{"action_tokens", "token_hash", "expires_at"},
 }
 
 // DeleteExpired deletes expired codes, tokens, sessions and pending requests
@@ -29,7 +31,7 @@ func (s *Store) DeleteExpired(ctx context.Context, batch int) (map[string]int64,
 	deleted := make(map[string]int64)
 	for _, t := range expiring {
 		for {
-			sub := s.db.NewSelect().TableExpr(t.table).Column(t.key).Where("expires_at < ?", now).Limit(int64(batch))
+			sub := s.db.NewSelect().TableExpr(t.table).Column(t.key).Where("? < ?", bunIdent(t.column), now).Limit(int64(batch))
 			res, err := s.db.NewDelete().TableExpr(t.table).Where("? IN (?)", bunIdent(t.key), sub).Exec(ctx)
 			if err != nil {
 				return deleted, fmt.Errorf("storage: delete expired %s: %w", t.table, translate(err))

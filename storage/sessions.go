@@ -18,13 +18,26 @@ type LoginSession struct {
 	AuthTime  time.Time `bun:"auth_time"`
 	AMR       []string  `bun:"amr"`
 	UserAgent string    `bun:"user_agent"`
+	// Stage is SessionComplete for a signed-in browser, SessionOTP for one
+	// that passed the password step and waits for its one-time code.
+	Stage     string    `bun:"stage"`
 	CreatedAt time.Time `bun:"created_at"`
 	ExpiresAt time.Time `bun:"expires_at"`
 }
 
-// CreateLoginSession stores a new browser session.
+// Session stages.
+const (
+	SessionComplete = "complete"
+	SessionOTP      = "otp"
+)
+
+// CreateLoginSession stores a new browser session (complete unless Stage
+// says otherwise).
 func (s *Store) CreateLoginSession(ctx context.Context, ls *LoginSession) error {
 	ls.CreatedAt = s.nowUTC()
+	if ls.Stage == "" {
+		ls.Stage = SessionComplete
+	}
 	ls.AuthTime = ls.AuthTime.UTC()
 	ls.ExpiresAt = ls.ExpiresAt.UTC()
 	if ls.AMR == nil {
@@ -53,6 +66,30 @@ func (s *Store) LoginSession(ctx context.Context, idHash string) (*LoginSession,
 func (s *Store) DeleteLoginSession(ctx context.Context, idHash string) error {
 	if _, err := s.idb(ctx).NewDelete().Model((*LoginSession)(nil)).Where("id_hash = ?", idHash).Exec(ctx); err != nil {
 		return fmt.Errorf("storage: delete login session: %w", translate(err))
+	}
+	return nil
+}
+
+// LoginSessions lists a user's unexpired complete sessions, newest first.
+func (s *Store) LoginSessions(ctx context.Context, subject string) ([]*LoginSession, error) {
+	var ls []*LoginSession
+	err := s.readDB(ctx).NewSelect().Model(&ls).Where("subject = ?", subject).Where("stage = ?", SessionComplete).
+		Where("expires_at > ?", s.nowUTC()).Order("created_at DESC").Scan(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("storage: list login sessions: %w", translate(err))
+	}
+	return ls, nil
+}
+
+// DeleteLoginSessions ends every session of subject except the one whose
+// hash is except ("" ends them all).
+func (s *Store) DeleteLoginSessions(ctx context.Context, subject, except string) error {
+	q := s.idb(ctx).NewDelete().Model((*LoginSession)(nil)).Where("subject = ?", subject)
+	if except != "" {
+		q = q.Where("id_hash <> ?", except)
+	}
+	if _, err := q.Exec(ctx); err != nil {
+		return fmt.Errorf("storage: delete login sessions: %w", translate(err))
 	}
 	return nil
 }
@@ -108,6 +145,25 @@ type Consent struct {
 	ClientID  string    `bun:"client_id,pk"`
 	Scopes    []string  `bun:"scopes"`
 	GrantedAt time.Time `bun:"granted_at"`
+}
+
+// Consents lists every consent subject gave, newest first.
+func (s *Store) Consents(ctx context.Context, subject string) ([]*Consent, error) {
+	var cs []*Consent
+	if err := s.readDB(ctx).NewSelect().Model(&cs).Where("subject = ?", subject).Order("granted_at DESC").Scan(ctx); err != nil {
+		return nil, fmt.Errorf("storage: list consents: %w", translate(err))
+	}
+	return cs, nil
+}
+
+// DeleteConsent withdraws subject's consent to client. Withdrawing an
+// absent consent is not an error.
+func (s *Store) DeleteConsent(ctx context.Context, subject, clientID string) error {
+	if _, err := s.idb(ctx).NewDelete().Model((*Consent)(nil)).Where("subject = ?", subject).
+		Where("client_id = ?", clientID).Exec(ctx); err != nil {
+		return fmt.Errorf("storage: delete consent: %w", translate(err))
+	}
+	return nil
 }
 
 // SaveConsent stores (or replaces) the scopes subject granted client.

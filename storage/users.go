@@ -15,17 +15,23 @@ type User struct {
 	bun.BaseModel `bun:"table:users"`
 
 	// ID is the stable opaque subject ("sub") of the user.
-	ID                string       `bun:"id,pk"`
-	Email             string       `bun:"email"`
-	EmailVerified     bool         `bun:"email_verified"`
-	Username          *string      `bun:"username"`
-	Phone             string       `bun:"phone"`
-	PhoneVerified     bool         `bun:"phone_verified"`
-	Name              string       `bun:"name"`
+	ID            string  `bun:"id,pk"`
+	Email         string  `bun:"email"`
+	EmailVerified bool    `bun:"email_verified"`
+	Username      *string `bun:"username"`
+	Phone         string  `bun:"phone"`
+	PhoneVerified bool    `bun:"phone_verified"`
+	Name          string  `bun:"name"`
+	Bio           string  `bun:"bio"`
+	// PendingPhone is a number being verified, not yet Phone.
+	PendingPhone string `bun:"pending_phone"`
+	// AvatarETag is empty when the user has no avatar.
+	AvatarETag        string       `bun:"avatar_etag"`
 	PasswordHash      string       `bun:"password_hash"`
 	Role              string       `bun:"role"`
 	Disabled          bool         `bun:"disabled"`
 	FailedLogins      int          `bun:"failed_logins"`
+	FailedOTPs        int          `bun:"failed_otps"`
 	LockedUntil       sql.NullTime `bun:"locked_until"`
 	PasswordChangedAt sql.NullTime `bun:"password_changed_at"`
 	CreatedAt         time.Time    `bun:"created_at"`
@@ -147,6 +153,42 @@ func oneRow(res sql.Result, op string) error {
 	}
 	if n == 0 {
 		return fmt.Errorf("storage: %s: %w", op, ErrNotFound)
+	}
+	return nil
+}
+
+// UpdateUser writes the given columns of u (by ID), and updated_at.
+func (s *Store) UpdateUser(ctx context.Context, u *User, columns ...string) error {
+	u.UpdatedAt = s.nowUTC()
+	res, err := s.idb(ctx).NewUpdate().Model(u).Column(append(columns, "updated_at")...).WherePK().Exec(ctx)
+	if err != nil {
+		return fmt.Errorf("storage: update user: %w", translate(err))
+	}
+	return oneRow(res, "update user")
+}
+
+// RecordOTPFailure counts one more consecutive wrong one-time code for the
+// user, atomically, and returns the new count.
+func (s *Store) RecordOTPFailure(ctx context.Context, id string) (int, error) {
+	var n int
+	err := s.InTx(ctx, func(ctx context.Context) error {
+		if _, err := s.idb(ctx).NewUpdate().Model((*User)(nil)).
+			Set("failed_otps = failed_otps + 1").Where("id = ?", id).Exec(ctx); err != nil {
+			return err
+		}
+		return s.idb(ctx).NewSelect().Model((*User)(nil)).Column("failed_otps").Where("id = ?", id).Scan(ctx, &n)
+	})
+	if err != nil {
+		return 0, fmt.Errorf("storage: record code failure: %w", translate(err))
+	}
+	return n, nil
+}
+
+// ResetOTPFailures clears the one-time-code failure count.
+func (s *Store) ResetOTPFailures(ctx context.Context, id string) error {
+	if _, err := s.idb(ctx).NewUpdate().Model((*User)(nil)).Set("failed_otps = 0").
+		Where("id = ?", id).Where("failed_otps <> 0").Exec(ctx); err != nil {
+		return fmt.Errorf("storage: reset code failures: %w", translate(err))
 	}
 	return nil
 }

@@ -11,11 +11,13 @@ import (
 	"fmt"
 	"runtime"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
 	"github.com/google/uuid"
 
+	"github.com/torii-idp/torii/login/notify"
 	"github.com/torii-idp/torii/storage"
 )
 
@@ -40,6 +42,37 @@ type Config struct {
 	MaxConcurrentHashes int
 	// Now returns the current time; nil means time.Now.
 	Now func() time.Time
+
+	// Notifier sends codes and notices (the outbox); nil means the
+	// methods that must send fail with ErrNoNotifier (the CLI needs none).
+	Notifier notify.Enqueuer
+	// Issuer is Torii's public base URL, used in links in mails: never
+	// taken from a request's Host header.
+	Issuer string
+	// OTPLifetime is how long a one-time code works; 0 means 10 minutes.
+	OTPLifetime time.Duration
+	// OTPMaxAttempts is how many wrong entries kill a code; 0 means 5.
+	OTPMaxAttempts int
+	// ResendInterval is the least time between two codes for one account;
+	// 0 means 30 seconds (negative: none).
+	ResendInterval time.Duration
+	// ResendWindow and ResendMax: at most ResendMax codes per account, and
+	// per destination, in ResendWindow; 0 means 5 per 15 minutes.
+	ResendWindow time.Duration
+	ResendMax    int
+	// OTPLockoutThreshold is how many consecutive wrong codes (across
+	// codes) lock the account, with the same back-off as passwords; counted
+	// apart from password failures. 0 means 10.
+	OTPLockoutThreshold int
+	// ResetLifetime is how long a password-reset link works; 0 means 30
+	// minutes.
+	ResetLifetime time.Duration
+	// VerifyLinkLifetime is how long an email-verification link works; 0
+	// means 8 hours.
+	VerifyLinkLifetime time.Duration
+	// RequireComposition also demands upper case, lower case, a digit and
+	// a symbol in new passwords (off by default, as NIST 800-63B advises).
+	RequireComposition bool
 }
 
 // Service manages users. It is safe for concurrent use.
@@ -51,6 +84,9 @@ type Service struct {
 	// account exists.
 	dummy phcHash
 	slots chan struct{}
+
+	keyOnce   sync.Mutex
+	otpSecret []byte
 	// testHook, when set by tests, is called at named points of
 	// Authenticate ("looked-up", "counted") to force interleavings.
 	testHook func(stage string)
@@ -74,6 +110,31 @@ func New(store *storage.Store, cfg Config) *Service {
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
+	}
+	def := func(d *time.Duration, v time.Duration) {
+		if *d == 0 {
+			*d = v
+		}
+	}
+	def(&cfg.OTPLifetime, 10*time.Minute)
+	def(&cfg.ResendInterval, 30*time.Second)
+	cfg.ResendInterval = max(cfg.ResendInterval, 0)
+	def(&cfg.ResendWindow, 15*time.Minute)
+	def(&cfg.ResetLifetime, 30*time.Minute)
+	def(&cfg.VerifyLinkLifetime, 8*time.Hour)
+	if cfg.OTPMaxAttempts <= 0 {
+		cfg.OTPMaxAttempts = 5
+	}
+	if cfg.ResendMax <= 0 {
+		cfg.ResendMax = 5
+	}
+	if cfg.OTPLockoutThreshold <= 0 {
+		cfg.OTPLockoutThreshold = 10
+	}
+	cfg.Issuer = strings.TrimSuffix(cfg.Issuer, "/")
+	cfg.Password.Rules = append([]PasswordRule{notCommon}, cfg.Password.Rules...)
+	if cfg.RequireComposition {
+		cfg.Password.Rules = append(cfg.Password.Rules, composition)
 	}
 	p := cfg.Argon2
 	dummy := phcHash{memory: p.Memory, time: p.Time, threads: p.Threads, salt: make([]byte, p.SaltLen), key: make([]byte, p.KeyLen)}

@@ -139,9 +139,13 @@ func admitted(n, before, threshold int) bool {
 // lockFor returns how long to lock an account after its n-th consecutive
 // failure (n ≥ threshold): LockoutBase doubled n−threshold times, at most
 // LockoutMax.
-func (s *Service) lockFor(n int) time.Duration {
+func (s *Service) lockFor(n int) time.Duration { return s.lockDuration(n, s.cfg.LockoutThreshold) }
+
+// lockDuration is the lock after the n-th failure of a counter whose lock
+// starts at threshold.
+func (s *Service) lockDuration(n, threshold int) time.Duration {
 	d := s.cfg.LockoutBase
-	for i := s.cfg.LockoutThreshold; i < n && d < s.cfg.LockoutMax; i++ {
+	for i := threshold; i < n && d < s.cfg.LockoutMax; i++ {
 		d *= 2
 	}
 	return min(d, s.cfg.LockoutMax)

@@ -1,0 +1,323 @@
+package account
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"database/sql"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"math/big"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/torii-idp/torii/login/notify"
+	"github.com/torii-idp/torii/storage"
+)
+
+// Purposes of one-time codes.
+const (
+	purposeLogin       = "login"
+	purposeVerifyEmail = "verify_email"
+	purposeVerifyPhone = "verify_phone"
+)
+
+// Errors about codes and links; test them with errors.Is.
+var (
+	// ErrCodeInvalid means the code is wrong; the code stays usable for its
+	// remaining attempts.
+	ErrCodeInvalid = errors.New("account: wrong code")
+	// ErrCodeDead means there is no usable code: it expired, was used, or
+	// was entered wrongly too often. A new code must be requested.
+	ErrCodeDead = errors.New("account: the code is no longer valid")
+	// ErrLinkInvalid means a link is unknown, tampered with, used or
+	// expired.
+	ErrLinkInvalid = errors.New("account: the link is invalid or expired")
+	// ErrNoNotifier means the service was built without a way to send
+	// messages.
+	ErrNoNotifier = errors.New("account: no notifier configured")
+)
+
+// RateLimitError means too many codes were requested; RetryAfter says when
+// the next one may be.
+type RateLimitError struct{ RetryAfter time.Duration }
+
+func (e *RateLimitError) Error() string {
+	return fmt.Sprintf("account: too many codes requested; try again in %s", e.RetryAfter.Round(time.Second))
+}
+
+// OTPChallenge describes a code just sent.
+type OTPChallenge struct {
+	Channel notify.Channel
+	// Destination is the masked address or number the code went to.
+	Destination string
+	ExpiresAt   time.Time
+}
+
+// newCode returns a 6-digit code from crypto/rand.
+func newCode() string {
+	n, err := rand.Int(rand.Reader, big.NewInt(1_000_000))
+	if err != nil {
+		panic(err) // crypto/rand never fails on Linux; a broken RNG must stop Torii
+	}
+	return fmt.Sprintf("%06d", n.Int64())
+}
+
+// codeMAC is the keyed hash stored for a code: HMAC-SHA256 under the
+// server's OTP key, bound to the code's ID so equal codes hash apart.
+func (s *Service) codeMAC(ctx context.Context, id, code string) ([]byte, error) {
+	key, err := s.otpKey(ctx)
+	if err != nil {
+		return nil, err
+	}
+	m := hmac.New(sha256.New, key)
+	m.Write([]byte(id))
+	m.Write([]byte{0})
+	m.Write([]byte(code))
+	return m.Sum(nil), nil
+}
+
+func (s *Service) otpKey(ctx context.Context) ([]byte, error) {
+	s.keyOnce.Lock()
+	defer s.keyOnce.Unlock()
+	if s.otpSecret != nil {
+		return s.otpSecret, nil
+	}
+	key, err := s.store.Secret(ctx, "otp")
+	if err != nil {
+		return nil, fmt.Errorf("account: load code key: %w", err)
+	}
+	s.otpSecret = key
+	return key, nil
+}
+
+// validCodeShape reports whether code could be one of ours: exactly six
+// ASCII digits (spaces around are forgiven). Anything else is simply wrong.
+func validCodeShape(code string) (string, bool) {
+	code = strings.TrimSpace(code)
+	if len(code) != 6 {
+		return code, false
+	}
+	for i := 0; i < len(code); i++ {
+		if code[i] < '0' || code[i] > '9' {
+			return code, false
+		}
+	}
+	return code, true
+}
+
+// checkSendLimits enforces the resend limits for user and destination.
+func (s *Service) checkSendLimits(ctx context.Context, userID, destination string) error {
+	now := s.cfg.Now()
+	byUser, byDest, last, err := s.store.CodesSentSince(ctx, userID, destination, now.Add(-s.cfg.ResendWindow))
+	if err != nil {
+		return fmt.Errorf("account: %w", err)
+	}
+	if !last.IsZero() {
+		if wait := last.Add(s.cfg.ResendInterval).Sub(now); wait > 0 {
+			return &RateLimitError{RetryAfter: wait.Round(time.Second) + time.Second}
+		}
+	}
+	if byUser >= s.cfg.ResendMax || byDest >= s.cfg.ResendMax {
+		return &RateLimitError{RetryAfter: s.cfg.ResendWindow}
+	}
+	return nil
+}
+
+// sendCode creates a code for (user, purpose, binding), killing earlier
+// ones, and enqueues the message made by compose from it — one transaction.
+func (s *Service) sendCode(ctx context.Context, u *storage.User, purpose, binding string, ch notify.Channel, destination string,
+	compose func(code string) (notify.Message, error)) (*storage.OneTimeCode, error) {
+	if s.cfg.Notifier == nil {
+		return nil, ErrNoNotifier
+	}
+	if err := s.checkSendLimits(ctx, u.ID, destination); err != nil {
+		return nil, err
+	}
+	code := newCode()
+	c := &storage.OneTimeCode{
+		ID: rand.Text(), UserID: sql.NullString{String: u.ID, Valid: true}, Purpose: purpose, Binding: binding,
+		Channel: string(ch), Destination: destination, ExpiresAt: s.cfg.Now().Add(s.cfg.OTPLifetime),
+	}
+	var err error
+	if c.CodeHash, err = s.codeMAC(ctx, c.ID, code); err != nil {
+		return nil, err
+	}
+	msg, err := compose(code)
+	if err != nil {
+		return nil, err
+	}
+	err = s.store.InTx(ctx, func(ctx context.Context) error {
+		if err := s.store.ReplaceOneTimeCode(ctx, c); err != nil {
+			return err
+		}
+		return s.cfg.Notifier.Enqueue(ctx, msg)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("account: send code: %w", err)
+	}
+	return c, nil
+}
+
+// checkCode checks code against the live code of (user, purpose, binding)
+// and uses it up when right. Wrong entries count on the code (ErrCodeDead
+// after OTPMaxAttempts) and, for sign-in codes, toward the account's code
+// lockout.
+func (s *Service) checkCode(ctx context.Context, u *storage.User, purpose, binding, code string) (*storage.OneTimeCode, error) {
+	if locked, until := s.lockedAt(u); locked {
+		return nil, &LockedError{Until: until}
+	}
+	c, err := s.store.LiveOneTimeCode(ctx, u.ID, purpose, binding)
+	if errors.Is(err, storage.ErrNotFound) || (err == nil && !c.ExpiresAt.After(s.cfg.Now())) {
+		return nil, ErrCodeDead
+	} else if err != nil {
+		return nil, fmt.Errorf("account: check code: %w", err)
+	}
+	code, shapeOK := validCodeShape(code)
+	mac, err := s.codeMAC(ctx, c.ID, code)
+	if err != nil {
+		return nil, err
+	}
+	if shapeOK && hmac.Equal(mac, c.CodeHash) {
+		if err := s.store.UseOneTimeCode(ctx, c.ID); errors.Is(err, storage.ErrNotFound) {
+			return nil, ErrCodeDead
+		} else if err != nil {
+			return nil, fmt.Errorf("account: use code: %w", err)
+		}
+		if purpose == purposeLogin {
+			if err := s.store.ResetOTPFailures(ctx, u.ID); err != nil {
+				return nil, fmt.Errorf("account: %w", err)
+			}
+		}
+		return c, nil
+	}
+	n, err := s.store.CountCodeAttempt(ctx, c.ID, s.cfg.OTPMaxAttempts)
+	if err != nil {
+		return nil, fmt.Errorf("account: %w", err)
+	}
+	if purpose == purposeLogin {
+		fails, err := s.store.RecordOTPFailure(ctx, u.ID)
+		if err != nil {
+			return nil, fmt.Errorf("account: %w", err)
+		}
+		if fails >= s.cfg.OTPLockoutThreshold {
+			until := s.cfg.Now().Add(s.lockDuration(fails, s.cfg.OTPLockoutThreshold))
+			if err := s.store.LockUser(ctx, u.ID, until); err != nil {
+				return nil, fmt.Errorf("account: %w", err)
+			}
+			return nil, &LockedError{Until: until}
+		}
+	}
+	if n >= s.cfg.OTPMaxAttempts {
+		return nil, ErrCodeDead
+	}
+	return nil, ErrCodeInvalid
+}
+
+// lockedAt reports whether u is locked now, and until when.
+func (s *Service) lockedAt(u *storage.User) (bool, time.Time) {
+	if u.LockedUntil.Valid && u.LockedUntil.Time.After(s.cfg.Now()) {
+		return true, u.LockedUntil.Time
+	}
+	return false, time.Time{}
+}
+
+// StartOTP sends a sign-in code to the user by ch (SMS only to a verified
+// phone), bound to binding — an opaque string from the pages naming this
+// sign-in attempt, so that a code never works for another attempt, session
+// or user. It kills the previous code of that binding. Too many sends give
+// a *RateLimitError.
+func (s *Service) StartOTP(ctx context.Context, userID, binding string, ch notify.Channel) (*OTPChallenge, error) {
+	u, err := s.Get(ctx, userID)
+	if err != nil {
+		return nil, err
+	}
+	if binding == "" {
+		return nil, errors.New("account: a code needs a binding")
+	}
+	dest, err := destinationFor(u, ch)
+	if err != nil {
+		return nil, err
+	}
+	c, err := s.sendCode(ctx, u, purposeLogin, binding, ch, dest, func(code string) (notify.Message, error) {
+		subject, text, html, err := notify.Compose("login_code", codeData{Code: code, Minutes: s.minutes(), Name: u.Name})
+		if err != nil {
+			return notify.Message{}, err
+		}
+		if ch == notify.SMS {
+			return notify.Message{Channel: notify.SMS, To: dest, Text: text}, nil
+		}
+		return notify.Message{Channel: notify.Email, To: dest, Subject: subject, Text: text, HTML: html}, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &OTPChallenge{Channel: ch, Destination: mask(dest, ch), ExpiresAt: c.ExpiresAt}, nil
+}
+
+// CheckOTP checks a sign-in code: nil when right (the code is then used
+// up), ErrCodeInvalid when wrong, ErrCodeDead when there is no usable
+// code, *LockedError (matching ErrInvalidCredentials) once wrong codes
+// locked the account.
+func (s *Service) CheckOTP(ctx context.Context, userID, binding, code string) error {
+	u, err := s.Get(ctx, userID)
+	if err != nil {
+		return err
+	}
+	_, err = s.checkCode(ctx, u, purposeLogin, binding, code)
+	return err
+}
+
+// CanUseSMS reports whether the user may receive codes by SMS.
+func CanUseSMS(u *storage.User) bool { return u.Phone != "" && u.PhoneVerified }
+
+func destinationFor(u *storage.User, ch notify.Channel) (string, error) {
+	switch ch {
+	case notify.Email:
+		return u.Email, nil
+	case notify.SMS:
+		if !CanUseSMS(u) {
+			return "", &ValidationError{Field: "channel", Message: "This account has no verified phone number."}
+		}
+		return u.Phone, nil
+	}
+	return "", &ValidationError{Field: "channel", Message: "Choose email or SMS."}
+}
+
+type codeData struct {
+	Code    string
+	Minutes int
+	Name    string
+}
+
+func (s *Service) minutes() int { return int(s.cfg.OTPLifetime.Round(time.Minute) / time.Minute) }
+
+// mask hides most of an address or number: a•••@example.com, +1•••••••4567.
+func mask(dest string, ch notify.Channel) string {
+	if ch == notify.SMS {
+		if len(dest) <= 6 {
+			return dest
+		}
+		return dest[:2] + strings.Repeat("•", len(dest)-6) + dest[len(dest)-4:]
+	}
+	local, domain, ok := strings.Cut(dest, "@")
+	if !ok || local == "" {
+		return dest
+	}
+	first, _ := utf8.DecodeRuneInString(local)
+	return string(first) + "•••@" + domain
+}
+
+// newToken returns a random 256-bit token and the hash stored for it.
+func newToken() (token, hash string) {
+	token = rand.Text() + rand.Text()
+	return token, hashToken(token)
+}
+
+func hashToken(token string) string {
+	sum := sha256.Sum256([]byte(token))
+	return base64.RawURLEncoding.EncodeToString(sum[:])
+}

@@ -1,0 +1,305 @@
+package account
+
+import (
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net/url"
+
+	"github.com/torii-idp/torii/login/notify"
+	"github.com/torii-idp/torii/storage"
+)
+
+// Token purposes.
+const (
+	tokenRegistration = "register_ticket"
+	tokenVerifyLink   = "verify_link"
+	tokenReset        = "reset"
+)
+
+// Register creates an unverified account and sends the owner a mail with a
+// 6-digit code and a link that verify it — all in one transaction. It
+// returns an opaque ticket that the verification page hands back with the
+// code.
+//
+// If the email is already registered, nothing is created: the owner gets a
+// mail saying someone tried, and the caller gets a ticket that verifies
+// nothing. The answer and the work done are the same either way, so the
+// page cannot be used to find out who has an account. Bad input is a
+// *ValidationError (a taken username is one, on "username").
+func (s *Service) Register(ctx context.Context, nu NewUser) (string, error) {
+	if s.cfg.Notifier == nil {
+		return "", ErrNoNotifier
+	}
+	nu.EmailVerified, nu.PhoneVerified, nu.Role = false, false, RoleUser
+	nu.Phone = ""
+	u, err := s.newUser(nu)
+	if err != nil {
+		return "", err
+	}
+	// Hash first, whatever happens next: the same cost for taken addresses.
+	if u.PasswordHash, err = s.hashPassword(ctx, nu.Password); err != nil {
+		return "", err
+	}
+	if u.Username != nil {
+		if other, err := s.store.UserByLogin(ctx, *u.Username); err == nil && other.Email != u.Email {
+			return "", &ValidationError{Field: "username", Message: "This username is taken; choose another one."}
+		}
+	}
+	existing, err := s.store.UserByLogin(ctx, u.Email)
+	switch {
+	case errors.Is(err, storage.ErrNotFound):
+		return s.registerNew(ctx, u)
+	case err != nil:
+		return "", fmt.Errorf("account: register: %w", err)
+	default:
+		return s.registerTaken(ctx, existing)
+	}
+}
+
+func (s *Service) registerNew(ctx context.Context, u *storage.User) (string, error) {
+	var ticket string
+	err := s.store.InTx(ctx, func(ctx context.Context) error {
+		if err := s.store.CreateUser(ctx, u); err != nil {
+			return err
+		}
+		var err error
+		ticket, err = s.sendVerification(ctx, u)
+		return err
+	})
+	if errors.Is(err, storage.ErrAlreadyExists) {
+		// Registered concurrently: answer as for any taken address.
+		if existing, lerr := s.store.UserByLogin(ctx, u.Email); lerr == nil {
+			return s.registerTaken(ctx, existing)
+		}
+		return "", &ValidationError{Field: "username", Message: "This username is taken; choose another one."}
+	}
+	if err != nil {
+		return "", fmt.Errorf("account: register: %w", err)
+	}
+	return ticket, nil
+}
+
+// registerTaken mails the owner of a taken address and returns a decoy
+// ticket backed by a decoy code that no entry can match.
+func (s *Service) registerTaken(ctx context.Context, owner *storage.User) (string, error) {
+	subject, text, html, err := notify.Compose("register_exists", struct{ Email, ResetLink string }{owner.Email, s.cfg.Issuer + "/forgot"})
+	if err != nil {
+		return "", err
+	}
+	ticket, hash := newToken()
+	decoy := &storage.OneTimeCode{ID: rand.Text(), Purpose: purposeVerifyEmail, Binding: hash, Channel: string(notify.Email),
+		Destination: owner.Email, CodeHash: make([]byte, 32), ExpiresAt: s.cfg.Now().Add(s.cfg.OTPLifetime)}
+	rand.Read(decoy.CodeHash)
+	err = s.store.InTx(ctx, func(ctx context.Context) error {
+		if err := s.store.ReplaceOneTimeCode(ctx, decoy); err != nil {
+			return err
+		}
+		if err := s.store.CreateActionToken(ctx, &storage.ActionToken{TokenHash: hash, Purpose: tokenRegistration,
+			CodeID: decoy.ID, ExpiresAt: decoy.ExpiresAt}); err != nil {
+			return err
+		}
+		return s.cfg.Notifier.Enqueue(ctx, notify.Message{Channel: notify.Email, To: owner.Email, Subject: subject, Text: text, HTML: html})
+	})
+	if err != nil {
+		return "", fmt.Errorf("account: register: %w", err)
+	}
+	return ticket, nil
+}
+
+// sendVerification sends u a verification code and link (killing earlier
+// ones) and returns the ticket for the code page. It runs inside ctx's
+// transaction.
+func (s *Service) sendVerification(ctx context.Context, u *storage.User) (string, error) {
+	ticket, ticketHash := newToken()
+	link, linkHash := newToken()
+	if err := s.store.KillActionTokens(ctx, u.ID, tokenVerifyLink); err != nil {
+		return "", err
+	}
+	// Only the newest code and link work.
+	if err := s.store.KillOneTimeCodes(ctx, u.ID, purposeVerifyEmail); err != nil {
+		return "", err
+	}
+	c, err := s.sendCode(ctx, u, purposeVerifyEmail, ticketHash, notify.Email, u.Email, func(code string) (notify.Message, error) {
+		subject, text, html, err := notify.Compose("verify_email", struct {
+			Code, Link, Name string
+			Minutes          int
+		}{code, s.cfg.Issuer + "/verify?token=" + url.QueryEscape(link), u.Name, s.minutes()})
+		return notify.Message{Channel: notify.Email, To: u.Email, Subject: subject, Text: text, HTML: html}, err
+	})
+	if err != nil {
+		return "", err
+	}
+	userID := sql.NullString{String: u.ID, Valid: true}
+	if err := s.store.CreateActionToken(ctx, &storage.ActionToken{TokenHash: ticketHash, UserID: userID, Purpose: tokenRegistration,
+		CodeID: c.ID, ExpiresAt: c.ExpiresAt}); err != nil {
+		return "", err
+	}
+	if err := s.store.CreateActionToken(ctx, &storage.ActionToken{TokenHash: linkHash, UserID: userID, Purpose: tokenVerifyLink,
+		ExpiresAt: s.cfg.Now().Add(s.cfg.VerifyLinkLifetime)}); err != nil {
+		return "", err
+	}
+	return ticket, nil
+}
+
+// ticketUser returns the user and code binding behind a verification
+// ticket; ErrCodeDead when it is unknown or expired, and a nil user for a
+// decoy ticket.
+func (s *Service) ticketUser(ctx context.Context, ticket string) (*storage.User, string, error) {
+	hash := hashToken(ticket)
+	t, err := s.store.ActionToken(ctx, hash, tokenRegistration)
+	if errors.Is(err, storage.ErrNotFound) {
+		return nil, "", ErrCodeDead
+	} else if err != nil {
+		return nil, "", fmt.Errorf("account: %w", err)
+	}
+	if !t.UserID.Valid {
+		return nil, hash, nil
+	}
+	u, err := s.Get(ctx, t.UserID.String)
+	if err != nil {
+		return nil, "", err
+	}
+	return u, hash, nil
+}
+
+// VerifyEmailCode checks the code sent with a registration (or an
+// unverified sign-in) and marks the email verified. Errors as CheckOTP:
+// ErrCodeInvalid, ErrCodeDead. A decoy ticket never verifies.
+func (s *Service) VerifyEmailCode(ctx context.Context, ticket, code string) (*storage.User, error) {
+	u, binding, err := s.ticketUser(ctx, ticket)
+	if err != nil {
+		return nil, err
+	}
+	if u == nil {
+		// The decoy: count the attempt like a real code, match nothing.
+		t, _ := s.store.ActionToken(ctx, binding, tokenRegistration)
+		if c, err := s.store.OneTimeCodeByID(ctx, t.CodeID); err == nil && !c.UsedAt.Valid && c.ExpiresAt.After(s.cfg.Now()) {
+			if n, err := s.store.CountCodeAttempt(ctx, c.ID, s.cfg.OTPMaxAttempts); err == nil && n >= s.cfg.OTPMaxAttempts {
+				return nil, ErrCodeDead
+			}
+			return nil, ErrCodeInvalid
+		}
+		return nil, ErrCodeDead
+	}
+	if _, err := s.checkCode(ctx, u, purposeVerifyEmail, binding, code); err != nil {
+		return nil, err
+	}
+	return s.markEmailVerified(ctx, u)
+}
+
+// VerifyEmailLink verifies the email address whose link token this is.
+func (s *Service) VerifyEmailLink(ctx context.Context, token string) (*storage.User, error) {
+	hash := hashToken(token)
+	t, err := s.store.ActionToken(ctx, hash, tokenVerifyLink)
+	if errors.Is(err, storage.ErrNotFound) || (err == nil && (!t.UserID.Valid || !t.ExpiresAt.After(s.cfg.Now()))) {
+		return nil, ErrLinkInvalid
+	} else if err != nil {
+		return nil, fmt.Errorf("account: %w", err)
+	}
+	if err := s.store.UseActionToken(ctx, hash, tokenVerifyLink); errors.Is(err, storage.ErrNotFound) {
+		return nil, ErrLinkInvalid
+	} else if err != nil {
+		return nil, fmt.Errorf("account: %w", err)
+	}
+	u, err := s.Get(ctx, t.UserID.String)
+	if err != nil {
+		return nil, err
+	}
+	return s.markEmailVerified(ctx, u)
+}
+
+func (s *Service) markEmailVerified(ctx context.Context, u *storage.User) (*storage.User, error) {
+	err := s.store.InTx(ctx, func(ctx context.Context) error {
+		u.EmailVerified = true
+		if err := s.store.UpdateUser(ctx, u, "email_verified"); err != nil {
+			return err
+		}
+		if err := s.store.KillOneTimeCodes(ctx, u.ID, purposeVerifyEmail); err != nil {
+			return err
+		}
+		return s.store.KillActionTokens(ctx, u.ID, tokenVerifyLink)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("account: verify email: %w", err)
+	}
+	return u, nil
+}
+
+// ResendVerification sends a fresh code and link for ticket (the old ones
+// stop working) and returns the new ticket. Rate-limited like sign-in
+// codes (*RateLimitError). A decoy ticket gets a decoy answer.
+func (s *Service) ResendVerification(ctx context.Context, ticket string) (string, error) {
+	u, _, err := s.ticketUser(ctx, ticket)
+	if err != nil {
+		return "", err
+	}
+	if u == nil {
+		owner, _ := s.decoyOwner(ctx, ticket)
+		if owner == nil {
+			return "", ErrCodeDead
+		}
+		if err := s.checkSendLimits(ctx, "", owner.Email); err != nil {
+			return "", err
+		}
+		return s.registerTaken(ctx, owner)
+	}
+	if u.EmailVerified {
+		return "", ErrCodeDead
+	}
+	return s.StartEmailVerification(ctx, u.ID)
+}
+
+func (s *Service) decoyOwner(ctx context.Context, ticket string) (*storage.User, error) {
+	t, err := s.store.ActionToken(ctx, hashToken(ticket), tokenRegistration)
+	if err != nil {
+		return nil, err
+	}
+	c, err := s.store.OneTimeCodeByID(ctx, t.CodeID)
+	if err != nil {
+		return nil, err
+	}
+	return s.store.UserByLogin(ctx, c.Destination)
+}
+
+// StartEmailVerification sends an unverified user a fresh verification code
+// and link (when they sign in: they get this, never tokens) and returns the
+// ticket for the code page.
+func (s *Service) StartEmailVerification(ctx context.Context, userID string) (string, error) {
+	u, err := s.Get(ctx, userID)
+	if err != nil {
+		return "", err
+	}
+	var ticket string
+	err = s.store.InTx(ctx, func(ctx context.Context) error {
+		var err error
+		ticket, err = s.sendVerification(ctx, u)
+		return err
+	})
+	if err != nil {
+		var rl *RateLimitError
+		if errors.As(err, &rl) {
+			return "", rl
+		}
+		return "", fmt.Errorf("account: %w", err)
+	}
+	return ticket, nil
+}
+
+// TicketEmail returns the masked address a verification ticket's code went
+// to, for the code page ("We sent a code to a•••@example.com").
+func (s *Service) TicketEmail(ctx context.Context, ticket string) (string, error) {
+	t, err := s.store.ActionToken(ctx, hashToken(ticket), tokenRegistration)
+	if errors.Is(err, storage.ErrNotFound) {
+		return "", ErrCodeDead
+	} else if err != nil {
+		return "", fmt.Errorf("account: %w", err)
+	}
+	c, err := s.store.OneTimeCodeByID(ctx, t.CodeID)
+	if err != nil {
+		return "", ErrCodeDead
+	}
+	return mask(c.Destination, notify.Email), nil
+}
