@@ -24,6 +24,7 @@ import (
 	"html/template"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"time"
 
@@ -40,8 +41,22 @@ const (
 	// DonePath shows who is signed in; a sign-in that no application asked
 	// for (no req) ends here.
 	DonePath = "/login/done"
-	// LogoutPath ends the browser's session (POST, with a CSRF token).
-	LogoutPath = "/logout"
+	// LogoutPath asks to sign out (GET) and signs out (POST, with a CSRF
+	// token).
+	LogoutPath = provider.LogoutPath
+	// CodePath is the second sign-in step: the one-time code.
+	CodePath = "/login/code"
+	// RegisterPath creates an account.
+	RegisterPath = "/register"
+	// VerifyPath confirms an email address, by code or by link.
+	VerifyPath = "/verify"
+	// ForgotPath asks for a password-reset link; ResetPath uses it.
+	ForgotPath = "/forgot"
+	ResetPath  = "/reset"
+	// AccountPath is the account page; its forms post to AccountPath/ACTION.
+	AccountPath = "/account"
+	// AvatarPrefix serves users' pictures: AvatarPrefix + user ID.
+	AvatarPrefix = "/avatars/"
 	// StaticPrefix is where the stylesheet is served.
 	StaticPrefix = "/static/"
 )
@@ -58,6 +73,20 @@ type Config struct {
 	SessionLifetime time.Duration
 	// Now returns the current time; nil means time.Now.
 	Now func() time.Time
+	// OTP is "always" (the default when empty): every sign-in needs the
+	// one-time code; or "off": only when the relying party asks for it
+	// with acr_values=mfa.
+	OTP string
+	// IPRateLimit bounds the requests one client IP makes to the sign-in,
+	// code, registration, verification and reset pages; zero means 60 per
+	// minute. Kept in memory: per node.
+	IPRateLimit Limit
+	// IPFailureLimit bounds the failed attempts (wrong password or code,
+	// bad link) of one client IP; zero means 50 per 15 minutes. Per node.
+	IPFailureLimit Limit
+	// TrustedProxies are the reverse proxies whose X-Forwarded-For header
+	// names the client; nil trusts none (the TCP peer is the client).
+	TrustedProxies []netip.Prefix
 }
 
 // Deps are what the handler works with.
@@ -81,8 +110,15 @@ type Handler struct {
 	csrfKey  []byte
 	secure   bool
 	// Cookie names: with the __Host- prefix on https.
-	sessionCookie, csrfCookie string
+	sessionCookie, csrfCookie, verifyCookie string
+	requests, failures                      *ipLimiter
 }
+
+// OTP modes.
+const (
+	OTPAlways = "always"
+	OTPOff    = "off"
+)
 
 var _ provider.Browser = (*Handler)(nil)
 
@@ -105,6 +141,19 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Handler, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	switch cfg.OTP {
+	case "":
+		cfg.OTP = OTPAlways
+	case OTPAlways, OTPOff:
+	default:
+		return nil, fmt.Errorf("login: OTP must be %q or %q", OTPAlways, OTPOff)
+	}
+	if cfg.IPRateLimit.N <= 0 || cfg.IPRateLimit.Per <= 0 {
+		cfg.IPRateLimit = Limit{N: 60, Per: time.Minute}
+	}
+	if cfg.IPFailureLimit.N <= 0 || cfg.IPFailureLimit.Per <= 0 {
+		cfg.IPFailureLimit = Limit{N: 50, Per: 15 * time.Minute}
+	}
 	h := &Handler{
 		cfg:           cfg,
 		store:         deps.Store,
@@ -113,13 +162,17 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Handler, error) {
 		secure:        u.Scheme == "https",
 		sessionCookie: "torii_session",
 		csrfCookie:    "torii_csrf",
+		verifyCookie:  "torii_verify",
 	}
 	if h.log == nil {
 		h.log = slog.New(slog.DiscardHandler)
 	}
+	h.requests = newIPLimiter(cfg.IPRateLimit, cfg.Now)
+	h.failures = newIPLimiter(cfg.IPFailureLimit, cfg.Now)
 	if h.secure {
 		h.sessionCookie = "__Host-" + h.sessionCookie
 		h.csrfCookie = "__Host-" + h.csrfCookie
+		h.verifyCookie = "__Host-" + h.verifyCookie
 	}
 	if h.csrfKey, err = deps.Store.Secret(ctx, "csrf"); err != nil {
 		return nil, fmt.Errorf("login: load CSRF key: %w", err)
@@ -137,11 +190,27 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Handler, error) {
 func (h *Handler) Routes(r *mux.Router) {
 	get := []string{http.MethodGet, http.MethodHead}
 	r.Handle(provider.LoginPath, h.page(h.loginForm)).Methods(get...)
-	r.Handle(provider.LoginPath, h.page(h.signIn)).Methods(http.MethodPost)
+	r.Handle(provider.LoginPath, h.page(h.limited(h.signIn))).Methods(http.MethodPost)
 	r.Handle(DonePath, h.page(h.done)).Methods(get...)
 	r.Handle(provider.ConsentPath, h.page(h.consentForm)).Methods(get...)
 	r.Handle(provider.ConsentPath, h.page(h.consent)).Methods(http.MethodPost)
-	r.Handle(LogoutPath, h.page(h.logout)).Methods(http.MethodPost)
+	r.Handle(provider.LogoutPath, h.page(h.logoutForm)).Methods(get...)
+	r.Handle(provider.LogoutPath, h.page(h.logout)).Methods(http.MethodPost)
+	r.Handle(CodePath, h.page(h.limited(h.codeForm))).Methods(get...)
+	r.Handle(CodePath, h.page(h.limited(h.checkCode))).Methods(http.MethodPost)
+	r.Handle(CodePath+"/resend", h.page(h.limited(h.resendCode))).Methods(http.MethodPost)
+	r.Handle(RegisterPath, h.page(h.limited(h.registerForm))).Methods(get...)
+	r.Handle(RegisterPath, h.page(h.limited(h.register))).Methods(http.MethodPost)
+	r.Handle(VerifyPath, h.page(h.limited(h.verifyForm))).Methods(get...)
+	r.Handle(VerifyPath, h.page(h.limited(h.verify))).Methods(http.MethodPost)
+	r.Handle(VerifyPath+"/resend", h.page(h.limited(h.resendVerification))).Methods(http.MethodPost)
+	r.Handle(ForgotPath, h.page(h.limited(h.forgotForm))).Methods(get...)
+	r.Handle(ForgotPath, h.page(h.limited(h.forgot))).Methods(http.MethodPost)
+	r.Handle(ResetPath, h.page(h.limited(h.resetForm))).Methods(get...)
+	r.Handle(ResetPath, h.page(h.limited(h.reset))).Methods(http.MethodPost)
+	r.Handle(AccountPath, h.page(h.accountPage)).Methods(get...)
+	r.Handle(AccountPath+"/{action}", h.page(h.accountAction)).Methods(http.MethodPost)
+	r.Handle(AvatarPrefix+"{id}", http.HandlerFunc(h.serveAvatar)).Methods(get...)
 	r.PathPrefix(StaticPrefix).Handler(http.HandlerFunc(h.serveStatic)).Methods(get...)
 }
 
@@ -216,6 +285,10 @@ var (
 	errCSRF = &pageError{http.StatusForbidden, templates.ErrorPage{
 		Title:   "Form expired",
 		Message: "This form has expired or was not sent from this site. Go back, reload the page and try again.",
+	}}
+	errNotFoundPage = &pageError{http.StatusNotFound, templates.ErrorPage{
+		Title:   "Page not found",
+		Message: "There is no such page.",
 	}}
 	errTooLarge = &pageError{http.StatusRequestEntityTooLarge, templates.ErrorPage{
 		Title:   "Request too large",

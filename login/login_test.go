@@ -57,6 +57,7 @@ type env struct {
 	h        *login.Handler
 	srv      *httptest.Server
 	logs     *syncBuffer
+	mail     *mailbox
 	alice    *storage.User
 	https    bool
 }
@@ -64,13 +65,14 @@ type env struct {
 func newEnv(t *testing.T, open func(testing.TB) *storage.Store, https bool) *env {
 	t.Helper()
 	st := open(t)
-	e := &env{t: t, store: st, accounts: account.New(st, account.Config{}), logs: &syncBuffer{}, https: https}
+	e := &env{t: t, store: st, mail: &mailbox{}, logs: &syncBuffer{}, https: https}
+	e.accounts = account.New(st, account.Config{Notifier: e.mail, Issuer: "https://id.example.test", ResendInterval: -1})
 	logger := slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	issuer := "http://127.0.0.1:8080"
 	if https {
 		issuer = "https://id.example.test"
 	}
-	h, err := login.New(t.Context(), login.Config{Issuer: issuer}, login.Deps{Store: st, Accounts: e.accounts, Logger: logger})
+	h, err := login.New(t.Context(), login.Config{Issuer: issuer, OTP: login.OTPOff}, login.Deps{Store: st, Accounts: e.accounts, Logger: logger})
 	if err != nil {
 		t.Fatalf("login.New: %v", err)
 	}
@@ -83,7 +85,7 @@ func newEnv(t *testing.T, open func(testing.TB) *storage.Store, https bool) *env
 		e.srv = httptest.NewServer(r)
 	}
 	t.Cleanup(e.srv.Close)
-	e.alice, err = e.accounts.Create(t.Context(), account.NewUser{Email: aliceEmail, Username: "alice", Password: alicePassword})
+	e.alice, err = e.accounts.Create(t.Context(), account.NewUser{Email: aliceEmail, Username: "alice", Password: alicePassword, EmailVerified: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -385,7 +387,7 @@ func TestMethodsAreRestricted(t *testing.T) {
 	for _, tc := range []struct{ method, path string }{
 		{http.MethodPut, "/login"},
 		{http.MethodDelete, "/consent"},
-		{http.MethodGet, "/logout"},
+		{http.MethodPut, "/logout"},
 		{http.MethodPost, "/login/done"},
 		{http.MethodPost, "/static/style.css"},
 	} {

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"time"
 	"unicode"
 	"unicode/utf8"
 
@@ -71,7 +72,7 @@ func (h *Handler) current(r *http.Request) (*storage.LoginSession, *storage.User
 	if err != nil {
 		return nil, nil, fmt.Errorf("login: read session: %w", err)
 	}
-	if !h.cfg.Now().Before(ls.ExpiresAt) {
+	if !h.cfg.Now().Before(ls.ExpiresAt) || ls.Stage != storage.SessionComplete {
 		return nil, nil, nil
 	}
 	u, err := h.store.User(ctx, ls.Subject)
@@ -87,12 +88,57 @@ func (h *Handler) current(r *http.Request) (*storage.LoginSession, *storage.User
 	return ls, u, nil
 }
 
+// SignOut implements provider.Browser: the end-session endpoint signs the
+// browser out through it.
+func (h *Handler) SignOut(w http.ResponseWriter, r *http.Request) error {
+	return h.endSession(r.Context(), w, r)
+}
+
+// halfSignedIn returns r's session waiting for its one-time code, and its
+// user, or nils when there is none.
+func (h *Handler) halfSignedIn(r *http.Request) (*storage.LoginSession, *storage.User, string, error) {
+	c, err := r.Cookie(h.sessionCookie)
+	if err != nil || !validToken(c.Value) {
+		return nil, nil, "", nil
+	}
+	ctx := r.Context()
+	ls, err := h.store.LoginSession(ctx, hashToken(c.Value))
+	if errors.Is(err, storage.ErrNotFound) {
+		return nil, nil, "", nil
+	} else if err != nil {
+		return nil, nil, "", fmt.Errorf("login: read session: %w", err)
+	}
+	if ls.Stage != storage.SessionOTP || !h.cfg.Now().Before(ls.ExpiresAt) {
+		return nil, nil, "", nil
+	}
+	u, err := h.store.User(ctx, ls.Subject)
+	if errors.Is(err, storage.ErrNotFound) {
+		return nil, nil, "", nil
+	} else if err != nil {
+		return nil, nil, "", fmt.Errorf("login: read session user: %w", err)
+	}
+	if u.Disabled {
+		return nil, nil, "", nil
+	}
+	return ls, u, ls.IDHash, nil
+}
+
 // startSession signs subject in on this browser with a new random session
 // ID. The session the browser had, if any, is deleted: a session ID is never
 // carried across a sign-in (no fixation).
 func (h *Handler) startSession(ctx context.Context, w http.ResponseWriter, r *http.Request, subject string, amr []string) error {
+	_, err := h.newSession(ctx, w, r, subject, amr, storage.SessionComplete, h.cfg.SessionLifetime)
+	return err
+}
+
+// otpSessionLifetime bounds a session that waits for its one-time code.
+const otpSessionLifetime = 15 * time.Minute
+
+// newSession replaces the browser's session by a new one of stage and
+// returns its ID hash.
+func (h *Handler) newSession(ctx context.Context, w http.ResponseWriter, r *http.Request, subject string, amr []string, stage string, life time.Duration) (string, error) {
 	if err := h.dropSession(ctx, r); err != nil {
-		return err
+		return "", err
 	}
 	tok := newToken()
 	now := h.cfg.Now()
@@ -102,13 +148,18 @@ func (h *Handler) startSession(ctx context.Context, w http.ResponseWriter, r *ht
 		AuthTime:  now,
 		AMR:       amr,
 		UserAgent: cleanUserAgent(r.UserAgent()),
-		ExpiresAt: now.Add(h.cfg.SessionLifetime),
+		Stage:     stage,
+		ExpiresAt: now.Add(life),
 	}
 	if err := h.store.CreateLoginSession(ctx, ls); err != nil {
-		return fmt.Errorf("login: start session: %w", err)
+		return "", fmt.Errorf("login: start session: %w", err)
 	}
-	http.SetCookie(w, h.cookie(h.sessionCookie, tok, int(h.cfg.SessionLifetime.Seconds())))
-	return nil
+	maxAge := int(life.Seconds())
+	if stage != storage.SessionComplete {
+		maxAge = 0
+	}
+	http.SetCookie(w, h.cookie(h.sessionCookie, tok, maxAge))
+	return ls.IDHash, nil
 }
 
 // endSession deletes the browser's session and clears its cookie.

@@ -5,9 +5,11 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 
 	"github.com/torii-idp/torii/login/account"
+	"github.com/torii-idp/torii/login/notify"
 	"github.com/torii-idp/torii/provider"
 	"github.com/torii-idp/torii/storage"
 	"github.com/torii-idp/torii/templates"
@@ -76,7 +78,16 @@ func (h *Handler) loginForm(w http.ResponseWriter, r *http.Request) error {
 			return err
 		}
 	}
-	return h.render(w, http.StatusOK, "login.html", templates.LoginPage{CSRF: h.csrfToken(w, r), Req: req})
+	page := templates.LoginPage{CSRF: h.csrfToken(w, r), Req: req}
+	switch r.URL.Query().Get("done") {
+	case "verified":
+		page.Notice = "Your email address is confirmed. Sign in to continue."
+	case "reset":
+		page.Notice = "Your password was changed. Sign in with the new one."
+	case "signed-out":
+		page.Notice = "You are signed out."
+	}
+	return h.render(w, http.StatusOK, "login.html", page)
 }
 
 // signIn serves POST /login. Every credential failure (unknown user, wrong
@@ -116,20 +127,75 @@ func (h *Handler) signIn(w http.ResponseWriter, r *http.Request) error {
 	if errors.Is(err, account.ErrInvalidCredentials) {
 		var locked *account.LockedError
 		h.log.InfoContext(ctx, "login: sign-in failed", "locked", errors.As(err, &locked))
+		h.failed(r)
 		page.Error = msgInvalidCredentials
 		return h.render(w, http.StatusUnauthorized, "login.html", page)
 	}
 	if err != nil {
 		return err
 	}
-	if err := h.startSession(ctx, w, r, u.ID, []string{"pwd"}); err != nil {
+	if !u.EmailVerified {
+		// An unverified account gets a fresh code and the verification
+		// page, never a session.
+		return h.startVerification(w, r, u.ID, req)
+	}
+	needCode, err := h.needsCode(ctx, req)
+	if err != nil {
 		return err
 	}
-	h.log.InfoContext(ctx, "login: signed in", "subject", u.ID, "amr", "pwd")
+	if !needCode {
+		if err := h.startSession(ctx, w, r, u.ID, []string{"pwd"}); err != nil {
+			return err
+		}
+		h.log.InfoContext(ctx, "login: signed in", "subject", u.ID, "amr", "pwd")
+		return h.afterSignIn(w, r, req)
+	}
+	// Half signed in: a new session (new ID: no fixation) that only
+	// reaches the code page, and a code bound to it.
+	binding, err := h.newSession(ctx, w, r, u.ID, []string{"pwd"}, storage.SessionOTP, otpSessionLifetime)
+	if err != nil {
+		return err
+	}
+	h.log.InfoContext(ctx, "login: password accepted, code step", "subject", u.ID)
+	_, err = h.accounts.StartOTP(ctx, u.ID, binding, notify.Email)
+	var rl *account.RateLimitError
+	if errors.As(err, &rl) {
+		return redirect(w, r, codeURL(req, notify.Email, "wait"))
+	} else if err != nil {
+		return err
+	}
+	return redirect(w, r, codeURL(req, notify.Email, ""))
+}
+
+// afterSignIn sends a signed-in browser on: back to the provider for
+// request req, or to the account page.
+func (h *Handler) afterSignIn(w http.ResponseWriter, r *http.Request, req string) error {
 	if req == "" {
-		return redirect(w, r, DonePath)
+		return redirect(w, r, AccountPath)
 	}
 	return redirect(w, r, resumeURL(req))
+}
+
+// needsCode decides whether this sign-in needs the one-time code: always
+// in OTP mode "always", else when the pending request asks acr_values=mfa.
+func (h *Handler) needsCode(ctx context.Context, req string) (bool, error) {
+	if h.cfg.OTP == OTPAlways {
+		return true, nil
+	}
+	if req == "" {
+		return false, nil
+	}
+	ar, err := h.store.AuthRequest(ctx, req)
+	if errors.Is(err, storage.ErrNotFound) {
+		return false, nil
+	} else if err != nil {
+		return false, err
+	}
+	form, err := url.ParseQuery(ar.Form)
+	if err != nil {
+		return false, nil
+	}
+	return slices.Contains(strings.Fields(form.Get("acr_values")), provider.ACRMFA), nil
 }
 
 // done serves GET /login/done: who is signed in, and a sign-out button.
@@ -164,5 +230,20 @@ func (h *Handler) logout(w http.ResponseWriter, r *http.Request) error {
 	if ls != nil {
 		h.log.InfoContext(ctx, "login: signed out", "subject", ls.Subject)
 	}
-	return redirect(w, r, provider.LoginPath)
+	return redirect(w, r, provider.LoginPath+"?done=signed-out")
+}
+
+// logoutForm serves GET /logout: "Sign out?" with a button (the provider's
+// end-session endpoint sends browsers here when it cannot tell that the
+// application's request is genuine).
+func (h *Handler) logoutForm(w http.ResponseWriter, r *http.Request) error {
+	_, u, err := h.current(r)
+	if err != nil {
+		return err
+	}
+	page := templates.LogoutPage{CSRF: h.csrfToken(w, r)}
+	if u != nil {
+		page.User = u.Email
+	}
+	return h.render(w, http.StatusOK, "logout.html", page)
 }

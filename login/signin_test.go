@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/torii-idp/torii/login"
 	"github.com/torii-idp/torii/login/account"
 	"github.com/torii-idp/torii/storage"
 	"github.com/torii-idp/torii/storage/storagetest"
@@ -293,8 +294,8 @@ func TestLoginSuccess(t *testing.T) {
 
 				// Signing in again replaces the session; the old ID is dead.
 				r = b.signIn("", "alice", alicePassword)
-				if r.StatusCode != http.StatusSeeOther || r.Header.Get("Location") != "/login/done" {
-					t.Fatalf("second sign-in = %d, Location %q; want 303 to /login/done", r.StatusCode, r.Header.Get("Location"))
+				if r.StatusCode != http.StatusSeeOther || r.Header.Get("Location") != login.AccountPath {
+					t.Fatalf("second sign-in = %d, Location %q; want 303 to the account page", r.StatusCode, r.Header.Get("Location"))
 				}
 				c2 := r.cookie(e.sessionCookieName())
 				if c2 == nil || c2.Value == c.Value {
@@ -335,9 +336,9 @@ func TestLoginExpiredRequest(t *testing.T) {
 	if r.StatusCode != http.StatusBadRequest || !strings.Contains(r.body, "This sign-in request has expired") {
 		t.Errorf("POST /login with an unknown req = %d:\n%s", r.StatusCode, r.body)
 	}
-	// A malformed req is ignored: the sign-in goes to the done page.
+	// A malformed req is ignored: the sign-in goes to the account page.
 	r = b.post("/login", url.Values{"csrf": {tok}, "req": {"https://evil.example/"}, "username": {"alice"}, "password": {alicePassword}})
-	if r.StatusCode != http.StatusSeeOther || r.Header.Get("Location") != "/login/done" {
+	if r.StatusCode != http.StatusSeeOther || r.Header.Get("Location") != login.AccountPath {
 		t.Errorf("POST /login with a malformed req = %d, Location %q", r.StatusCode, r.Header.Get("Location"))
 	}
 }
@@ -363,8 +364,8 @@ func TestLogout(t *testing.T) {
 		}
 
 		r := b.post("/logout", url.Values{"csrf": {tok}})
-		if r.StatusCode != http.StatusSeeOther || r.Header.Get("Location") != "/login" {
-			t.Fatalf("POST /logout = %d, Location %q; want 303 to /login", r.StatusCode, r.Header.Get("Location"))
+		if r.StatusCode != http.StatusSeeOther || r.Header.Get("Location") != "/login?done=signed-out" {
+			t.Fatalf("POST /logout = %d, Location %q; want 303 to /login?done=signed-out", r.StatusCode, r.Header.Get("Location"))
 		}
 		if c := r.cookie("torii_session"); c == nil || c.MaxAge >= 0 {
 			t.Errorf("session cookie not cleared: %+v", c)

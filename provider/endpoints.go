@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"mime"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 
@@ -189,6 +190,9 @@ func (p *Provider) scopeClaims(u *storage.User, scopes fosite.Arguments) map[str
 		if un := u.PreferredUsername(); un != "" {
 			c["preferred_username"] = un
 		}
+		if u.AvatarETag != "" {
+			c["picture"] = p.cfg.Issuer + "/avatars/" + url.PathEscape(u.ID) + "?v=" + url.QueryEscape(strings.Trim(u.AvatarETag, `"`))
+		}
 		c["updated_at"] = u.UpdatedAt.Unix()
 	}
 	if scopes.Has("email") {
@@ -227,7 +231,7 @@ func (p *Provider) discoveryDocument() ([]byte, error) {
 		"revocation_endpoint_auth_methods_supported":    []string{"client_secret_basic", "client_secret_post", "none"},
 		"code_challenge_methods_supported":              []string{"S256"},
 		"claims_supported": []string{"sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "at_hash", "azp", "amr", "acr", "acr",
-			"name", "preferred_username", "updated_at", "email", "email_verified", "phone_number", "phone_number_verified"},
+			"name", "preferred_username", "picture", "updated_at", "email", "email_verified", "phone_number", "phone_number_verified"},
 		"prompt_values_supported":                        []string{"none", "login", "consent", "select_account"},
 		"claims_parameter_supported":                     false,
 		"request_parameter_supported":                    false,

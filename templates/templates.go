@@ -40,6 +40,9 @@ type LoginPage struct {
 	Req string
 	// Error is shown next to the form (role="alert"), or "" for none.
 	Error string
+	// Notice is a neutral message above the form (e.g. "Your email is
+	// confirmed."), or "".
+	Notice string
 }
 
 // ConsentPage is the value consent.html takes: the question whether the
@@ -74,4 +77,102 @@ type ErrorPage struct {
 	Title string
 	// Message says what happened and what to do next.
 	Message string
+}
+
+// LoginPage fields added for the second step and registration links are
+// in LoginPage; the pages below are issue 3's.
+
+// CodePage is the value code.html takes: the one-time-code step. The form
+// posts "code", "csrf" and "req" to /login/code; the resend form posts
+// "channel" (email or sms) to /login/code/resend.
+type CodePage struct {
+	CSRF, Req string
+	// Destination is where the code went, masked (a•••@example.com).
+	Destination string
+	// Channel is "email" or "sms".
+	Channel string
+	// CanSMS offers switching to SMS (the user has a verified phone).
+	CanSMS bool
+	// Error is shown next to the code field; Notice above the form.
+	Error, Notice string
+	// Wait, when set, says how long until a new code may be sent.
+	Wait string
+}
+
+// RegisterPage is the value register.html takes: email, username
+// (optional), password and password2, posted to /register.
+type RegisterPage struct {
+	CSRF, Req string
+	// Email and Username refill the form after an error (never passwords).
+	Email, Username, Name string
+	// Errors maps a field name to the message shown next to it.
+	Errors map[string]string
+}
+
+// VerifyPage is the value verify.html takes: the code sent to confirm an
+// email address, posted as "code" to /verify; "Send a new code" posts to
+// /verify/resend.
+type VerifyPage struct {
+	CSRF, Req   string
+	Destination string
+	Error       string
+	Notice      string
+}
+
+// MessagePage is the value message.html takes: a short page with a title,
+// a message and an optional link onward.
+type MessagePage struct {
+	Title, Message string
+	// LinkURL and LinkText, when set, show a link (e.g. "Sign in").
+	LinkURL, LinkText string
+}
+
+// ForgotPage is the value forgot.html takes: "email" posted to /forgot.
+type ForgotPage struct {
+	CSRF  string
+	Error string
+}
+
+// ResetPage is the value reset.html takes: "password" and "password2"
+// posted with "token" to /reset.
+type ResetPage struct {
+	CSRF, Token string
+	Errors      map[string]string
+}
+
+// LogoutPage is the value logout.html takes: a confirmation button posting
+// "csrf" to /logout.
+type LogoutPage struct {
+	CSRF string
+	User string
+}
+
+// AccountPage is the value account.html takes.
+type AccountPage struct {
+	CSRF string
+	// UserID, Email and the rest describe the signed-in user.
+	UserID, Email, Username, Name, Bio string
+	EmailVerified                      bool
+	Phone, PendingPhone                string
+	PhoneVerified                      bool
+	// AvatarURL is the picture's URL, or "" when there is none.
+	AvatarURL string
+	Sessions  []AccountSession
+	Apps      []AccountApp
+	// Errors maps a form field to the message shown next to it; Notice
+	// says what the last action did.
+	Errors map[string]string
+	Notice string
+}
+
+// AccountSession is one signed-in browser on the account page.
+type AccountSession struct {
+	ID, UserAgent, Since string
+	Current              bool
+}
+
+// AccountApp is one application with consent on the account page.
+type AccountApp struct {
+	ClientID, Name, Since string
+	Scopes                []string
 }

@@ -33,6 +33,21 @@ var samples = map[string]any{
 	"consent.html": ConsentPage{ClientName: "Example App", Scopes: []string{"openid", "email"}, User: "a@example.com", CSRF: "tok", Req: "req1"},
 	"done.html":    DonePage{User: "a@example.com", CSRF: "tok"},
 	"error.html":   ErrorPage{Title: "Something went wrong", Message: "Please try again."},
+	"code.html": CodePage{CSRF: "tok", Req: "req1", Destination: "a•••@example.com", Channel: "email", CanSMS: true,
+		Error: "That code is not right.", Notice: "We sent you a new code.", Wait: "30 seconds"},
+	"register.html": RegisterPage{CSRF: "tok", Req: "req1", Email: "a@example.com", Username: "ada", Name: "Ada",
+		Errors: map[string]string{"email": "Bad address.", "username": "Taken.", "name": "Too long.", "password": "Too common.", "password2": "They differ.", "form": "Oops."}},
+	"verify.html":  VerifyPage{CSRF: "tok", Req: "req1", Destination: "a•••@example.com", Error: "Wrong code.", Notice: "Sent."},
+	"message.html": MessagePage{Title: "Check your mail", Message: "We sent a link.", LinkURL: "/login", LinkText: "Sign in"},
+	"forgot.html":  ForgotPage{CSRF: "tok", Error: "Bad address."},
+	"reset.html":   ResetPage{CSRF: "tok", Token: "t", Errors: map[string]string{"password": "Too common.", "password2": "They differ."}},
+	"logout.html":  LogoutPage{CSRF: "tok", User: "a@example.com"},
+	"account.html": AccountPage{CSRF: "tok", UserID: "u1", Email: "a@example.com", Username: "ada", Name: "Ada", Bio: "Hi",
+		EmailVerified: false, Phone: "+15550001111", PendingPhone: "+15550002222", AvatarURL: "/avatars/u1?v=x",
+		Sessions: []AccountSession{{ID: "s1", UserAgent: "Firefox", Since: "1 Jan 2026", Current: true}},
+		Apps:     []AccountApp{{ClientID: "app", Name: "App", Since: "1 Jan 2026", Scopes: []string{"openid"}}},
+		Errors:   map[string]string{"name": "x", "username": "x", "bio": "x", "avatar": "x", "phone": "x", "phone-code": "x", "old-password": "x", "password": "x", "password2": "x", "deactivate": "x", "form": "x"},
+		Notice:   "Saved."},
 }
 
 func TestEveryPageHasASample(t *testing.T) {

@@ -146,6 +146,11 @@ func (a *app) serve(ctx context.Context) error {
 	cleanupCtx, stopCleanup := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopCleanup()
 	go srv.cleanup(cleanupCtx, a.cfg.CleanupInterval)
+	outboxDone := make(chan struct{})
+	go func() {
+		defer close(outboxDone)
+		srv.outbox.Run(cleanupCtx)
+	}()
 
 	served := make(chan error, 1)
 	go func() { served <- httpSrv.Serve(ln) }()
@@ -164,6 +169,12 @@ func (a *app) serve(ctx context.Context) error {
 	defer cancel()
 	if err := httpSrv.Shutdown(shutdownCtx); err != nil {
 		return fmt.Errorf("shutdown: %w", err)
+	}
+	// Deliver what the last requests queued; what fails stays queued for
+	// the next start.
+	<-outboxDone
+	if err := srv.outbox.Flush(shutdownCtx); err != nil {
+		a.log.Warn("outbox: final flush", "err", err)
 	}
 	a.log.Info("stopped")
 	return nil

@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strconv"
 	"time"
 
@@ -145,10 +146,19 @@ func recoverPanics(log *slog.Logger) mux.MiddlewareFunc {
 
 // limitBody refuses bodies over maxBodyBytes with 413, whether announced by
 // Content-Length or discovered while reading a chunked body. Bodies within
-// the limit are buffered, so handlers never see a truncated form.
-func limitBody(next http.Handler) http.Handler {
+// the limit are buffered, so handlers never see a truncated form. The exempt
+// paths (the avatar upload) enforce a limit of their own, with a page that
+// says so next to the form field.
+func limitBody(exempt ...string) mux.MiddlewareFunc {
+	return func(next http.Handler) http.Handler {
+		return limitBodyHandler(next, exempt)
+	}
+}
+
+func limitBodyHandler(next http.Handler, exempt []string) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Body == nil || r.Body == http.NoBody || r.Method == http.MethodGet || r.Method == http.MethodHead {
+		if r.Body == nil || r.Body == http.NoBody || r.Method == http.MethodGet || r.Method == http.MethodHead ||
+			slices.Contains(exempt, r.URL.Path) {
 			next.ServeHTTP(w, r)
 			return
 		}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/torii-idp/torii/login"
 	"github.com/torii-idp/torii/login/account"
+	"github.com/torii-idp/torii/login/notify"
 	"github.com/torii-idp/torii/provider"
 	"github.com/torii-idp/torii/storage"
 )
@@ -29,6 +31,7 @@ type server struct {
 	store    *storage.Store
 	accounts *account.Service
 	provider *provider.Provider
+	outbox   *notify.Outbox
 	handler  http.Handler
 	ready    atomic.Bool
 }
@@ -39,6 +42,8 @@ type serverOptions struct {
 	Keys provider.KeysConfig
 	// Registry receives the metrics; nil means a fresh registry.
 	Registry *prometheus.Registry
+	// SMTPRootCAs trusts a test mail server's certificate.
+	SMTPRootCAs *x509.CertPool
 }
 
 // newServer opens the database, applies pending migrations, and wires the
@@ -62,8 +67,30 @@ func newServer(ctx context.Context, cfg Config, log *slog.Logger, opts serverOpt
 		log.InfoContext(ctx, "applied database migrations", "migrations", applied)
 	}
 
-	accounts := account.New(store, account.Config{})
-	loginHandler, err := login.New(ctx, login.Config{Issuer: cfg.Issuer}, login.Deps{Store: store, Accounts: accounts, Logger: log})
+	outbox, err := notify.New(store, notify.Config{
+		SMTPURL: cfg.SMTPURL.Reveal(), From: cfg.MailFrom, SMSURL: cfg.SMSURL.Reveal(),
+		TwilioBaseURL: cfg.TwilioURL, RootCAs: opts.SMTPRootCAs,
+	}, log)
+	if err != nil {
+		return nil, err
+	}
+	accounts := account.New(store, account.Config{
+		Notifier:           outbox,
+		Issuer:             cfg.Issuer,
+		LockoutThreshold:   cfg.LockoutThreshold,
+		OTPLifetime:        cfg.OTPTTL,
+		ResendInterval:     cfg.OTPResendInterval,
+		ResendWindow:       cfg.OTPResendLimit.Per,
+		ResendMax:          cfg.OTPResendLimit.N,
+		RequireComposition: cfg.PasswordComposition,
+	})
+	loginHandler, err := login.New(ctx, login.Config{
+		Issuer:         cfg.Issuer,
+		OTP:            cfg.OTP,
+		IPRateLimit:    login.Limit(cfg.IPRateLimit),
+		IPFailureLimit: login.Limit(cfg.IPFailureLimit),
+		TrustedProxies: cfg.TrustedProxies,
+	}, login.Deps{Store: store, Accounts: accounts, Logger: log})
 	if err != nil {
 		return nil, err
 	}
@@ -73,6 +100,7 @@ func newServer(ctx context.Context, cfg Config, log *slog.Logger, opts serverOpt
 		RefreshTokenLifetime: cfg.RefreshTokenTTL,
 		IDTokenLifetime:      cfg.IDTokenTTL,
 		CodeLifetime:         cfg.CodeTTL,
+		SecondFactor:         cfg.OTP != login.OTPOff,
 		Keys:                 opts.Keys,
 	}, provider.Deps{
 		Store:             store,
@@ -85,7 +113,7 @@ func newServer(ctx context.Context, cfg Config, log *slog.Logger, opts serverOpt
 		return nil, err
 	}
 
-	s := &server{cfg: cfg, log: log, store: store, accounts: accounts, provider: prov}
+	s := &server{cfg: cfg, log: log, store: store, accounts: accounts, provider: prov, outbox: outbox}
 	reg := opts.Registry
 	if reg == nil {
 		reg = prometheus.NewRegistry()
@@ -93,7 +121,8 @@ func newServer(ctx context.Context, cfg Config, log *slog.Logger, opts serverOpt
 	}
 
 	r := mux.NewRouter()
-	r.Use(recoverPanics(log), requestID, observe(log, newMetrics(reg)), baseHeaders(strings.HasPrefix(cfg.Issuer, "https://")), limitBody)
+	r.Use(recoverPanics(log), requestID, observe(log, newMetrics(reg)), baseHeaders(strings.HasPrefix(cfg.Issuer, "https://")),
+		limitBody(login.AccountPath+"/avatar"))
 	r.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Cache-Control", "no-store")
 		w.Write([]byte("ok\n"))

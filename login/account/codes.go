@@ -321,3 +321,7 @@ func hashToken(token string) string {
 	sum := sha256.Sum256([]byte(token))
 	return base64.RawURLEncoding.EncodeToString(sum[:])
 }
+
+// Mask hides most of an address or phone number for display, as the code
+// pages show where a code went: a•••@example.com, +1•••••••4567.
+func Mask(dest string, ch notify.Channel) string { return mask(dest, ch) }

@@ -1,0 +1,317 @@
+package login
+
+import (
+	"errors"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+
+	"github.com/gorilla/mux"
+
+	"github.com/torii-idp/torii/login/account"
+	"github.com/torii-idp/torii/provider"
+	"github.com/torii-idp/torii/storage"
+	"github.com/torii-idp/torii/templates"
+)
+
+// LoginPath is the sign-in page.
+const LoginPath = provider.LoginPath
+
+// accountNotices are the messages shown after an account action.
+var accountNotices = map[string]string{
+	"profile":        "Your profile was saved.",
+	"avatar":         "Your picture was updated.",
+	"avatar-remove":  "Your picture was removed.",
+	"password":       "Your password was changed. Your other devices are signed out.",
+	"phone":          "We sent a code by SMS to the new number. Enter it to confirm the number.",
+	"phone-verify":   "Your phone number is confirmed.",
+	"phone-remove":   "Your phone number was removed.",
+	"session-end":    "That device is signed out.",
+	"app-revoke":     "The application no longer has access to your account.",
+	"verify-email":   "We sent you a confirmation mail.",
+	"already-recent": "A code was sent a moment ago; wait a little before asking again.",
+}
+
+// accountPage serves GET /account.
+func (h *Handler) accountPage(w http.ResponseWriter, r *http.Request) error {
+	ls, u, err := h.current(r)
+	if err != nil {
+		return err
+	}
+	if u == nil {
+		return redirect(w, r, LoginPath)
+	}
+	page, err := h.accountData(w, r, ls, u)
+	if err != nil {
+		return err
+	}
+	page.Notice = accountNotices[r.URL.Query().Get("done")]
+	return h.render(w, http.StatusOK, "account.html", page)
+}
+
+func (h *Handler) accountData(w http.ResponseWriter, r *http.Request, ls *storage.LoginSession, u *storage.User) (templates.AccountPage, error) {
+	ctx := r.Context()
+	page := templates.AccountPage{
+		CSRF: h.csrfToken(w, r), UserID: u.ID, Email: u.Email, Username: u.PreferredUsername(), Name: u.Name, Bio: u.Bio,
+		EmailVerified: u.EmailVerified, Phone: u.Phone, PhoneVerified: u.PhoneVerified, PendingPhone: u.PendingPhone,
+		Errors: map[string]string{},
+	}
+	if u.AvatarETag != "" {
+		page.AvatarURL = AvatarPrefix + url.PathEscape(u.ID) + "?v=" + url.QueryEscape(strings.Trim(u.AvatarETag, `"`))
+	}
+	sessions, err := h.accounts.Sessions(ctx, u.ID)
+	if err != nil {
+		return page, err
+	}
+	for _, s := range sessions {
+		page.Sessions = append(page.Sessions, templates.AccountSession{ID: s.IDHash, UserAgent: s.UserAgent,
+			Since: s.CreatedAt.UTC().Format("2 Jan 2006 15:04 UTC"), Current: s.IDHash == ls.IDHash})
+	}
+	apps, err := h.accounts.Apps(ctx, u.ID)
+	if err != nil {
+		return page, err
+	}
+	for _, a := range apps {
+		page.Apps = append(page.Apps, templates.AccountApp{ClientID: a.ClientID, Name: a.ClientName, Scopes: a.Scopes,
+			Since: a.GrantedAt.UTC().Format("2 Jan 2006")})
+	}
+	return page, nil
+}
+
+// maxAvatarUpload bounds the avatar form's body: the picture (at most
+// account.MaxAvatarBytes) plus the form's own overhead.
+const maxAvatarUpload = account.MaxAvatarBytes + 64<<10
+
+// accountAction serves POST /account/ACTION. Every action needs a
+// signed-in session and a CSRF token; each answers with 303 back to the
+// account page, or with the page and the error next to its field.
+func (h *Handler) accountAction(w http.ResponseWriter, r *http.Request) error {
+	action := mux.Vars(r)["action"]
+	ls, u, err := h.current(r)
+	if err != nil {
+		return err
+	}
+	if u == nil {
+		return redirect(w, r, LoginPath)
+	}
+	var avatar []byte
+	if action == "avatar" {
+		if avatar, err = readAvatar(w, r); err != nil {
+			var ve *account.ValidationError
+			if errors.As(err, &ve) {
+				return h.accountError(w, r, ls, u, http.StatusRequestEntityTooLarge, "avatar", ve.Message)
+			}
+			return err
+		}
+	} else if err := parseForm(w, r); err != nil {
+		return err
+	}
+	if err := h.checkCSRF(r); err != nil {
+		return err
+	}
+	get := func(name string) (string, error) { return field(r.PostForm, name) }
+	ctx := r.Context()
+	var ve *account.ValidationError
+	var rl *account.RateLimitError
+	fieldErr := func(err error, fieldName string) error {
+		switch {
+		case errors.As(err, &ve):
+			name := ve.Field
+			if fieldName != "" {
+				name = fieldName
+			}
+			return h.accountError(w, r, ls, u, http.StatusBadRequest, name, ve.Message)
+		case errors.As(err, &rl):
+			return redirect(w, r, AccountPath+"?done=already-recent")
+		}
+		return err
+	}
+	switch action {
+	case "profile":
+		name, err1 := get("name")
+		username, err2 := get("username")
+		bio, err3 := get("bio")
+		if err := errors.Join(err1, err2, err3); err != nil {
+			return errBadRequest
+		}
+		if _, err := h.accounts.UpdateProfile(ctx, u.ID, account.Profile{Name: name, Username: username, Bio: bio}); err != nil {
+			return fieldErr(err, "")
+		}
+	case "avatar":
+		if err := h.accounts.SetAvatar(ctx, u.ID, avatar); err != nil {
+			return fieldErr(err, "avatar")
+		}
+	case "avatar-remove":
+		if err := h.accounts.RemoveAvatar(ctx, u.ID); err != nil {
+			return err
+		}
+	case "password":
+		old, err1 := get("old_password")
+		pw, err2 := get("password")
+		pw2, err3 := get("password2")
+		if err := errors.Join(err1, err2, err3); err != nil {
+			return errBadRequest
+		}
+		switch {
+		case len(old) > maxPasswordBytes || len(pw) > maxPasswordBytes:
+			return h.accountError(w, r, ls, u, http.StatusBadRequest, "password", "The password must have at most 128 characters.")
+		case pw != pw2:
+			return h.accountError(w, r, ls, u, http.StatusBadRequest, "password2", "The two passwords differ.")
+		}
+		err := h.accounts.ChangePassword(ctx, u.ID, old, pw, ls.IDHash)
+		if errors.Is(err, account.ErrInvalidCredentials) {
+			h.failed(r)
+			return h.accountError(w, r, ls, u, http.StatusUnauthorized, "old-password", "The current password is not right.")
+		} else if err != nil {
+			return fieldErr(err, "")
+		}
+		// The password change makes sessions older than it invalid: sign
+		// this browser in again, with a new session.
+		if err := h.startSession(ctx, w, r, u.ID, ls.AMR); err != nil {
+			return err
+		}
+	case "phone":
+		phone, err := get("phone")
+		if err != nil {
+			return err
+		}
+		if _, err := h.accounts.StartPhoneVerification(ctx, u.ID, phone); err != nil {
+			return fieldErr(err, "phone")
+		}
+	case "phone-verify":
+		code, err := get("code")
+		if err != nil {
+			return err
+		}
+		if err := h.accounts.VerifyPhone(ctx, u.ID, code); errors.Is(err, account.ErrCodeInvalid) || errors.Is(err, account.ErrCodeDead) {
+			h.failed(r)
+			return h.accountError(w, r, ls, u, http.StatusBadRequest, "phone-code", "That code is not right, or no longer works.")
+		} else if err != nil {
+			return err
+		}
+	case "phone-remove":
+		if err := h.accounts.RemovePhone(ctx, u.ID); err != nil {
+			return err
+		}
+	case "session-end":
+		id, err := get("id")
+		if err != nil {
+			return err
+		}
+		if err := h.accounts.EndSession(ctx, u.ID, id); errors.Is(err, account.ErrNotFound) {
+			return errBadRequest
+		} else if err != nil {
+			return err
+		}
+		if id == ls.IDHash {
+			return h.logoutDone(w, r)
+		}
+	case "app-revoke":
+		clientID, err := get("client_id")
+		if err != nil {
+			return err
+		}
+		if err := h.accounts.RevokeApp(ctx, u.ID, clientID); err != nil {
+			return err
+		}
+	case "verify-email":
+		if u.EmailVerified {
+			break
+		}
+		return h.startVerification(w, r, u.ID, "")
+	case "deactivate":
+		pw, err := get("password")
+		if err != nil {
+			return err
+		}
+		if err := h.accounts.Deactivate(ctx, u.ID, pw); errors.Is(err, account.ErrInvalidCredentials) {
+			h.failed(r)
+			return h.accountError(w, r, ls, u, http.StatusUnauthorized, "deactivate", "The password is not right.")
+		} else if err != nil {
+			return err
+		}
+		http.SetCookie(w, h.cookie(h.sessionCookie, "", -1))
+		return h.render(w, http.StatusOK, "message.html", templates.MessagePage{
+			Title: "Account deactivated", Message: "Your account is deactivated and you are signed out everywhere.",
+		})
+	default:
+		return errNotFoundPage
+	}
+	h.log.InfoContext(ctx, "login: account changed", "subject", u.ID, "action", action)
+	return redirect(w, r, AccountPath+"?done="+action)
+}
+
+func (h *Handler) logoutDone(w http.ResponseWriter, r *http.Request) error {
+	http.SetCookie(w, h.cookie(h.sessionCookie, "", -1))
+	return redirect(w, r, LoginPath+"?done=signed-out")
+}
+
+// accountError shows the account page with message next to field.
+func (h *Handler) accountError(w http.ResponseWriter, r *http.Request, ls *storage.LoginSession, u *storage.User, status int, fieldName, message string) error {
+	fresh, err := h.store.User(r.Context(), u.ID)
+	if err == nil {
+		u = fresh
+	}
+	page, err := h.accountData(w, r, ls, u)
+	if err != nil {
+		return err
+	}
+	page.Errors[fieldName] = message
+	return h.render(w, status, "account.html", page)
+}
+
+// readAvatar reads the avatar upload: a multipart form with "csrf" and the
+// file "avatar" of at most account.MaxAvatarBytes.
+func readAvatar(w http.ResponseWriter, r *http.Request) ([]byte, error) {
+	tooBig := &account.ValidationError{Field: "avatar", Message: "The picture must be at most 1 MiB."}
+	r.Body = http.MaxBytesReader(w, r.Body, maxAvatarUpload)
+	if err := r.ParseMultipartForm(maxAvatarUpload); err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return nil, tooBig
+		}
+		return nil, errBadRequest
+	}
+	r.PostForm = r.MultipartForm.Value
+	files := r.MultipartForm.File["avatar"]
+	if len(files) != 1 {
+		return nil, &account.ValidationError{Field: "avatar", Message: "Choose one picture to upload."}
+	}
+	if files[0].Size > account.MaxAvatarBytes {
+		return nil, tooBig
+	}
+	f, err := files[0].Open()
+	if err != nil {
+		return nil, errBadRequest
+	}
+	defer f.Close()
+	return io.ReadAll(io.LimitReader(f, account.MaxAvatarBytes+1))
+}
+
+// serveAvatar serves GET /avatars/{id}: a PNG Torii encoded itself, with
+// headers that keep any browser from treating it as anything else.
+func (h *Handler) serveAvatar(w http.ResponseWriter, r *http.Request) {
+	data, etag, err := h.accounts.Avatar(r.Context(), mux.Vars(r)["id"])
+	hdr := w.Header()
+	hdr.Set("X-Content-Type-Options", "nosniff")
+	hdr.Set("Content-Security-Policy", "default-src 'none'; sandbox")
+	hdr.Set("Cross-Origin-Resource-Policy", "cross-origin")
+	if errors.Is(err, account.ErrNotFound) {
+		http.NotFound(w, r)
+		return
+	} else if err != nil {
+		h.log.ErrorContext(r.Context(), "login: serve avatar", "err", err)
+		http.Error(w, "temporarily unavailable", http.StatusServiceUnavailable)
+		return
+	}
+	hdr.Set("Content-Type", "image/png")
+	hdr.Set("Content-Disposition", "inline")
+	hdr.Set("ETag", etag)
+	hdr.Set("Cache-Control", "public, max-age=86400")
+	if match := r.Header.Get("If-None-Match"); match != "" && match == etag {
+		w.WriteHeader(http.StatusNotModified)
+		return
+	}
+	w.Write(data)
+}

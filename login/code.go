@@ -1,0 +1,178 @@
+package login
+
+import (
+	"errors"
+	"net/http"
+	"net/url"
+	"strconv"
+	"time"
+
+	"github.com/torii-idp/torii/login/account"
+	"github.com/torii-idp/torii/login/notify"
+	"github.com/torii-idp/torii/storage"
+	"github.com/torii-idp/torii/templates"
+)
+
+// codeURL is the code page for request req, with the channel the code went
+// by and an optional state ("sent": a new code was sent; "wait": none could
+// be sent yet).
+func codeURL(req string, ch notify.Channel, state string) string {
+	q := url.Values{"via": {string(ch)}}
+	if req != "" {
+		q.Set("req", req)
+	}
+	if state != "" {
+		q.Set("state", state)
+	}
+	return CodePath + "?" + q.Encode()
+}
+
+func channelOf(s string) notify.Channel {
+	if s == string(notify.SMS) {
+		return notify.SMS
+	}
+	return notify.Email
+}
+
+// codePage fills the code page for u.
+func (h *Handler) codePage(w http.ResponseWriter, r *http.Request, u *storage.User, req string, ch notify.Channel) templates.CodePage {
+	if ch == notify.SMS && !account.CanUseSMS(u) {
+		ch = notify.Email
+	}
+	dest := u.Email
+	if ch == notify.SMS {
+		dest = u.Phone
+	}
+	return templates.CodePage{
+		CSRF: h.csrfToken(w, r), Req: req, Channel: string(ch), CanSMS: account.CanUseSMS(u),
+		Destination: account.Mask(dest, ch),
+	}
+}
+
+// codeForm serves GET /login/code: the second sign-in step, for a browser
+// whose password was accepted.
+func (h *Handler) codeForm(w http.ResponseWriter, r *http.Request) error {
+	q := r.URL.Query()
+	req := validReq(q.Get("req"))
+	_, u, _, err := h.halfSignedIn(r)
+	if err != nil {
+		return err
+	}
+	if u == nil {
+		return redirect(w, r, loginURL(req))
+	}
+	page := h.codePage(w, r, u, req, channelOf(q.Get("via")))
+	switch q.Get("state") {
+	case "sent":
+		page.Notice = "We sent you a new code."
+	case "wait":
+		page.Notice = "A code was sent a moment ago. Use the newest code you received, or ask for a new one shortly."
+	}
+	return h.render(w, http.StatusOK, "code.html", page)
+}
+
+// checkCode serves POST /login/code: the right code completes the sign-in
+// with a new session (new ID again) whose methods are pwd and otp.
+func (h *Handler) checkCode(w http.ResponseWriter, r *http.Request) error {
+	if err := parseForm(w, r); err != nil {
+		return err
+	}
+	if err := h.checkCSRF(r); err != nil {
+		return err
+	}
+	rawReq, err := field(r.PostForm, "req")
+	if err != nil {
+		return err
+	}
+	code, err := field(r.PostForm, "code")
+	if err != nil {
+		return err
+	}
+	req := validReq(rawReq)
+	ctx := r.Context()
+	_, u, binding, err := h.halfSignedIn(r)
+	if err != nil {
+		return err
+	}
+	if u == nil {
+		return redirect(w, r, loginURL(req))
+	}
+	if len(code) > 64 {
+		code = ""
+	}
+	err = h.accounts.CheckOTP(ctx, u.ID, binding, code)
+	var locked *account.LockedError
+	switch {
+	case err == nil:
+		if err := h.startSession(ctx, w, r, u.ID, []string{"pwd", "otp"}); err != nil {
+			return err
+		}
+		h.log.InfoContext(ctx, "login: signed in", "subject", u.ID, "amr", "pwd otp")
+		return h.afterSignIn(w, r, req)
+	case errors.As(err, &locked):
+		h.failed(r)
+		if err := h.endSession(ctx, w, r); err != nil {
+			return err
+		}
+		h.log.InfoContext(ctx, "login: code step locked", "subject", u.ID)
+		return h.render(w, http.StatusUnauthorized, "login.html", templates.LoginPage{
+			CSRF: h.csrfToken(w, r), Req: req,
+			Error: "Too many wrong codes. Wait " + humanWait(locked.Until.Sub(h.cfg.Now())) + " before signing in again, or reset your password.",
+		})
+	case errors.Is(err, account.ErrCodeInvalid), errors.Is(err, account.ErrCodeDead):
+		h.failed(r)
+		page := h.codePage(w, r, u, req, channelOf(r.URL.Query().Get("via")))
+		page.Error = "That code is not right. Check it and try again."
+		if errors.Is(err, account.ErrCodeDead) {
+			page.Error = "This code no longer works: it expired or was entered wrongly too often. Send a new code."
+		}
+		return h.render(w, http.StatusUnauthorized, "code.html", page)
+	default:
+		return err
+	}
+}
+
+// resendCode serves POST /login/code/resend: a new code, by email or SMS.
+func (h *Handler) resendCode(w http.ResponseWriter, r *http.Request) error {
+	if err := parseForm(w, r); err != nil {
+		return err
+	}
+	if err := h.checkCSRF(r); err != nil {
+		return err
+	}
+	rawReq, err := field(r.PostForm, "req")
+	if err != nil {
+		return err
+	}
+	rawCh, err := field(r.PostForm, "channel")
+	if err != nil {
+		return err
+	}
+	req := validReq(rawReq)
+	_, u, binding, err := h.halfSignedIn(r)
+	if err != nil {
+		return err
+	}
+	if u == nil {
+		return redirect(w, r, loginURL(req))
+	}
+	ch := channelOf(rawCh)
+	_, err = h.accounts.StartOTP(r.Context(), u.ID, binding, ch)
+	var rl *account.RateLimitError
+	var ve *account.ValidationError
+	switch {
+	case err == nil:
+		return redirect(w, r, codeURL(req, ch, "sent"))
+	case errors.As(err, &rl):
+		page := h.codePage(w, r, u, req, ch)
+		page.Wait = humanWait(rl.RetryAfter)
+		w.Header().Set("Retry-After", strconv.Itoa(int(rl.RetryAfter.Round(time.Second)/time.Second)))
+		return h.render(w, http.StatusTooManyRequests, "code.html", page)
+	case errors.As(err, &ve):
+		page := h.codePage(w, r, u, req, notify.Email)
+		page.Error = ve.Message
+		return h.render(w, http.StatusBadRequest, "code.html", page)
+	default:
+		return err
+	}
+}
