@@ -64,6 +64,12 @@ type env struct {
 
 func newEnv(t *testing.T, open func(testing.TB) *storage.Store, https bool) *env {
 	t.Helper()
+	return newEnvWith(t, open, https, func(*login.Config) {})
+}
+
+// newEnvWith is newEnv with the login configuration changed by edit.
+func newEnvWith(t *testing.T, open func(testing.TB) *storage.Store, https bool, edit func(*login.Config)) *env {
+	t.Helper()
 	st := open(t)
 	e := &env{t: t, store: st, mail: &mailbox{}, logs: &syncBuffer{}, https: https}
 	e.accounts = account.New(st, account.Config{Notifier: e.mail, Issuer: "https://id.example.test", ResendInterval: -1})
@@ -72,7 +78,9 @@ func newEnv(t *testing.T, open func(testing.TB) *storage.Store, https bool) *env
 	if https {
 		issuer = "https://id.example.test"
 	}
-	h, err := login.New(t.Context(), login.Config{Issuer: issuer, OTP: login.OTPOff}, login.Deps{Store: st, Accounts: e.accounts, Logger: logger})
+	cfg := login.Config{Issuer: issuer, OTP: login.OTPOff}
+	edit(&cfg)
+	h, err := login.New(t.Context(), cfg, login.Deps{Store: st, Accounts: e.accounts, Logger: logger})
 	if err != nil {
 		t.Fatalf("login.New: %v", err)
 	}
@@ -428,4 +436,12 @@ func TestDatabaseErrorPage(t *testing.T) {
 	if n := strings.Count(e.logs.String(), "level=ERROR"); n != 3 {
 		t.Errorf("%d error lines logged, want 3:\n%s", n, e.logs)
 	}
+}
+
+// swapHandler serves h from now on.
+func (e *env) swapHandler(h *login.Handler) {
+	e.h = h
+	r := mux.NewRouter()
+	h.Routes(r)
+	e.srv.Config.Handler = r
 }
