@@ -192,7 +192,9 @@ func (p *Provider) prepareGrant(ctx context.Context, ar fosite.AccessRequester) 
 // concurrent request used it first) as the replay it is: invalid_grant.
 func raceToInvalidGrant(err error) error {
 	switch {
-	case errors.Is(err, storage.ErrCodeAlreadyUsed):
+	case errors.Is(err, storage.ErrCodeAlreadyUsed), errors.Is(err, fosite.ErrInvalidatedAuthorizeCode):
+		// The second: fosite re-reads the code after its checks, and a
+		// concurrent redemption may have used it in between.
 		return fosite.ErrInvalidGrant.WithHint("The authorization code has already been used.")
 	case errors.Is(err, storage.ErrRefreshTokenUsed):
 		return fosite.ErrInvalidGrant.WithHint("The refresh token has already been used.")

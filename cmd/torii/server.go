@@ -79,7 +79,7 @@ func newServer(ctx context.Context, cfg Config, log *slog.Logger, opts serverOpt
 		Issuer:             cfg.Issuer,
 		LockoutThreshold:   cfg.LockoutThreshold,
 		OTPLifetime:        cfg.OTPTTL,
-		ResendInterval:     cfg.OTPResendInterval,
+		ResendInterval:     resendInterval(cfg.OTPResendInterval),
 		ResendWindow:       cfg.OTPResendLimit.Per,
 		ResendMax:          cfg.OTPResendLimit.N,
 		RequireComposition: cfg.PasswordComposition,
@@ -196,4 +196,13 @@ func (s *server) close() error {
 		return fmt.Errorf("close database: %w", err)
 	}
 	return nil
+}
+
+// resendInterval maps the configured interval to account.Config's: there a
+// zero means the default, so "no wait" is negative.
+func resendInterval(d time.Duration) time.Duration {
+	if d == 0 {
+		return -1
+	}
+	return d
 }
