@@ -45,7 +45,7 @@ func (h *Handler) codePage(w http.ResponseWriter, r *http.Request, u *storage.Us
 	}
 	return templates.CodePage{
 		CSRF: h.csrfToken(w, r), Req: req, Channel: string(ch), CanSMS: account.CanUseSMS(u),
-		Destination: account.Mask(dest, ch),
+		Destination: account.Mask(dest, ch), Minutes: h.accounts.CodeMinutes(),
 	}
 }
 

@@ -91,6 +91,8 @@ type CodePage struct {
 	Destination string
 	// Channel is "email" or "sms".
 	Channel string
+	// Minutes is how long the code works.
+	Minutes int
 	// CanSMS offers switching to SMS (the user has a verified phone).
 	CanSMS bool
 	// Error is shown next to the code field; Notice above the form.

@@ -33,7 +33,7 @@ var samples = map[string]any{
 	"consent.html": ConsentPage{ClientName: "Example App", Scopes: []string{"openid", "email"}, User: "a@example.com", CSRF: "tok", Req: "req1"},
 	"done.html":    DonePage{User: "a@example.com", CSRF: "tok"},
 	"error.html":   ErrorPage{Title: "Something went wrong", Message: "Please try again."},
-	"code.html": CodePage{CSRF: "tok", Req: "req1", Destination: "a•••@example.com", Channel: "email", CanSMS: true,
+	"code.html": CodePage{CSRF: "tok", Req: "req1", Destination: "a•••@example.com", Channel: "email", CanSMS: true, Minutes: 10,
 		Error: "That code is not right.", Notice: "We sent you a new code.", Wait: "30 seconds"},
 	"register.html": RegisterPage{CSRF: "tok", Req: "req1", Email: "a@example.com", Username: "ada", Name: "Ada",
 		Errors: map[string]string{"email": "Bad address.", "username": "Taken.", "name": "Too long.", "password": "Too common.", "password2": "They differ.", "form": "Oops."}},

@@ -325,3 +325,6 @@ func hashToken(token string) string {
 // Mask hides most of an address or phone number for display, as the code
 // pages show where a code went: a•••@example.com, +1•••••••4567.
 func Mask(dest string, ch notify.Channel) string { return mask(dest, ch) }
+
+// CodeMinutes is how many minutes a one-time code works, for the pages.
+func (s *Service) CodeMinutes() int { return s.minutes() }
