@@ -162,7 +162,7 @@ func (h *Handler) tooMany(w http.ResponseWriter, wait time.Duration) error {
 
 // humanWait renders a wait like "30 seconds" or "4 minutes".
 func humanWait(d time.Duration) string {
-	if d < time.Minute {
+	if d < 50*time.Second {
 		s := max(int(math.Ceil(d.Seconds())), 1)
 		if s == 1 {
 			return "1 second"

@@ -129,6 +129,12 @@ func (h *Handler) signIn(w http.ResponseWriter, r *http.Request) error {
 		h.log.InfoContext(ctx, "login: sign-in failed", "locked", errors.As(err, &locked))
 		h.failed(r)
 		page.Error = msgInvalidCredentials
+		if errors.As(err, &locked) {
+			// Told for known and unknown names alike: account.Authenticate
+			// locks login names without an account the same way.
+			page.Error = "Too many failed attempts. Try again in " + humanWait(locked.Until.Sub(h.cfg.Now())) +
+				", or reset your password."
+		}
 		return h.render(w, http.StatusUnauthorized, "login.html", page)
 	}
 	if err != nil {

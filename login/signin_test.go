@@ -126,8 +126,9 @@ func TestLoginCSRF(t *testing.T) {
 	}
 }
 
-// Unknown user, wrong password, locked and disabled accounts get the same
-// status, headers and body.
+// Unknown user, wrong password and a disabled account get the same status,
+// headers and body. (Locked names are told when to retry: see
+// TestLockIsToldForKnownAndUnknownNames.)
 func TestLoginFailuresAreIdentical(t *testing.T) {
 	e := sqliteEnv(t)
 	ctx := t.Context()
@@ -150,7 +151,6 @@ func TestLoginFailuresAreIdentical(t *testing.T) {
 		{"wrong password", "alice", "wrong password"},
 		{"unknown user", "mallory@example.com", "wrong password"},
 		{"unknown username", "mallory", alicePassword},
-		{"locked, right password", "locked@example.com", alicePassword},
 		{"disabled, right password", "disabled@example.com", alicePassword},
 		{"malformed login", "' OR 1=1--", alicePassword},
 	}
@@ -405,5 +405,41 @@ func TestLogsHoldNoCredentials(t *testing.T) {
 		if !strings.Contains(logs, want) {
 			t.Errorf("the logs lack %q:\n%s", want, logs)
 		}
+	}
+}
+
+// A locked account is told when it may try again — and a login name
+// without an account is "locked" the same way after the same failures, so
+// the message reveals nothing.
+func TestLockIsToldForKnownAndUnknownNames(t *testing.T) {
+	e := sqliteEnv(t)
+	b := e.browser()
+	tok := b.csrf("/login")
+	attempt := func(name string) *response {
+		return b.post("/login", url.Values{"csrf": {tok}, "username": {name}, "password": {"wrong password"}})
+	}
+	var last [2]*response
+	for i, name := range []string{aliceEmail, "nobody-here@example.com"} {
+		for range 5 {
+			if r := attempt(name); r.StatusCode != http.StatusUnauthorized || !strings.Contains(r.body, "incorrect") {
+				t.Fatalf("%s: failure before the lock = %d", name, r.StatusCode)
+			}
+		}
+		last[i] = attempt(name)
+	}
+	for i, r := range last {
+		if r.StatusCode != http.StatusUnauthorized || !strings.Contains(r.body, "Too many failed attempts. Try again in 1 minute") {
+			t.Errorf("attempt %d after the lock = %d:\n%s", i, r.StatusCode, r.body)
+		}
+	}
+	if last[0].body != last[1].body {
+		t.Errorf("a locked account and a locked unknown name answer differently:\n%s\n---\n%s", last[0].body, last[1].body)
+	}
+	// The owner can still reset the password by mail.
+	if err := e.accounts.RequestPasswordReset(t.Context(), aliceEmail); err != nil {
+		t.Fatal(err)
+	}
+	if m := e.mail.last(t, aliceEmail); !strings.Contains(m.Subject, "new password") {
+		t.Errorf("no reset mail for the locked account: %+v", m)
 	}
 }

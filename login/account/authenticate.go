@@ -2,6 +2,9 @@ package account
 
 import (
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"time"
@@ -56,7 +59,7 @@ func (s *Service) Authenticate(ctx context.Context, login, password string) (*st
 	}
 	u, err := s.store.UserByLogin(ctx, canon)
 	if errors.Is(err, storage.ErrNotFound) {
-		return nil, s.fakeCheck(ctx, password)
+		return nil, s.phantomAttempt(ctx, canon, password)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("account: authenticate: %w", err)
@@ -165,4 +168,48 @@ func (s *Service) hook(stage string) {
 	if s.testHook != nil {
 		s.testHook(stage)
 	}
+}
+
+// phantomAttempt answers an attempt on a login name without an account
+// exactly as one on an account: the same hashing work, and the same
+// counting and locking, so that even "try again at 10:42" says nothing
+// about whether the account exists.
+func (s *Service) phantomAttempt(ctx context.Context, canon, password string) error {
+	key, err := s.loginKey(ctx, canon)
+	if err != nil {
+		return err
+	}
+	now := s.cfg.Now()
+	f, err := s.store.PhantomFailures(ctx, key)
+	if err != nil {
+		return fmt.Errorf("account: authenticate: %w", err)
+	}
+	if err := s.fakeCheck(ctx, password); !errors.Is(err, ErrInvalidCredentials) {
+		return err
+	}
+	if f.LockedUntil.Valid && f.LockedUntil.Time.After(now) {
+		return &LockedError{Until: f.LockedUntil.Time}
+	}
+	n, err := s.store.RecordPhantomFailure(ctx, key)
+	if err != nil {
+		return fmt.Errorf("account: authenticate: %w", err)
+	}
+	if n >= s.cfg.LockoutThreshold {
+		if err := s.store.LockPhantom(ctx, key, now.Add(s.lockFor(n))); err != nil {
+			return fmt.Errorf("account: authenticate: %w", err)
+		}
+	}
+	return ErrInvalidCredentials
+}
+
+// loginKey is the stored name of an unknown login: an HMAC, so the table
+// of failed attempts does not list the addresses people typed.
+func (s *Service) loginKey(ctx context.Context, canon string) (string, error) {
+	key, err := s.otpKey(ctx)
+	if err != nil {
+		return "", err
+	}
+	m := hmac.New(sha256.New, key)
+	m.Write([]byte("login:" + canon))
+	return hex.EncodeToString(m.Sum(nil)), nil
 }
