@@ -1,6 +1,7 @@
 package provider
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -246,10 +247,12 @@ func (p *Provider) discoveryDocument() ([]byte, error) {
 }
 
 func (p *Provider) serveDiscovery(w http.ResponseWriter, r *http.Request) {
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Cache-Control", "public, max-age=3600")
-	w.Header().Set("Access-Control-Allow-Origin", "*")
-	http.ServeContent(w, r, "", time.Time{}, strings.NewReader(string(p.discovery)))
+	h := w.Header()
+	h["Content-Type"] = contentTypeJSON
+	h["Cache-Control"] = cacheDiscovery
+	h["Access-Control-Allow-Origin"] = corsAny
+	h["Etag"] = p.discoveryETag
+	http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(p.discovery))
 }
 
 func (p *Provider) serveJWKS(w http.ResponseWriter, r *http.Request) {
@@ -265,7 +268,7 @@ func (p *Provider) serveJWKS(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Cache-Control", "public, max-age=300")
 	w.Header().Set("ETag", etag)
 	w.Header().Set("Access-Control-Allow-Origin", "*")
-	http.ServeContent(w, r, "", time.Time{}, strings.NewReader(string(doc)))
+	http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(doc))
 }
 
 // unavailable reports whether err comes from a database fault rather than
@@ -274,3 +277,10 @@ func unavailable(err error) bool {
 	return errors.Is(err, storage.ErrUnavailable) || errors.Is(err, storage.ErrConflict) ||
 		(rfcError(err).CodeField >= 500 && !errors.Is(err, fosite.ErrNotFound))
 }
+
+// Header values of the static documents, built once.
+var (
+	contentTypeJSON = []string{"application/json"}
+	cacheDiscovery  = []string{"public, max-age=3600"}
+	corsAny         = []string{"*"}
+)

@@ -83,6 +83,10 @@ func (p *Provider) writeAccessError(w http.ResponseWriter, r *http.Request, ar f
 // Nothing from the request's credentials is logged.
 func (p *Provider) logError(r *http.Request, endpoint string, err error) {
 	rfc := rfcError(err)
+	if r.Context().Err() != nil {
+		p.log.DebugContext(r.Context(), "oauth2 request abandoned by the client", "endpoint", endpoint)
+		return
+	}
 	if rfc.CodeField >= 500 {
 		cause := err
 		if c := rfc.Cause(); c != nil {

@@ -10,6 +10,8 @@ package provider
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"html/template"
@@ -124,8 +126,9 @@ type Provider struct {
 	clients *Clients
 	pages   *template.Template
 
-	discovery    []byte
-	cookieSecure bool
+	discovery     []byte
+	discoveryETag []string
+	cookieSecure  bool
 }
 
 // New builds the provider. It loads (and on first start creates) the server
@@ -214,6 +217,8 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Provider, error) {
 	if p.discovery, err = p.discoveryDocument(); err != nil {
 		return nil, err
 	}
+	sum := sha256.Sum256(p.discovery)
+	p.discoveryETag = []string{`"` + base64.RawURLEncoding.EncodeToString(sum[:16]) + `"`}
 	return p, nil
 }
 

@@ -74,12 +74,11 @@ func (s *Store) cached(pool *sql.DB, query string) *sql.Stmt {
 // once the tables exist, so that transactions never wait to prepare (on
 // SQLite the writer's only connection may be the transaction's own).
 func (s *Store) prepareAll(ctx context.Context) error {
-	queries := []string{selectClient}
-	for _, q := range insertRequest {
-		queries = append(queries, q)
-	}
-	for _, q := range selectRequest {
-		queries = append(queries, q)
+	queries := []string{selectClient, selectUser, revokeAccess}
+	for _, m := range []map[string]string{insertRequest, selectRequest, deleteRequest, deactivate} {
+		for _, q := range m {
+			queries = append(queries, q)
+		}
 	}
 	for _, q := range queries {
 		for _, pool := range []*sql.DB{s.db.DB, s.rdb.DB} {
@@ -236,4 +235,20 @@ func (s *Store) formatTime(t time.Time) any {
 		return t.UTC()
 	}
 	return t.UTC().Format("2006-01-02 15:04:05.999999-07:00")
+}
+
+// nullTime reads a nullable timestamp column from either driver.
+type nullTime struct{ t *sql.NullTime }
+
+func (n nullTime) Scan(src any) error {
+	if src == nil {
+		*n.t = sql.NullTime{}
+		return nil
+	}
+	var t time.Time
+	if err := (dbTime{&t}).Scan(src); err != nil {
+		return err
+	}
+	*n.t = sql.NullTime{Time: t, Valid: true}
+	return nil
 }

@@ -147,12 +147,18 @@ granted_scopes, audience, granted_audience, form, session, access_signature`
 var (
 	insertRequest = map[string]string{}
 	selectRequest = map[string]string{}
+	deleteRequest = map[string]string{}
+	deactivate    = map[string]string{}
 )
+
+const revokeAccess = "DELETE FROM " + tableAccess + " WHERE request_id = ?"
 
 func init() {
 	for _, t := range []string{tableCode, tableOIDC, tablePKCE, tableAccess, tableRefresh} {
 		insertRequest[t] = "INSERT INTO " + t + " (" + requestColumns + ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 		selectRequest[t] = "SELECT " + requestColumns + " FROM " + t + " WHERE signature = ?"
+		deleteRequest[t] = "DELETE FROM " + t + " WHERE signature = ?"
+		deactivate[t] = "UPDATE " + t + " SET active = ? WHERE signature = ? AND active = ?"
 	}
 }
 
@@ -203,7 +209,7 @@ func (s *Store) getRequest(ctx context.Context, table, signature string, session
 }
 
 func (s *Store) deleteRequest(ctx context.Context, table, signature string) error {
-	if _, err := s.idb(ctx).NewDelete().ModelTableExpr("? AS r", bun.Ident(table)).Where("signature = ?", signature).Exec(ctx); err != nil {
+	if _, err := s.execPrepared(ctx, deleteRequest[table], signature); err != nil {
 		return fmt.Errorf("storage: delete %s: %w", table, translate(err))
 	}
 	return nil
@@ -228,9 +234,7 @@ var ErrCodeAlreadyUsed = errors.New("storage: authorization code already used")
 // marks the code used, and fails with ErrCodeAlreadyUsed when a concurrent
 // redemption got there first, so a code is redeemed at most once.
 func (s *Store) InvalidateAuthorizeCodeSession(ctx context.Context, signature string) error {
-	res, err := s.idb(ctx).NewUpdate().ModelTableExpr(tableCode).
-		Set("active = ?", false).
-		Where("signature = ?", signature).Where("active = ?", true).Exec(ctx)
+	res, err := s.execPrepared(ctx, deactivate[tableCode], false, signature, true)
 	if err != nil {
 		return fmt.Errorf("storage: invalidate code: %w", translate(err))
 	}
@@ -319,9 +323,7 @@ var ErrRefreshTokenUsed = errors.New("storage: refresh token already used")
 // the access tokens of its family are revoked. Only one of several concurrent
 // rotations of one token succeeds; the others get ErrRefreshTokenUsed.
 func (s *Store) RotateRefreshToken(ctx context.Context, requestID, signature string) error {
-	res, err := s.idb(ctx).NewUpdate().ModelTableExpr(tableRefresh).
-		Set("active = ?", false).
-		Where("signature = ?", signature).Where("active = ?", true).Exec(ctx)
+	res, err := s.execPrepared(ctx, deactivate[tableRefresh], false, signature, true)
 	if err != nil {
 		return fmt.Errorf("storage: rotate refresh token: %w", translate(err))
 	}
@@ -344,8 +346,7 @@ func (s *Store) RevokeRefreshToken(ctx context.Context, requestID string) error 
 // RevokeAccessToken implements oauth2.TokenRevocationStorage: every access
 // token of the request is deleted.
 func (s *Store) RevokeAccessToken(ctx context.Context, requestID string) error {
-	if _, err := s.idb(ctx).NewDelete().ModelTableExpr(tableAccess).
-		Where("request_id = ?", requestID).Exec(ctx); err != nil {
+	if _, err := s.execPrepared(ctx, revokeAccess, requestID); err != nil {
 		return fmt.Errorf("storage: revoke access tokens: %w", translate(err))
 	}
 	return nil

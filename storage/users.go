@@ -57,12 +57,26 @@ func (s *Store) CreateUser(ctx context.Context, u *User) error {
 	return nil
 }
 
-// User returns the user with the given ID, or ErrNotFound.
+const selectUser = `SELECT id, email, email_verified, username, phone, phone_verified, name, bio, pending_phone,
+avatar_etag, password_hash, role, disabled, failed_logins, failed_otps, locked_until, password_changed_at,
+created_at, updated_at FROM users WHERE id = ?`
+
+// User returns the user with the given ID, or ErrNotFound. It runs on many
+// requests (sessions, refreshes, userinfo), as a prepared statement.
 func (s *Store) User(ctx context.Context, id string) (*User, error) {
+	row, err := s.queryRowPrepared(ctx, selectUser, id)
+	if err != nil {
+		return nil, fmt.Errorf("storage: get user: %w", err)
+	}
 	u := new(User)
-	if err := s.idb(ctx).NewSelect().Model(u).Where("id = ?", id).Scan(ctx); err != nil {
+	var locked, changed sql.NullTime
+	err = row.Scan(&u.ID, &u.Email, &u.EmailVerified, &u.Username, &u.Phone, &u.PhoneVerified, &u.Name, &u.Bio,
+		&u.PendingPhone, &u.AvatarETag, &u.PasswordHash, &u.Role, &u.Disabled, &u.FailedLogins, &u.FailedOTPs,
+		nullTime{&locked}, nullTime{&changed}, dbTime{&u.CreatedAt}, dbTime{&u.UpdatedAt})
+	if err != nil {
 		return nil, fmt.Errorf("storage: get user: %w", translate(err))
 	}
+	u.LockedUntil, u.PasswordChangedAt = locked, changed
 	return u, nil
 }
 

@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os"
 	"strings"
 	"testing"
 
@@ -51,7 +52,7 @@ func BenchmarkTokenClientCredentials(b *testing.B) {
 func BenchmarkTokenRefresh(b *testing.B) {
 	e := newEnv(b, backends[0].url(b))
 	e.user("bench@example.com")
-	id, secret := e.client(provider.ClientSpec{ID: "webapp", SkipConsent: true})
+	id, secret := e.client(provider.ClientSpec{ID: "webapp", SkipConsent: true, IDTokenAlg: os.Getenv("BENCH_ALG")})
 	tok, _ := e.login(e.oauth2Config(id, secret), e.browser(), "bench@example.com")
 	rt := tok.RefreshToken
 	b.ReportAllocs()

@@ -23,6 +23,10 @@ import (
 	"github.com/torii-idp/torii/storage"
 )
 
+// defaultMemoryLimit is the Go runtime's soft memory limit in serve unless
+// GOMEMLIMIT says otherwise.
+const defaultMemoryLimit = 96 << 20
+
 // version is set at build time with -ldflags "-X main.version=v1.2.3".
 var version = "dev"
 
@@ -90,7 +94,7 @@ a SQLite file torii.db in the working directory at http://127.0.0.1:8080.`,
 	root.SetErr(stderr)
 	root.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error { return usageError{err} })
 	a.load = configFlags(root.PersistentFlags())
-	root.AddCommand(a.serveCmd(), a.migrateCmd(), a.versionCmd(), a.clientsCmd(), a.usersCmd(), a.keysCmd())
+	root.AddCommand(a.serveCmd(), a.migrateCmd(), a.versionCmd(), a.clientsCmd(), a.usersCmd(), a.keysCmd(), a.benchCmd())
 	return root
 }
 
@@ -123,6 +127,12 @@ func (a *app) serveCmd() *cobra.Command {
 // requests finish within the shutdown timeout.
 func (a *app) serve(ctx context.Context) error {
 	start := time.Now()
+	if os.Getenv("GOMEMLIMIT") == "" {
+		// A soft memory limit keeps bursts of password hashing (19 MiB of
+		// garbage each) from growing the heap far beyond what is live; the
+		// GOMEMLIMIT environment variable overrides it.
+		debug.SetMemoryLimit(defaultMemoryLimit)
+	}
 	srv, err := newServer(ctx, a.cfg, a.log, serverOptions{})
 	if err != nil {
 		return err

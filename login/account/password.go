@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 	"unicode"
 	"unicode/utf8"
 
@@ -224,3 +225,13 @@ func (s *Service) acquire(ctx context.Context) error {
 }
 
 func (s *Service) release() { <-s.slots }
+
+// HashCost measures one argon2id verification with the default parameters:
+// what the password grant and every sign-in spend by design.
+func HashCost() time.Duration {
+	p := Argon2Params{}.withDefaults()
+	salt := make([]byte, p.SaltLen)
+	start := time.Now()
+	argon2.IDKey([]byte("a password of ordinary length"), salt, p.Time, p.Memory, p.Threads, p.KeyLen)
+	return time.Since(start)
+}
