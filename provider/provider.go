@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"html/template"
 	"log/slog"
+	"net/http"
 	"net/url"
 	"strings"
 	"time"
@@ -230,12 +231,12 @@ func (p *Provider) Keys() *Keys { return p.keys }
 
 // Routes mounts the protocol endpoints on r.
 func (p *Provider) Routes(r *mux.Router) {
-	r.HandleFunc("/oauth2/auth", p.authorize).Methods("GET", "POST")
-	r.HandleFunc(ResumePath, p.resume).Methods("GET")
-	r.HandleFunc("/oauth2/token", p.token).Methods("POST")
-	r.HandleFunc("/oauth2/introspect", p.introspect).Methods("POST")
-	r.HandleFunc("/oauth2/revoke", p.revoke).Methods("POST")
-	r.HandleFunc("/userinfo", p.userinfo).Methods("GET", "POST")
+	r.HandleFunc("/oauth2/auth", cacheClients(p.authorize)).Methods("GET", "POST")
+	r.HandleFunc(ResumePath, cacheClients(p.resume)).Methods("GET")
+	r.HandleFunc("/oauth2/token", cacheClients(p.token)).Methods("POST")
+	r.HandleFunc("/oauth2/introspect", cacheClients(p.introspect)).Methods("POST")
+	r.HandleFunc("/oauth2/revoke", cacheClients(p.revoke)).Methods("POST")
+	r.HandleFunc("/userinfo", cacheClients(p.userinfo)).Methods("GET", "POST")
 	r.HandleFunc(EndSessionPath, p.endSession).Methods("GET", "POST")
 	r.HandleFunc("/.well-known/openid-configuration", p.serveDiscovery).Methods("GET", "HEAD")
 	r.HandleFunc("/.well-known/jwks.json", p.serveJWKS).Methods("GET", "HEAD")
@@ -269,4 +270,12 @@ func (s *fositeStore) Authenticate(ctx context.Context, login, password string) 
 		return "", fosite.ErrNotFound
 	}
 	return u.ID, nil
+}
+
+// cacheClients gives each protocol request a client cache: fosite reads a
+// request's client many times, the database answers once.
+func cacheClients(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		h(w, r.WithContext(storage.WithClientCache(r.Context())))
+	}
 }

@@ -3,6 +3,7 @@ package storage
 import (
 	"context"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/go-jose/go-jose/v3"
@@ -107,9 +108,45 @@ const selectClient = `SELECT id, name, secret_hash, redirect_uris, post_logout_r
 response_types, scopes, audience, public, skip_consent, pkce_optional, token_format, id_token_alg,
 created_at, updated_at FROM clients WHERE id = ?`
 
+type clientCacheKey struct{}
+
+// clientCache holds the clients one request has read.
+type clientCache struct {
+	mu sync.Mutex
+	m  map[string]*Client
+}
+
+// WithClientCache returns a context in which Client remembers what it
+// read: one request (a token exchange reads its client five times or more)
+// then reads each client once. Use it for the span of one request only.
+func WithClientCache(ctx context.Context) context.Context {
+	return context.WithValue(ctx, clientCacheKey{}, &clientCache{m: map[string]*Client{}})
+}
+
 // Client returns the client with the given ID, or ErrNotFound. It runs on
 // every token request, as a prepared statement.
 func (s *Store) Client(ctx context.Context, id string) (*Client, error) {
+	cache, _ := ctx.Value(clientCacheKey{}).(*clientCache)
+	if cache != nil {
+		cache.mu.Lock()
+		c, ok := cache.m[id]
+		cache.mu.Unlock()
+		if ok {
+			cp := *c
+			return &cp, nil
+		}
+	}
+	c, err := s.readClient(ctx, id)
+	if err == nil && cache != nil {
+		cp := *c
+		cache.mu.Lock()
+		cache.m[id] = &cp
+		cache.mu.Unlock()
+	}
+	return c, err
+}
+
+func (s *Store) readClient(ctx context.Context, id string) (*Client, error) {
 	row, err := s.queryRowPrepared(ctx, selectClient, id)
 	if err != nil {
 		return nil, fmt.Errorf("storage: get client: %w", err)

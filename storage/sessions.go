@@ -49,12 +49,20 @@ func (s *Store) CreateLoginSession(ctx context.Context, ls *LoginSession) error 
 	return nil
 }
 
+const selectLoginSession = `SELECT id_hash, subject, auth_time, amr, user_agent, stage, created_at, expires_at
+FROM login_sessions WHERE id_hash = ? AND expires_at > ?`
+
 // LoginSession returns the unexpired session with the given ID hash, or
-// ErrNotFound.
+// ErrNotFound. Every authorization request reads one: a prepared
+// statement.
 func (s *Store) LoginSession(ctx context.Context, idHash string) (*LoginSession, error) {
+	row, err := s.queryRowPrepared(ctx, selectLoginSession, idHash, s.formatTime(s.nowUTC()))
+	if err != nil {
+		return nil, fmt.Errorf("storage: get login session: %w", err)
+	}
 	ls := new(LoginSession)
-	err := s.idb(ctx).NewSelect().Model(ls).Where("id_hash = ?", idHash).
-		Where("expires_at > ?", s.nowUTC()).Scan(ctx)
+	err = row.Scan(&ls.IDHash, &ls.Subject, dbTime{&ls.AuthTime}, (*jsonList)(&ls.AMR), &ls.UserAgent, &ls.Stage,
+		dbTime{&ls.CreatedAt}, dbTime{&ls.ExpiresAt})
 	if err != nil {
 		return nil, fmt.Errorf("storage: get login session: %w", translate(err))
 	}

@@ -25,7 +25,7 @@ import (
 
 // defaultMemoryLimit is the Go runtime's soft memory limit in serve unless
 // GOMEMLIMIT says otherwise.
-const defaultMemoryLimit = 96 << 20
+const defaultMemoryLimit = 112 << 20
 
 // version is set at build time with -ldflags "-X main.version=v1.2.3".
 var version = "dev"
