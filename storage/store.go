@@ -66,6 +66,9 @@ type Store struct {
 	dialect Dialect
 	now     func() time.Time
 	stmts   stmts
+
+	stopCheckpoints context.CancelFunc // SQLite: ends the background checkpoints
+	checkpointsDone chan struct{}
 }
 
 // Open connects to the database named by rawURL:
@@ -86,7 +89,10 @@ func Open(ctx context.Context, rawURL string, opts Options) (*Store, error) {
 	}
 	switch dialect {
 	case SQLite:
-		writer, err := sql.Open("sqlite", dsn+sqlitePragmas(opts.BusyTimeout))
+		// The writer checkpoints only when the WAL has grown large: a
+		// background checkpointer (checkpoints) copies the WAL into the
+		// database file, fsync included, outside the single writer's way.
+		writer, err := sql.Open("sqlite", dsn+sqlitePragmas(opts.BusyTimeout)+"&_pragma=wal_autocheckpoint(10000)")
 		if err != nil {
 			return nil, fmt.Errorf("storage: open sqlite: %w", err)
 		}
@@ -126,7 +132,31 @@ func Open(ctx context.Context, rawURL string, opts Options) (*Store, error) {
 		s.Close()
 		return nil, fmt.Errorf("storage: connect to %s: %w", dialect, err)
 	}
+	if dialect == SQLite {
+		cctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+		s.stopCheckpoints, s.checkpointsDone = cancel, make(chan struct{})
+		go s.checkpoints(cctx, time.Second)
+	}
 	return s, nil
+}
+
+// checkpoints runs a passive WAL checkpoint every interval until ctx ends:
+// committed pages are copied into the database file while writers go on,
+// and a page written many times between two checkpoints is copied once.
+func (s *Store) checkpoints(ctx context.Context, interval time.Duration) {
+	defer close(s.checkpointsDone)
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		// A failure (the database busy or gone) is retried next time; the
+		// writer's own auto-checkpoint bounds the WAL meanwhile.
+		s.rdb.ExecContext(ctx, "PRAGMA wal_checkpoint(PASSIVE)")
+	}
 }
 
 // ParseURL checks a database URL and returns its dialect and the driver's
@@ -164,7 +194,7 @@ func sqlitePragmas(busy time.Duration) string {
 	// _txlock=immediate takes the write lock at BEGIN, so two writers never
 	// dead-lock upgrading read locks; busy_timeout makes the loser wait.
 	return fmt.Sprintf("&_txlock=immediate&_pragma=busy_timeout(%d)&_pragma=journal_mode(WAL)"+
-		"&_pragma=synchronous(NORMAL)&_pragma=foreign_keys(1)", busy.Milliseconds())
+		"&_pragma=synchronous(NORMAL)&_pragma=foreign_keys(1)&_pragma=mmap_size(268435456)", busy.Milliseconds())
 }
 
 // Dialect reports which database the store talks to.
@@ -175,6 +205,10 @@ func (s *Store) DB() *bun.DB { return s.db }
 
 // Close closes the connection pools.
 func (s *Store) Close() error {
+	if s.stopCheckpoints != nil {
+		s.stopCheckpoints()
+		<-s.checkpointsDone
+	}
 	s.closeStmts()
 	err := s.db.Close()
 	if s.rdb != s.db {
