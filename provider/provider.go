@@ -215,6 +215,9 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Provider, error) {
 		compose.OpenIDConnectExplicitFactory,
 		compose.OpenIDConnectRefreshFactory,
 	)
+	for i, h := range fcfg.TokenEndpointHandlers {
+		fcfg.TokenEndpointHandlers[i] = skipForeign{h}
+	}
 	if p.discovery, err = p.discoveryDocument(); err != nil {
 		return nil, err
 	}
@@ -270,6 +273,21 @@ func (s *fositeStore) Authenticate(ctx context.Context, login, password string) 
 		return "", fosite.ErrNotFound
 	}
 	return u.ID, nil
+}
+
+// skipForeign keeps fosite from asking a token endpoint handler to
+// populate the response of a grant it does not handle. fosite asks every
+// handler, and each one that declines answers with an error carrying a
+// stack trace: on the token path that cost more than the client lookup.
+// The handlers check the same CanHandleTokenEndpointRequest first
+// themselves, so the answer is the same.
+type skipForeign struct{ fosite.TokenEndpointHandler }
+
+func (h skipForeign) PopulateTokenEndpointResponse(ctx context.Context, req fosite.AccessRequester, resp fosite.AccessResponder) error {
+	if !h.CanHandleTokenEndpointRequest(ctx, req) {
+		return fosite.ErrUnknownRequest
+	}
+	return h.TokenEndpointHandler.PopulateTokenEndpointResponse(ctx, req, resp)
 }
 
 // cacheClients gives each protocol request a client cache: fosite reads a
