@@ -49,6 +49,10 @@ type Config struct {
 	TrustedProxies      []netip.Prefix
 	PasswordComposition bool
 	TwilioURL           string
+
+	// PprofAddr is a loopback host:port for Go's profiling endpoints, or
+	// empty (off).
+	PprofAddr string
 }
 
 // RateLimit is N events per duration, written "N/duration" (e.g. 60/1m).
@@ -124,6 +128,7 @@ func settings() []*setting {
 		{env: "TORII_TRUSTED_PROXIES", flag: "trusted-proxies", def: "", usage: "comma-separated CIDRs of reverse proxies whose X-Forwarded-For is believed"},
 		{env: "TORII_PASSWORD_COMPOSITION", flag: "password-composition", def: "false", usage: "also require upper case, lower case, digit and symbol in new passwords"},
 		{env: "TORII_TWILIO_URL", flag: "twilio-url", def: "https://api.twilio.com", usage: "base URL of Twilio's REST API (for a twilio:// SMS URL)"},
+		{env: "TORII_PPROF_ADDR", flag: "pprof-addr", def: "", usage: "loopback host:port serving Go's profiles at /debug/pprof/ (unset: off)"},
 	}
 }
 
@@ -295,6 +300,11 @@ func loadConfig(all []*setting) (Config, error) {
 	c.TwilioURL = strings.TrimSuffix(val("TORII_TWILIO_URL"), "/")
 	if u, err := url.Parse(c.TwilioURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
 		bad("TORII_TWILIO_URL", "%q must be an http(s) URL", c.TwilioURL)
+	}
+	if c.PprofAddr = val("TORII_PPROF_ADDR"); c.PprofAddr != "" {
+		if host, port, err := net.SplitHostPort(c.PprofAddr); err != nil || port == "" || !isLoopback(host) {
+			bad("TORII_PPROF_ADDR", "%q must be a loopback host:port such as 127.0.0.1:6060", c.PprofAddr)
+		}
 	}
 	return c, errors.Join(errs...)
 }

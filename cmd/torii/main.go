@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
 	"runtime/debug"
@@ -162,6 +163,14 @@ func (a *app) serve(ctx context.Context) error {
 		srv.outbox.Run(cleanupCtx)
 	}()
 
+	if a.cfg.PprofAddr != "" {
+		stopPprof, err := a.servePprof()
+		if err != nil {
+			return err
+		}
+		defer stopPprof()
+	}
+
 	served := make(chan error, 1)
 	go func() { served <- httpSrv.Serve(ln) }()
 	a.log.Info("torii is serving", "addr", ln.Addr().String(), "issuer", a.cfg.Issuer,
@@ -188,6 +197,25 @@ func (a *app) serve(ctx context.Context) error {
 	}
 	a.log.Info("stopped")
 	return nil
+}
+
+// servePprof serves Go's profiles on the configured loopback address, apart
+// from the public listener, until the returned function is called.
+func (a *app) servePprof() (func(), error) {
+	ln, err := net.Listen("tcp", a.cfg.PprofAddr)
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s (TORII_PPROF_ADDR): %w", a.cfg.PprofAddr, err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go srv.Serve(ln)
+	a.log.Info("profiles served", "addr", ln.Addr().String())
+	return func() { srv.Close() }, nil
 }
 
 func (a *app) migrateCmd() *cobra.Command {
