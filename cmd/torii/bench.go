@@ -743,11 +743,23 @@ func (a *app) runScenario(ctx context.Context, name string, o benchOptions, fx *
 	sc := fx.scenario(name, c, introspect, &next)
 	workers := make([]*worker, o.concurrency)
 	for i := range workers {
-		w := &worker{client: c}
+		// Each worker has a connection of its own, read and written in
+		// its goroutine (connTransport), so the load generator leaves the
+		// CPU to the server it measures. An https target goes through
+		// net/http's pool.
+		var t http.RoundTripper = c.Transport
+		if targetHost, plain := strings.CutPrefix(fx.base, "http://"); plain {
+			ct := newConnTransport(targetHost, c.Timeout)
+			defer ct.close()
+			t = ct
+		}
+		timeout := c.Timeout
+		if _, own := t.(*connTransport); own {
+			timeout = 0 // the connection's deadline bounds each request, without a timer per request
+		}
+		w := &worker{client: &http.Client{Transport: t, Timeout: timeout, CheckRedirect: c.CheckRedirect}}
 		if name == "authcode" {
-			jar := newJar()
-			w.browser = &http.Client{Jar: jar, Transport: c.Transport, Timeout: c.Timeout,
-				CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+			w.browser = &http.Client{Jar: newJar(), Transport: t, Timeout: timeout, CheckRedirect: c.CheckRedirect}
 		}
 		if sc.prepare != nil {
 			if err := sc.prepare(ctx, w); err != nil {
