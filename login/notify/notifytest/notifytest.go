@@ -35,57 +35,167 @@ type Mail struct {
 	Subject string
 	Text    string
 	HTML    string
+	// TLS tells whether the session was encrypted (STARTTLS or implicit
+	// TLS) when the message came in.
+	TLS bool
+	// User is the name the client authenticated as (AUTH PLAIN).
+	User string
 }
 
+// Stage is an SMTP command at which the server can be told to refuse.
+type Stage int
+
+// The stages RefuseAt knows.
+const (
+	AtMail Stage = iota + 1 // MAIL FROM
+	AtRcpt                  // RCPT TO
+	AtData                  // the end of DATA, after the message was read
+)
+
 // SMTPServer is an SMTP server on 127.0.0.1 that records what it receives.
-// It requires AUTH PLAIN with User/Password.
+// It requires AUTH PLAIN with User/Password, which it offers only over TLS:
+// STARTTLS by default, or TLS from the first byte with ImplicitTLS.
 type SMTPServer struct {
 	User, Password string
 
-	srv    *smtp.Server
-	ln     net.Listener
-	roots  *x509.CertPool
-	mu     sync.Mutex
-	mails  []Mail
+	implicitTLS bool
+	tlsConfig   *tls.Config
+	roots       *x509.CertPool
+	addr        string
+
+	mu         sync.Mutex
+	srv        *smtp.Server
+	mails      []Mail
+	refuseAt   Stage
+	refuseWith int
+	dataDelay  time.Duration
+	onData     func()
+
 	reject atomic.Bool
 	cond   chan struct{}
 }
 
+// SMTPOption changes how NewSMTPServer sets its server up.
+type SMTPOption func(*SMTPServer)
+
+// ImplicitTLS makes the server speak TLS from the first byte, as on port
+// 465 (an smtps:// URL), instead of offering STARTTLS.
+func ImplicitTLS() SMTPOption { return func(s *SMTPServer) { s.implicitTLS = true } }
+
 // NewSMTPServer starts a server that stops when t ends.
-func NewSMTPServer(t testing.TB) *SMTPServer {
+func NewSMTPServer(t testing.TB, opts ...SMTPOption) *SMTPServer {
 	t.Helper()
 	s := &SMTPServer{User: "torii", Password: "mail-pass", cond: make(chan struct{}, 1)}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	for _, opt := range opts {
+		opt(s)
 	}
-	s.ln = ln
-	s.srv = smtp.NewServer(&backend{s: s})
-	s.srv.Domain = "localhost"
-	s.srv.AllowInsecureAuth = false
 	cert, roots := selfSigned(t)
-	s.srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	s.tlsConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 	s.roots = roots
-	s.srv.ReadTimeout = 10 * time.Second
-	s.srv.WriteTimeout = 10 * time.Second
-	go s.srv.Serve(ln)
-	t.Cleanup(func() { s.srv.Close() })
+	s.addr = "127.0.0.1:0"
+	s.Start(t)
+	t.Cleanup(s.Stop)
 	return s
 }
 
-// URL is the TORII_SMTP_URL of the server.
-func (s *SMTPServer) URL() string {
-	return "smtp://" + url.UserPassword(s.User, s.Password).String() + "@" + s.ln.Addr().String()
+// Start listens (again, after Stop) on the server's address.
+func (s *SMTPServer) Start(t testing.TB) {
+	t.Helper()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var ln net.Listener
+	var err error
+	if s.implicitTLS {
+		ln, err = tls.Listen("tcp", s.addr, s.tlsConfig)
+	} else {
+		ln, err = net.Listen("tcp", s.addr)
+	}
+	if err != nil {
+		t.Fatalf("notifytest: listen on %s: %v", s.addr, err)
+	}
+	s.addr = ln.Addr().String()
+	srv := smtp.NewServer(&backend{s: s})
+	srv.Domain = "localhost"
+	srv.AllowInsecureAuth = false
+	srv.TLSConfig = s.tlsConfig
+	srv.ReadTimeout = 10 * time.Second
+	srv.WriteTimeout = 10 * time.Second
+	s.srv = srv
+	go srv.Serve(ln)
 }
 
-// RootCAs trusts the server's self-signed certificate (it offers STARTTLS).
+// Stop shuts the server down; connections are refused until Start.
+func (s *SMTPServer) Stop() {
+	s.mu.Lock()
+	srv := s.srv
+	s.srv = nil
+	s.mu.Unlock()
+	if srv != nil {
+		srv.Close()
+	}
+}
+
+// URL is the TORII_SMTP_URL of the server: smtp://, or smtps:// with
+// ImplicitTLS, with User and Password.
+func (s *SMTPServer) URL() string {
+	scheme := "smtp"
+	if s.implicitTLS {
+		scheme = "smtps"
+	}
+	return scheme + "://" + url.UserPassword(s.User, s.Password).String() + "@" + s.Addr()
+}
+
+// RootCAs trusts the server's self-signed certificate.
 func (s *SMTPServer) RootCAs() *x509.CertPool { return s.roots }
 
 // Addr is the host:port the server listens on.
-func (s *SMTPServer) Addr() string { return s.ln.Addr().String() }
+func (s *SMTPServer) Addr() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.addr
+}
 
-// Reject makes the server refuse (451) or accept messages.
+// Reject makes the server refuse (451 at MAIL FROM) or accept messages.
 func (s *SMTPServer) Reject(on bool) { s.reject.Store(on) }
+
+// RefuseAt makes the server answer code (e.g. 550) at stage; a code of 0
+// accepts again. A refusal at AtData comes after the whole message was
+// read, and the message is not recorded.
+func (s *SMTPServer) RefuseAt(stage Stage, code int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.refuseAt, s.refuseWith = stage, code
+	if code == 0 {
+		s.refuseAt = 0
+	}
+}
+
+// DelayData makes the server wait d after reading each message before it
+// answers the DATA command, as a slow server does.
+func (s *SMTPServer) DelayData(d time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.dataDelay = d
+}
+
+// OnData sets a function the server calls for each message after reading
+// it and before answering (nil: none), to act while a client waits.
+func (s *SMTPServer) OnData(fn func()) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.onData = fn
+}
+
+// refusal returns the error to answer at stage, if any.
+func (s *SMTPServer) refusal(stage Stage) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.refuseAt != stage {
+		return nil
+	}
+	return &smtp.SMTPError{Code: s.refuseWith, EnhancedCode: smtp.EnhancedCode{s.refuseWith / 100, 0, 0},
+		Message: "refused by the test server"}
+}
 
 // Mails returns what was received so far.
 func (s *SMTPServer) Mails() []Mail {
@@ -145,13 +255,16 @@ func Link(t testing.TB, text string) string {
 
 type backend struct{ s *SMTPServer }
 
-func (b *backend) NewSession(*smtp.Conn) (smtp.Session, error) { return &session{s: b.s}, nil }
+func (b *backend) NewSession(c *smtp.Conn) (smtp.Session, error) {
+	return &session{s: b.s, conn: c}, nil
+}
 
 type session struct {
-	s      *SMTPServer
-	authed bool
-	from   string
-	to     []string
+	s    *SMTPServer
+	conn *smtp.Conn
+	user string
+	from string
+	to   []string
 }
 
 func (se *session) AuthMechanisms() []string { return []string{sasl.Plain} }
@@ -161,23 +274,29 @@ func (se *session) Auth(mech string) (sasl.Server, error) {
 		if username != se.s.User || password != se.s.Password {
 			return errors.New("invalid credentials")
 		}
-		se.authed = true
+		se.user = username
 		return nil
 	}), nil
 }
 
 func (se *session) Mail(from string, _ *smtp.MailOptions) error {
-	if !se.authed {
+	if se.user == "" {
 		return smtp.ErrAuthRequired
 	}
 	if se.s.reject.Load() {
 		return &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "try again later"}
+	}
+	if err := se.s.refusal(AtMail); err != nil {
+		return err
 	}
 	se.from = from
 	return nil
 }
 
 func (se *session) Rcpt(to string, _ *smtp.RcptOptions) error {
+	if err := se.s.refusal(AtRcpt); err != nil {
+		return err
+	}
 	se.to = append(se.to, to)
 	return nil
 }
@@ -189,8 +308,19 @@ func (se *session) Data(r io.Reader) error {
 	}
 	dec := new(mime.WordDecoder)
 	subject, _ := dec.DecodeHeader(msg.Header.Get("Subject"))
-	m := Mail{From: se.from, To: se.to, Subject: subject}
+	_, isTLS := se.conn.TLSConnectionState()
+	m := Mail{From: se.from, To: se.to, Subject: subject, TLS: isTLS, User: se.user}
 	if err := readBody(msg.Header.Get("Content-Type"), msg.Header.Get("Content-Transfer-Encoding"), msg.Body, &m); err != nil {
+		return err
+	}
+	se.s.mu.Lock()
+	delay, hook := se.s.dataDelay, se.s.onData
+	se.s.mu.Unlock()
+	if hook != nil {
+		hook()
+	}
+	time.Sleep(delay)
+	if err := se.s.refusal(AtData); err != nil {
 		return err
 	}
 	se.s.mu.Lock()
