@@ -25,6 +25,7 @@ type idClaims struct {
 	Audience []string `json:"aud"`
 	Azp      string   `json:"azp"`
 	AMR      []string `json:"amr"`
+	ACR      string   `json:"acr"`
 	AuthTime int64    `json:"auth_time"`
 	IssuedAt int64    `json:"iat"`
 	Expiry   int64    `json:"exp"`

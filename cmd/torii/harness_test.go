@@ -25,6 +25,7 @@ import (
 	"golang.org/x/oauth2"
 
 	"github.com/torii-idp/torii/login/account"
+	"github.com/torii-idp/torii/login/notify/notifytest"
 	"github.com/torii-idp/torii/provider"
 	"github.com/torii-idp/torii/storage/storagetest"
 )
@@ -66,6 +67,9 @@ type env struct {
 	dbURL  string
 	cfg    Config
 	so     serverOptions
+	// mail, when set (newMailEnv), receives Torii's mails: authorize then
+	// also passes the one-time-code page.
+	mail *notifytest.SMTPServer
 }
 
 // dbURLs returns a fresh database URL per backend; the Postgres one skips
@@ -367,16 +371,35 @@ func (e *env) callback(p *page) url.Values {
 }
 
 // authorize runs the browser through /oauth2/auth: sign-in as login when
-// asked, consent "allow" when asked, and returns the callback's parameters.
+// asked, the mailed one-time code when asked (an env with mail), consent
+// "allow" when asked, and returns the callback's parameters.
 func (e *env) authorize(b *http.Client, authURL, login string) url.Values {
 	e.t.Helper()
+	q, _ := e.authorizeTrace(b, authURL, login)
+	return q
+}
+
+// authorizeTrace is authorize that also returns the paths of the pages the
+// browser was shown, in order (e.g. /login, /login/code, /consent).
+func (e *env) authorizeTrace(b *http.Client, authURL, login string) (url.Values, []string) {
+	e.t.Helper()
 	p := e.get(b, authURL)
-	for range 4 {
+	var shown []string
+	mailsBefore := 0
+	for range 5 {
+		if p.status == http.StatusOK {
+			shown = append(shown, p.url.Path)
+		}
 		switch {
 		case p.status == http.StatusSeeOther || p.status == http.StatusFound:
-			return e.callback(p)
+			return e.callback(p), shown
 		case p.status == http.StatusOK && strings.HasSuffix(p.url.Path, provider.LoginPath):
+			if e.mail != nil {
+				mailsBefore = len(e.mail.Mails())
+			}
 			p = e.signIn(b, p, login)
+		case p.status == http.StatusOK && strings.HasSuffix(p.url.Path, "/login/code") && e.mail != nil:
+			p = e.enterCode(b, p, e.nextMail(login, "sign-in code", mailsBefore))
 		case p.status == http.StatusOK && strings.HasSuffix(p.url.Path, provider.ConsentPath):
 			p = e.consent(b, p, "allow")
 		default:
@@ -384,7 +407,7 @@ func (e *env) authorize(b *http.Client, authURL, login string) url.Values {
 		}
 	}
 	e.t.Fatalf("authorization did not finish; last page %s", p.url)
-	return nil
+	return nil, nil
 }
 
 // codeFlow is one relying-party authorization with PKCE.
@@ -489,3 +512,53 @@ func mustReq(method, u string) *http.Request {
 }
 
 func jsonDecode(r io.Reader, v any) error { return json.NewDecoder(r).Decode(v) }
+
+// newMailEnv starts Torii with real mail delivery (an SMTP listener in the
+// test, not development mode), the one-time-code step set to otp, and the
+// outbox worker running.
+func newMailEnv(t testing.TB, dbURL, otp string, opts ...envOption) *env {
+	t.Helper()
+	smtpd := notifytest.NewSMTPServer(t)
+	opts = append([]envOption{func(c *Config, so *serverOptions) {
+		c.OTP = otp
+		c.SMTPURL = Secret(smtpd.URL())
+		c.MailFrom = "torii@example.test"
+		so.SMTPRootCAs = smtpd.RootCAs()
+	}}, opts...)
+	e := newEnv(t, dbURL, opts...)
+	e.mail = smtpd
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	go e.srv.outbox.Run(ctx)
+	return e
+}
+
+// nextMail waits (up to 10 s) for a mail to addr whose subject contains
+// subject, among the mails after the first skip ones, and returns the
+// newest.
+func (e *env) nextMail(addr, subject string, skip int) notifytest.Mail {
+	e.t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		ms := e.mail.Mails()
+		for i := len(ms) - 1; i >= skip; i-- {
+			for _, to := range ms[i].To {
+				if strings.EqualFold(to, addr) && strings.Contains(ms[i].Subject, subject) {
+					return ms[i]
+				}
+			}
+		}
+		if time.Now().After(deadline) {
+			e.t.Fatalf("no new mail to %s about %q arrived (%d mails, %d skipped)", addr, subject, len(ms), skip)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// enterCode submits the code in mail on the code page p.
+func (e *env) enterCode(b *http.Client, p *page, mail notifytest.Mail) *page {
+	e.t.Helper()
+	f := p.formWith(e.t, "code")
+	f.values.Set("code", notifytest.Code(e.t, mail.Text))
+	return e.post(b, f)
+}
