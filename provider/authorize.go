@@ -221,15 +221,28 @@ func (p *Provider) proceed(w http.ResponseWriter, r *http.Request, ar fosite.Aut
 		ar.GrantAudience(a)
 	}
 	sess := p.userSession(client, user, signin.AuthTime, signin.AMR, requestedAt, ar.GetGrantedScopes())
-	resp, err := p.oauth2.NewAuthorizeResponse(ctx, ar, sess)
-	if err != nil {
-		p.writeAuthorizeError(w, r, ar, err)
+	// The code, its PKCE challenge, its OpenID Connect session and the end
+	// of the pending request commit together: one commit instead of four.
+	var resp fosite.AuthorizeResponder
+	var fositeErr error
+	err = p.store.InTx(ctx, func(ctx context.Context) error {
+		if resp, fositeErr = p.oauth2.NewAuthorizeResponse(ctx, ar, sess); fositeErr != nil {
+			return fositeErr
+		}
+		if pending != nil {
+			if err := p.store.DeleteAuthRequest(ctx, pending.ID); err != nil && !errors.Is(err, storage.ErrNotFound) {
+				return err
+			}
+		}
+		return nil
+	})
+	if fositeErr != nil {
+		p.writeAuthorizeError(w, r, ar, fositeErr)
 		return
 	}
-	if pending != nil {
-		if err := p.store.DeleteAuthRequest(ctx, pending.ID); err != nil {
-			p.log.WarnContext(ctx, "delete answered auth request", "err", err)
-		}
+	if err != nil {
+		p.writeAuthorizeError(w, r, ar, storageFault(err))
+		return
 	}
 	resp.AddParameter("iss", p.cfg.Issuer)
 	w.Header().Set("Referrer-Policy", "no-referrer")
