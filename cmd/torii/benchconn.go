@@ -2,11 +2,13 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"slices"
 	"strconv"
 	"time"
 )
@@ -26,6 +28,7 @@ type connTransport struct {
 	br   *bufio.Reader
 	bw   *bufio.Writer
 	last *connBody // the previous answer's body, drained before reuse
+	buf  []byte    // the body do returned last
 }
 
 func newConnTransport(addr string, timeout time.Duration) *connTransport {
@@ -154,4 +157,176 @@ func (b *connBody) Close() error {
 		b.done = false
 	}
 	return nil
+}
+
+// do sends one request (method, path, an Authorization value or "", and a
+// form body for POST) and reads the answer without net/http: the status
+// and the body, which stays valid until the next call. It is the lean
+// path of the scenarios' requests; the answer's headers are not kept.
+func (t *connTransport) do(method, path, auth, body string) (int, []byte, error) {
+	if t.last != nil {
+		if !t.last.done {
+			t.close()
+		}
+		t.last = nil
+	}
+	fresh := t.conn == nil
+	status, b, err := t.doOnce(method, path, auth, body)
+	if err != nil && !fresh {
+		t.close()
+		status, b, err = t.doOnce(method, path, auth, body)
+	}
+	if err != nil {
+		t.close()
+	}
+	return status, b, err
+}
+
+func (t *connTransport) doOnce(method, path, auth, body string) (int, []byte, error) {
+	if t.conn == nil {
+		c, err := net.DialTimeout("tcp", t.addr, t.timeout)
+		if err != nil {
+			return 0, nil, err
+		}
+		t.conn, t.br, t.bw = c, bufio.NewReaderSize(c, 16<<10), bufio.NewWriterSize(c, 8<<10)
+	}
+	if t.timeout > 0 {
+		t.conn.SetDeadline(time.Now().Add(t.timeout))
+	}
+	w := t.bw
+	w.WriteString(method)
+	w.WriteByte(' ')
+	w.WriteString(path)
+	w.WriteString(" HTTP/1.1\r\nHost: ")
+	w.WriteString(t.addr)
+	w.WriteString("\r\nUser-Agent: torii-bench\r\n")
+	if auth != "" {
+		w.WriteString("Authorization: ")
+		w.WriteString(auth)
+		w.WriteString("\r\n")
+	}
+	if method == http.MethodPost {
+		w.WriteString("Content-Type: application/x-www-form-urlencoded\r\nContent-Length: ")
+		w.WriteString(strconv.Itoa(len(body)))
+		w.WriteString("\r\n")
+	}
+	w.WriteString("\r\n")
+	w.WriteString(body)
+	if err := w.Flush(); err != nil {
+		return 0, nil, err
+	}
+	return t.readAnswer()
+}
+
+// readAnswer reads a status line, the headers it needs (Content-Length,
+// Transfer-Encoding, Connection) and the body.
+func (t *connTransport) readAnswer() (int, []byte, error) {
+	line, err := t.br.ReadSlice('\n')
+	if err != nil {
+		return 0, nil, err
+	}
+	if len(line) < 12 || !bytes.HasPrefix(line, []byte("HTTP/1.")) {
+		return 0, nil, fmt.Errorf("bench: malformed status line %q", line)
+	}
+	status, err := strconv.Atoi(string(line[9:12]))
+	if err != nil {
+		return 0, nil, fmt.Errorf("bench: malformed status line %q", line)
+	}
+	length, chunked, closeAfter := -1, false, false
+	for {
+		line, err := t.br.ReadSlice('\n')
+		if err != nil {
+			return 0, nil, err
+		}
+		line = bytes.TrimRight(line, "\r\n")
+		if len(line) == 0 {
+			break
+		}
+		name, value, ok := bytes.Cut(line, []byte(":"))
+		if !ok {
+			return 0, nil, fmt.Errorf("bench: malformed header %q", line)
+		}
+		value = bytes.TrimSpace(value)
+		switch {
+		case asciiEqualFold(name, "Content-Length"):
+			if length, err = strconv.Atoi(string(value)); err != nil || length < 0 {
+				return 0, nil, fmt.Errorf("bench: bad Content-Length %q", value)
+			}
+		case asciiEqualFold(name, "Transfer-Encoding"):
+			chunked = asciiEqualFold(value, "chunked")
+		case asciiEqualFold(name, "Connection"):
+			closeAfter = asciiEqualFold(value, "close")
+		}
+	}
+	t.buf = t.buf[:0]
+	switch {
+	case chunked:
+		for {
+			line, err := t.br.ReadSlice('\n')
+			if err != nil {
+				return 0, nil, err
+			}
+			size, _, _ := bytes.Cut(bytes.TrimRight(line, "\r\n"), []byte(";"))
+			n, err := strconv.ParseInt(string(size), 16, 32)
+			if err != nil || n < 0 {
+				return 0, nil, fmt.Errorf("bench: bad chunk size %q", size)
+			}
+			if n == 0 {
+				// Trailers, then the blank line.
+				for {
+					l, err := t.br.ReadSlice('\n')
+					if err != nil {
+						return 0, nil, err
+					}
+					if len(bytes.TrimRight(l, "\r\n")) == 0 {
+						break
+					}
+				}
+				break
+			}
+			if t.buf, err = readN(t.br, t.buf, int(n)+2); err != nil {
+				return 0, nil, err
+			}
+			t.buf = t.buf[:len(t.buf)-2] // the chunk's CRLF
+		}
+	case length >= 0:
+		if t.buf, err = readN(t.br, t.buf, length); err != nil {
+			return 0, nil, err
+		}
+	default:
+		// Neither: the body runs to the end of the connection.
+		b, err := io.ReadAll(t.br)
+		if err != nil {
+			return 0, nil, err
+		}
+		t.buf = append(t.buf, b...)
+		closeAfter = true
+	}
+	if closeAfter {
+		t.close()
+	}
+	return status, t.buf, nil
+}
+
+// readN appends n bytes from r to buf.
+func readN(r io.Reader, buf []byte, n int) ([]byte, error) {
+	start := len(buf)
+	buf = slices.Grow(buf, n)[:start+n]
+	if _, err := io.ReadFull(r, buf[start:]); err != nil {
+		return nil, err
+	}
+	return buf, nil
+}
+
+func asciiEqualFold(b []byte, s string) bool {
+	if len(b) != len(s) {
+		return false
+	}
+	for i := range len(b) {
+		x, y := b[i]|0x20, s[i]|0x20
+		if x != y {
+			return false
+		}
+	}
+	return true
 }
