@@ -123,3 +123,72 @@ func TestConnTransport(t *testing.T) {
 		}
 	})
 }
+
+// TestConnTransportDo checks the lean request path the scenarios use.
+func TestConnTransportDo(t *testing.T) {
+	var conns atomic.Int32
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		switch r.URL.Path {
+		case "/form":
+			if r.Header.Get("Content-Type") != "application/x-www-form-urlencoded" || r.Header.Get("Authorization") != "Basic abc" {
+				http.Error(w, "bad headers", http.StatusBadRequest)
+				return
+			}
+			w.Write(b)
+		case "/chunked":
+			w.Write([]byte("first-"))
+			w.(http.Flusher).Flush()
+			w.Write([]byte("second"))
+		case "/close":
+			w.Header().Set("Connection", "close")
+			w.Write([]byte("bye"))
+		case "/missing":
+			http.Error(w, "nothing here", http.StatusNotFound)
+		}
+	}))
+	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			conns.Add(1)
+		}
+	}
+	srv.Start()
+	defer srv.Close()
+	tr := newConnTransport(strings.TrimPrefix(srv.URL, "http://"), 5*time.Second)
+	defer tr.close()
+
+	tests := []struct {
+		name, method, path, auth, body string
+		wantStatus                     int
+		wantBody                       string
+		wantConns                      int32
+	}{
+		{"form post", "POST", "/form", "Basic abc", "grant_type=client_credentials", 200, "grant_type=client_credentials", 1},
+		{"chunked", "GET", "/chunked", "", "", 200, "first-second", 1},
+		{"error status", "GET", "/missing", "", "", 404, "nothing here\n", 1},
+		{"connection close", "GET", "/close", "", "", 200, "bye", 1},
+		{"reconnects", "POST", "/form", "Basic abc", "a=b", 200, "a=b", 2},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			status, body, err := tr.do(tt.method, tt.path, tt.auth, tt.body)
+			if err != nil {
+				t.Fatalf("do(%s %s): %v", tt.method, tt.path, err)
+			}
+			if status != tt.wantStatus || string(body) != tt.wantBody {
+				t.Errorf("do(%s %s) = %d %q, want %d %q", tt.method, tt.path, status, body, tt.wantStatus, tt.wantBody)
+			}
+			if got := conns.Load(); got != tt.wantConns {
+				t.Errorf("%d connections opened, want %d", got, tt.wantConns)
+			}
+		})
+	}
+	t.Run("server closed the idle connection", func(t *testing.T) {
+		srv.CloseClientConnections()
+		time.Sleep(50 * time.Millisecond)
+		status, body, err := tr.do("POST", "/form", "Basic abc", "again")
+		if err != nil || status != 200 || string(body) != "again" {
+			t.Errorf("do after the server closed = %d %q %v, want 200 \"again\"", status, body, err)
+		}
+	})
+}
