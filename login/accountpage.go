@@ -85,7 +85,10 @@ const maxAvatarUpload = account.MaxAvatarBytes + 64<<10
 
 // accountAction serves POST /account/ACTION. Every action needs a
 // signed-in session and a CSRF token; each answers with 303 back to the
-// account page, or with the page and the error next to its field.
+// account page, or with the page and the error next to its field. A wrong
+// current password answers 403. The actions count failures (wrong
+// password or code) against the client IP, and are behind the per-IP
+// limits like the sign-in pages.
 func (h *Handler) accountAction(w http.ResponseWriter, r *http.Request) error {
 	action := mux.Vars(r)["action"]
 	ls, u, err := h.current(r)
@@ -154,6 +157,8 @@ func (h *Handler) accountAction(w http.ResponseWriter, r *http.Request) error {
 			return errBadRequest
 		}
 		switch {
+		case old == "":
+			return h.accountError(w, r, ls, u, http.StatusBadRequest, "old-password", "Enter your current password.")
 		case len(old) > maxPasswordBytes || len(pw) > maxPasswordBytes:
 			return h.accountError(w, r, ls, u, http.StatusBadRequest, "password", "The password must have at most 128 characters.")
 		case pw != pw2:
@@ -161,8 +166,10 @@ func (h *Handler) accountAction(w http.ResponseWriter, r *http.Request) error {
 		}
 		err := h.accounts.ChangePassword(ctx, u.ID, old, pw, ls.IDHash)
 		if errors.Is(err, account.ErrInvalidCredentials) {
+			// 403, not 401: the person is signed in, the proof is wrong
+			// (SECURITY 50); counted toward the lockout by account.
 			h.failed(r)
-			return h.accountError(w, r, ls, u, http.StatusUnauthorized, "old-password", "The current password is not right.")
+			return h.accountError(w, r, ls, u, http.StatusForbidden, "old-password", "The current password is not right.")
 		} else if err != nil {
 			return fieldErr(err, "")
 		}
@@ -227,7 +234,7 @@ func (h *Handler) accountAction(w http.ResponseWriter, r *http.Request) error {
 		}
 		if err := h.accounts.Deactivate(ctx, u.ID, pw); errors.Is(err, account.ErrInvalidCredentials) {
 			h.failed(r)
-			return h.accountError(w, r, ls, u, http.StatusUnauthorized, "deactivate", "The password is not right.")
+			return h.accountError(w, r, ls, u, http.StatusForbidden, "deactivate", "The password is not right.")
 		} else if err != nil {
 			return err
 		}

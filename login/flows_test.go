@@ -4,11 +4,13 @@ import (
 	"bytes"
 	"image"
 	"image/png"
+	"io"
 	"mime/multipart"
 	"net/http"
 	"net/netip"
 	"net/url"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -356,7 +358,7 @@ func TestAccountPageAvatar(t *testing.T) {
 	if r := b.post(login.AccountPath+"/profile", url.Values{"csrf": {tok}, "name": {"Alice 🦊"}, "username": {"alice"}, "bio": {"Hello"}}); r.StatusCode != http.StatusSeeOther {
 		t.Errorf("profile = %d", r.StatusCode)
 	}
-	if r := b.post(login.AccountPath+"/password", url.Values{"csrf": {tok}, "old_password": {"wrong"}, "password": {"a brand new walrus"}, "password2": {"a brand new walrus"}}); r.StatusCode != http.StatusUnauthorized || !strings.Contains(r.body, `id="old-password-error"`) {
+	if r := b.post(login.AccountPath+"/password", url.Values{"csrf": {tok}, "old_password": {"wrong"}, "password": {"a brand new walrus"}, "password2": {"a brand new walrus"}}); r.StatusCode != http.StatusForbidden || !strings.Contains(r.body, `id="old-password-error"`) {
 		t.Errorf("wrong current password = %d", r.StatusCode)
 	}
 }
@@ -423,4 +425,81 @@ func TestLogoutConfirmation(t *testing.T) {
 	if page.StatusCode != http.StatusOK || !strings.Contains(page.body, aliceEmail) || !strings.Contains(page.body, `action="/logout"`) {
 		t.Errorf("logout confirmation = %d", page.StatusCode)
 	}
+}
+
+// TestIPFailureLimit: N failed attempts from one client IP (wrong
+// passwords, wrong codes, bad links) refuse that IP with 429 and
+// Retry-After, even with the right password; another IP is not affected.
+func TestIPFailureLimit(t *testing.T) {
+	tests := []struct {
+		name string
+		fail func(t *testing.T, e *env, b *browser, xff string) *response
+	}{
+		{"wrong passwords", func(t *testing.T, e *env, b *browser, xff string) *response {
+			return b.postFrom(xff, login.LoginPath, url.Values{"csrf": {b.csrf(login.LoginPath)}, "username": {"alice"}, "password": {"wrong"}})
+		}},
+		{"bad reset links", func(t *testing.T, e *env, b *browser, xff string) *response {
+			return b.getFrom(xff, login.ResetPath+"?token="+randomToken())
+		}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnvWith(t, storagetest.NewSQLite, false, func(c *login.Config) {
+				c.IPRateLimit = login.Limit{N: 10000, Per: time.Minute}
+				c.IPFailureLimit = login.Limit{N: 3, Per: time.Hour}
+				c.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}
+			})
+			b := e.browser()
+			const attacker, other = "203.0.113.7", "198.51.100.9"
+			for i := range 3 {
+				if r := tc.fail(t, e, b, attacker); r.StatusCode != http.StatusUnauthorized && r.StatusCode != http.StatusBadRequest {
+					t.Fatalf("failure %d = %d", i+1, r.StatusCode)
+				}
+			}
+			right := url.Values{"csrf": {b.csrf(login.LoginPath)}, "username": {"alice"}, "password": {alicePassword}}
+			r := b.postFrom(attacker, login.LoginPath, right)
+			if r.StatusCode != http.StatusTooManyRequests {
+				t.Fatalf("right password after 3 failures = %d, want 429", r.StatusCode)
+			}
+			if secs, err := strconv.Atoi(r.Header.Get("Retry-After")); err != nil || secs < 1 || secs > 3600 {
+				t.Errorf("Retry-After = %q, want 1..3600 seconds", r.Header.Get("Retry-After"))
+			}
+			if c := r.cookie(e.sessionCookieName()); c != nil {
+				t.Error("a refused sign-in set a session cookie")
+			}
+			if r := b.postFrom(other, login.LoginPath, right); r.StatusCode != http.StatusSeeOther {
+				t.Errorf("another IP = %d, want 303", r.StatusCode)
+			}
+		})
+	}
+}
+
+// postFrom posts a form as the client xff behind the (trusted) test proxy.
+func (b *browser) postFrom(xff, path string, form url.Values) *response {
+	b.t.Helper()
+	return b.doFrom(xff, http.MethodPost, path, strings.NewReader(form.Encode()), "application/x-www-form-urlencoded")
+}
+
+func (b *browser) getFrom(xff, path string) *response {
+	b.t.Helper()
+	return b.doFrom(xff, http.MethodGet, path, nil, "")
+}
+
+func (b *browser) doFrom(xff, method, path string, body io.Reader, ctype string) *response {
+	b.t.Helper()
+	req, err := http.NewRequestWithContext(b.t.Context(), method, b.e.srv.URL+path, body)
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	if ctype != "" {
+		req.Header.Set("Content-Type", ctype)
+	}
+	req.Header.Set("X-Forwarded-For", xff)
+	resp, err := b.c.Do(req)
+	if err != nil {
+		b.t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	data, _ := io.ReadAll(resp.Body)
+	return &response{Response: resp, body: string(data)}
 }

@@ -127,7 +127,8 @@ func (h *Handler) trusted(a netip.Addr) bool {
 	return false
 }
 
-// limited wraps the sign-in, code, registration and reset handlers: every
+// limited wraps the sign-in, code, registration, reset and account-action
+// handlers: every
 // request spends from the client IP's request budget, and a client IP out
 // of its failure budget is refused too. Beyond either: 429 with
 // Retry-After.

@@ -209,7 +209,7 @@ func (h *Handler) Routes(r *mux.Router) {
 	r.Handle(ResetPath, h.page(h.limited(h.resetForm))).Methods(get...)
 	r.Handle(ResetPath, h.page(h.limited(h.reset))).Methods(http.MethodPost)
 	r.Handle(AccountPath, h.page(h.accountPage)).Methods(get...)
-	r.Handle(AccountPath+"/{action}", h.page(h.accountAction)).Methods(http.MethodPost)
+	r.Handle(AccountPath+"/{action}", h.page(h.limited(h.accountAction))).Methods(http.MethodPost)
 	r.Handle(AvatarPrefix+"{id}", http.HandlerFunc(h.serveAvatar)).Methods(get...)
 	r.PathPrefix(StaticPrefix).Handler(http.HandlerFunc(h.serveStatic)).Methods(get...)
 }
