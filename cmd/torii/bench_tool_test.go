@@ -70,18 +70,27 @@ func TestBenchCountsErrors(t *testing.T) {
 			http.Error(w, "down", http.StatusServiceUnavailable)
 			return
 		}
+		if r.URL.Path == "/oauth2/introspect" {
+			// A 200 that says the token is dead is a failure too.
+			w.Header().Set("Content-Type", "application/json")
+			w.Write([]byte(`{"active":false}`))
+			return
+		}
 		e.srv.handler.ServeHTTP(w, r)
 	}))
 	defer broken.Close()
 	a := benchApp(t, e.dbURL)
-	o := benchOptions{target: broken.URL, scenarios: []string{"jwks", "client-credentials"}, concurrency: 2, duration: 200 * time.Millisecond, idTokenAlg: "RS256"}
+	o := benchOptions{target: broken.URL, scenarios: []string{"jwks", "client-credentials", "introspect"}, concurrency: 2, duration: 200 * time.Millisecond, idTokenAlg: "RS256"}
 	report, err := a.runBench(t.Context(), o, true)
 	if err != nil {
 		t.Fatal(err)
 	}
-	jwks, cc := report.Scenarios[0], report.Scenarios[1]
+	jwks, cc, intro := report.Scenarios[0], report.Scenarios[1], report.Scenarios[2]
 	if jwks.Requests != 0 || jwks.RPS != 0 || jwks.Errors["HTTP 503"] == 0 {
 		t.Errorf("failing scenario = %+v; want every answer counted as an error, none as throughput", jwks)
+	}
+	if intro.Requests != 0 || intro.Errors["inactive token"] == 0 {
+		t.Errorf("introspection of dead tokens = %+v; want each counted as an error", intro)
 	}
 	if cc.Requests == 0 || len(cc.Errors) != 0 {
 		t.Errorf("healthy scenario = %+v", cc)
