@@ -55,6 +55,18 @@ func TestConfigErrors(t *testing.T) {
 		{"bad sender", map[string]string{"TORII_MAIL_FROM": "not an address"}, nil, "TORII_MAIL_FROM"},
 		{"bad SMS URL", map[string]string{"TORII_SMS_URL": "ftp://sms"}, nil, "TORII_SMS_URL"},
 		{"bad twilio URL", map[string]string{"TORII_SMS_URL": "twilio://sid@+15551234567"}, nil, "TORII_SMS_URL"},
+		{"bad OTP mode", map[string]string{"TORII_OTP": "sometimes"}, nil, "TORII_OTP"},
+		{"bad OTP flag", nil, []string{"--otp", "ALWAYS"}, "TORII_OTP"},
+		{"rate limit without duration", map[string]string{"TORII_IP_RATE_LIMIT": "60"}, nil, "TORII_IP_RATE_LIMIT"},
+		{"rate limit not a number", map[string]string{"TORII_IP_RATE_LIMIT": "x/1m"}, nil, "TORII_IP_RATE_LIMIT"},
+		{"rate limit of zero", map[string]string{"TORII_IP_RATE_LIMIT": "0/1m"}, nil, "TORII_IP_RATE_LIMIT"},
+		{"rate limit per 0s", map[string]string{"TORII_IP_RATE_LIMIT": "5/0s"}, nil, "TORII_IP_RATE_LIMIT"},
+		{"failure limit without duration", map[string]string{"TORII_IP_FAILURE_LIMIT": "50"}, nil, "TORII_IP_FAILURE_LIMIT"},
+		{"failure limit not a number", map[string]string{"TORII_IP_FAILURE_LIMIT": "x/1m"}, nil, "TORII_IP_FAILURE_LIMIT"},
+		{"failure limit of zero", map[string]string{"TORII_IP_FAILURE_LIMIT": "0/1m"}, nil, "TORII_IP_FAILURE_LIMIT"},
+		{"failure limit per 0s", map[string]string{"TORII_IP_FAILURE_LIMIT": "5/0s"}, nil, "TORII_IP_FAILURE_LIMIT"},
+		{"failure limit flag", nil, []string{"--ip-failure-limit", "-5/15m"}, "TORII_IP_FAILURE_LIMIT"},
+		{"resend limit", map[string]string{"TORII_OTP_RESEND_LIMIT": "5/forever"}, nil, "TORII_OTP_RESEND_LIMIT"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -93,6 +105,109 @@ func TestConfigDefaults(t *testing.T) {
 	}
 	if fmt.Sprint(cfg.DatabaseURL) != "REDACTED" {
 		t.Error("the database URL prints itself")
+	}
+	for _, tc := range []struct {
+		name      string
+		got, want any
+	}{
+		{"TORII_OTP", cfg.OTP, "always"},
+		{"TORII_IP_RATE_LIMIT", cfg.IPRateLimit, RateLimit{N: 60, Per: time.Minute}},
+		{"TORII_IP_FAILURE_LIMIT", cfg.IPFailureLimit, RateLimit{N: 50, Per: 15 * time.Minute}},
+		{"TORII_OTP_RESEND_LIMIT", cfg.OTPResendLimit, RateLimit{N: 5, Per: 15 * time.Minute}},
+		{"TORII_OTP_RESEND_INTERVAL", cfg.OTPResendInterval, 30 * time.Second},
+		{"TORII_OTP_TTL", cfg.OTPTTL, 10 * time.Minute},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.got != tc.want {
+				t.Errorf("default %s = %v, want %v", tc.name, tc.got, tc.want)
+			}
+		})
+	}
+}
+
+func TestParseRateLimit(t *testing.T) {
+	tests := []struct {
+		in      string
+		want    RateLimit
+		wantErr bool
+	}{
+		{"60/1m", RateLimit{60, time.Minute}, false},
+		{"50/15m", RateLimit{50, 15 * time.Minute}, false},
+		{" 3 / 1h ", RateLimit{3, time.Hour}, false},
+		{"1/1s", RateLimit{1, time.Second}, false},
+		{"1000000/24h", RateLimit{1_000_000, 24 * time.Hour}, false},
+		{"60", RateLimit{}, true},
+		{"x/1m", RateLimit{}, true},
+		{"0/1m", RateLimit{}, true},
+		{"-1/1m", RateLimit{}, true},
+		{"5/0s", RateLimit{}, true},
+		{"5/500ms", RateLimit{}, true},
+		{"5/25h", RateLimit{}, true},
+		{"5/m", RateLimit{}, true},
+		{"1000001/1m", RateLimit{}, true},
+		{"1.5/1m", RateLimit{}, true},
+		{"", RateLimit{}, true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.in, func(t *testing.T) {
+			got, err := parseRateLimit(tc.in)
+			if (err != nil) != tc.wantErr || got != tc.want {
+				t.Errorf("parseRateLimit(%q) = %v, %v; want %v, error %v", tc.in, got, err, tc.want, tc.wantErr)
+			}
+		})
+	}
+	if s := (RateLimit{60, time.Minute}).String(); s != "60/1m0s" {
+		t.Errorf("String() = %q", s)
+	}
+}
+
+// TestConfiguredLimitsReachTheServer: TORII_IP_FAILURE_LIMIT and
+// TORII_IP_RATE_LIMIT, as parsed, limit the running server's sign-in page.
+func TestConfiguredLimitsReachTheServer(t *testing.T) {
+	tests := []struct {
+		name      string
+		env       string
+		value     string
+		password  string
+		wantFirst int // status of the 3 requests within the limit
+	}{
+		{"failure limit", "TORII_IP_FAILURE_LIMIT", "3/1h", "wrong password", http.StatusUnauthorized},
+		{"rate limit", "TORII_IP_RATE_LIMIT", "3/1h", testPassword, http.StatusSeeOther},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			for _, s := range settings() {
+				t.Setenv(s.env, "") // restored when the test ends
+				os.Unsetenv(s.env)
+			}
+			t.Setenv(tc.env, tc.value)
+			cfg, err := configFlags(newRootCmd(io.Discard, io.Discard).Flags())()
+			if err != nil {
+				t.Fatal(err)
+			}
+			e := newEnv(t, backends[0].url(t), func(c *Config, _ *serverOptions) {
+				c.IPRateLimit, c.IPFailureLimit = cfg.IPRateLimit, cfg.IPFailureLimit
+			})
+			e.user("alice@example.com")
+			b := e.browser()
+			b.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+			lp := e.get(b, e.issuer+"/login") // the form's GET is not limited
+			post := func(password string) *page {
+				f := lp.formWith(t, "password")
+				f.values.Set("username", "alice@example.com")
+				f.values.Set("password", password)
+				return e.post(b, f)
+			}
+			for i := range 3 {
+				if p := post(tc.password); p.status != tc.wantFirst {
+					t.Fatalf("attempt %d = %d, want %d", i+1, p.status, tc.wantFirst)
+				}
+			}
+			p := post(testPassword)
+			if p.status != http.StatusTooManyRequests || p.resp.Header.Get("Retry-After") == "" {
+				t.Errorf("past the limit with the right password = %d, Retry-After %q; want 429", p.status, p.resp.Header.Get("Retry-After"))
+			}
+		})
 	}
 }
 
