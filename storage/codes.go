@@ -12,7 +12,9 @@ import (
 
 // OneTimeCode is a short code sent by mail or SMS, stored only as a keyed
 // hash. UserID is empty for the decoy code of a registration that hit an
-// existing address (it verifies nothing).
+// existing address (it verifies nothing); Channel is empty for a decoy
+// whose mail was not sent (over the send limits), which CodeSends does not
+// count.
 type OneTimeCode struct {
 	bun.BaseModel `bun:"table:one_time_codes"`
 
@@ -82,27 +84,19 @@ func (s *Store) OneTimeCodeByID(ctx context.Context, id string) (*OneTimeCode, e
 	return c, nil
 }
 
-// CountCodeAttempt adds one wrong entry to a live code and returns the new
-// count; a code at max attempts is used up at once.
-func (s *Store) CountCodeAttempt(ctx context.Context, id string, maxAttempts int) (int, error) {
+// ClaimCodeAttempt counts one entry of a code before the entry is compared,
+// in a single conditional statement, and returns the new count (1 to
+// maxAttempts). It fails with ErrNotFound, counting nothing, when the code
+// is used, expired at now, or has had maxAttempts entries already: then the
+// entry must not be compared. Concurrent entries are counted one by one, so
+// no more than maxAttempts entries of a code can ever be compared.
+func (s *Store) ClaimCodeAttempt(ctx context.Context, id string, maxAttempts int, now time.Time) (int, error) {
 	var n int
-	err := s.InTx(ctx, func(ctx context.Context) error {
-		if _, err := s.idb(ctx).NewUpdate().Model((*OneTimeCode)(nil)).Set("attempts = attempts + 1").
-			Where("id = ?", id).Exec(ctx); err != nil {
-			return err
-		}
-		if err := s.idb(ctx).NewSelect().Model((*OneTimeCode)(nil)).Column("attempts").Where("id = ?", id).Scan(ctx, &n); err != nil {
-			return err
-		}
-		if n >= maxAttempts {
-			_, err := s.idb(ctx).NewUpdate().Model((*OneTimeCode)(nil)).Set("used_at = ?", s.nowUTC()).
-				Where("id = ?", id).Where("used_at IS NULL").Exec(ctx)
-			return err
-		}
-		return nil
-	})
+	err := s.idb(ctx).NewUpdate().Model((*OneTimeCode)(nil)).Set("attempts = attempts + 1").
+		Where("id = ?", id).Where("used_at IS NULL").Where("attempts < ?", maxAttempts).
+		Where("expires_at > ?", now.UTC()).Returning("attempts").Scan(ctx, &n)
 	if err != nil {
-		return 0, fmt.Errorf("storage: count code attempt: %w", translate(err))
+		return 0, fmt.Errorf("storage: claim code attempt: %w", translate(err))
 	}
 	return n, nil
 }
@@ -118,10 +112,25 @@ func (s *Store) UseOneTimeCode(ctx context.Context, id string) error {
 	return oneRow(res, "use code")
 }
 
-// CodesSentSince counts codes created since t for user (any purpose) and,
+// CodesSentSince counts codes sent since t for user (any purpose) and,
 // separately, to destination — the resend limits, and the guard against
-// pumping SMS to one number.
+// pumping SMS to one number — and returns when the user's last code was
+// sent.
 func (s *Store) CodesSentSince(ctx context.Context, userID, destination string, t time.Time) (byUser, byDestination int, last time.Time, err error) {
+	u, d, err := s.CodeSends(ctx, userID, destination, t)
+	if err != nil {
+		return 0, 0, time.Time{}, err
+	}
+	if len(u) > 0 {
+		last = u[len(u)-1]
+	}
+	return len(u), len(d), last, nil
+}
+
+// CodeSends returns when codes were sent since t, oldest first: those of
+// user (any purpose) and, separately, those to destination. A code with no
+// Channel (a decoy that was never sent) is not a send.
+func (s *Store) CodeSends(ctx context.Context, userID, destination string, t time.Time) (byUser, byDestination []time.Time, err error) {
 	var rows []struct {
 		UserID      sql.NullString `bun:"user_id"`
 		Destination string         `bun:"destination"`
@@ -130,22 +139,19 @@ func (s *Store) CodesSentSince(ctx context.Context, userID, destination string, 
 	err = s.idb(ctx).NewSelect().Model((*OneTimeCode)(nil)).Column("user_id", "destination", "created_at").
 		WhereGroup(" AND ", func(q *bun.SelectQuery) *bun.SelectQuery {
 			return q.Where("user_id = ?", userID).WhereOr("destination = ?", destination)
-		}).Where("created_at >= ?", t.UTC()).Scan(ctx, &rows)
+		}).Where("created_at >= ?", t.UTC()).Where("channel <> ''").Order("created_at").Scan(ctx, &rows)
 	if err != nil {
-		return 0, 0, time.Time{}, fmt.Errorf("storage: count codes: %w", translate(err))
+		return nil, nil, fmt.Errorf("storage: count codes: %w", translate(err))
 	}
 	for _, r := range rows {
 		if r.UserID.Valid && r.UserID.String == userID {
-			byUser++
-			if r.CreatedAt.After(last) {
-				last = r.CreatedAt
-			}
+			byUser = append(byUser, r.CreatedAt)
 		}
 		if r.Destination == destination {
-			byDestination++
+			byDestination = append(byDestination, r.CreatedAt)
 		}
 	}
-	return byUser, byDestination, last, nil
+	return byUser, byDestination, nil
 }
 
 // ActionToken is a single-use link token (password reset, email

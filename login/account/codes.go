@@ -163,15 +163,26 @@ func (s *Service) sendCode(ctx context.Context, u *storage.User, purpose, bindin
 }
 
 // checkCode checks code against the live code of (user, purpose, binding)
-// and uses it up when right. Wrong entries count on the code (ErrCodeDead
-// after OTPMaxAttempts) and, for sign-in codes, toward the account's code
-// lockout.
+// and uses it up when right.
+//
+// Every entry is counted before it is compared, in one transaction: first
+// on the code (ClaimCodeAttempt, a conditional update that refuses once the
+// code has had OTPMaxAttempts entries, so a burst of parallel guesses can
+// never compare more), then, for sign-in codes, toward the account's code
+// lockout (as Authenticate counts passwords: only entries numbered within
+// OTPLockoutThreshold, or the first after a lock expired, may succeed; the
+// others fail with *LockedError without being compared, and lock the
+// account). A right code is used up by an update that requires it unused,
+// so of several parallel right entries exactly one succeeds. Errors:
+// ErrCodeInvalid (wrong), ErrCodeDead (no usable code, or the last allowed
+// entry was wrong), *LockedError.
 func (s *Service) checkCode(ctx context.Context, u *storage.User, purpose, binding, code string) (*storage.OneTimeCode, error) {
 	if locked, until := s.lockedAt(u); locked {
 		return nil, &LockedError{Until: until}
 	}
+	now := s.cfg.Now()
 	c, err := s.store.LiveOneTimeCode(ctx, u.ID, purpose, binding)
-	if errors.Is(err, storage.ErrNotFound) || (err == nil && !c.ExpiresAt.After(s.cfg.Now())) {
+	if errors.Is(err, storage.ErrNotFound) || (err == nil && !c.ExpiresAt.After(now)) {
 		return nil, ErrCodeDead
 	} else if err != nil {
 		return nil, fmt.Errorf("account: check code: %w", err)
@@ -181,40 +192,77 @@ func (s *Service) checkCode(ctx context.Context, u *storage.User, purpose, bindi
 	if err != nil {
 		return nil, err
 	}
-	if shapeOK && hmac.Equal(mac, c.CodeHash) {
-		if err := s.store.UseOneTimeCode(ctx, c.ID); errors.Is(err, storage.ErrNotFound) {
-			return nil, ErrCodeDead
+	s.hook("code-read")
+	login := purpose == purposeLogin
+	var result error
+	err = s.store.InTx(ctx, func(ctx context.Context) error {
+		n, err := s.store.ClaimCodeAttempt(ctx, c.ID, s.cfg.OTPMaxAttempts, now)
+		if errors.Is(err, storage.ErrNotFound) {
+			result = ErrCodeDead
+			return nil
 		} else if err != nil {
-			return nil, fmt.Errorf("account: use code: %w", err)
+			return err
 		}
-		if purpose == purposeLogin {
-			if err := s.store.ResetOTPFailures(ctx, u.ID); err != nil {
-				return nil, fmt.Errorf("account: %w", err)
+		fails := 0
+		if login {
+			if fails, err = s.store.RecordOTPFailure(ctx, u.ID); err != nil {
+				return err
+			}
+			if !admitted(fails, u.FailedOTPs, s.cfg.OTPLockoutThreshold) {
+				le, err := s.lockForCodes(ctx, u.ID, fails, now)
+				if err != nil {
+					return err
+				}
+				result = le
+				return nil
 			}
 		}
-		return c, nil
-	}
-	n, err := s.store.CountCodeAttempt(ctx, c.ID, s.cfg.OTPMaxAttempts)
+		s.hook("code-compared")
+		if shapeOK && hmac.Equal(mac, c.CodeHash) {
+			if err := s.store.UseOneTimeCode(ctx, c.ID); errors.Is(err, storage.ErrNotFound) {
+				result = ErrCodeDead
+				return nil
+			} else if err != nil {
+				return err
+			}
+			if login {
+				return s.store.ResetOTPFailures(ctx, u.ID)
+			}
+			return nil
+		}
+		switch {
+		case login && fails >= s.cfg.OTPLockoutThreshold:
+			le, err := s.lockForCodes(ctx, u.ID, fails, now)
+			if err != nil {
+				return err
+			}
+			result = le
+			return nil
+		case n >= s.cfg.OTPMaxAttempts:
+			result = ErrCodeDead
+		default:
+			result = ErrCodeInvalid
+		}
+		return nil
+	})
 	if err != nil {
-		return nil, fmt.Errorf("account: %w", err)
+		return nil, fmt.Errorf("account: check code: %w", err)
 	}
-	if purpose == purposeLogin {
-		fails, err := s.store.RecordOTPFailure(ctx, u.ID)
-		if err != nil {
-			return nil, fmt.Errorf("account: %w", err)
-		}
-		if fails >= s.cfg.OTPLockoutThreshold {
-			until := s.cfg.Now().Add(s.lockDuration(fails, s.cfg.OTPLockoutThreshold))
-			if err := s.store.LockUser(ctx, u.ID, until); err != nil {
-				return nil, fmt.Errorf("account: %w", err)
-			}
-			return nil, &LockedError{Until: until}
-		}
+	if result != nil {
+		return nil, result
 	}
-	if n >= s.cfg.OTPMaxAttempts {
-		return nil, ErrCodeDead
+	return c, nil
+}
+
+// lockForCodes locks the account after its fails-th consecutive wrong code
+// (fails ≥ OTPLockoutThreshold), inside ctx's transaction, and returns the
+// *LockedError to answer.
+func (s *Service) lockForCodes(ctx context.Context, userID string, fails int, now time.Time) (*LockedError, error) {
+	until := now.Add(s.lockDuration(fails, s.cfg.OTPLockoutThreshold))
+	if err := s.store.LockUser(ctx, userID, until); err != nil {
+		return nil, err
 	}
-	return nil, ErrCodeInvalid
+	return &LockedError{Until: until}, nil
 }
 
 // lockedAt reports whether u is locked now, and until when.

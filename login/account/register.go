@@ -174,20 +174,37 @@ func (s *Service) VerifyEmailCode(ctx context.Context, ticket, code string) (*st
 		return nil, err
 	}
 	if u == nil {
-		// The decoy: count the attempt like a real code, match nothing.
-		t, _ := s.store.ActionToken(ctx, binding, tokenRegistration)
-		if c, err := s.store.OneTimeCodeByID(ctx, t.CodeID); err == nil && !c.UsedAt.Valid && c.ExpiresAt.After(s.cfg.Now()) {
-			if n, err := s.store.CountCodeAttempt(ctx, c.ID, s.cfg.OTPMaxAttempts); err == nil && n >= s.cfg.OTPMaxAttempts {
-				return nil, ErrCodeDead
-			}
-			return nil, ErrCodeInvalid
-		}
-		return nil, ErrCodeDead
+		return nil, s.decoyEntry(ctx, binding)
 	}
 	if _, err := s.checkCode(ctx, u, purposeVerifyEmail, binding, code); err != nil {
 		return nil, err
 	}
 	return s.markEmailVerified(ctx, u)
+}
+
+// decoyEntry answers a code entered for a decoy ticket (hash binding) as a
+// wrong entry of a real code: the entry is counted on the decoy code, with
+// the same conditional claim as real codes, and nothing ever matches.
+func (s *Service) decoyEntry(ctx context.Context, binding string) error {
+	now := s.cfg.Now()
+	t, err := s.store.ActionToken(ctx, binding, tokenRegistration)
+	if err != nil {
+		return ErrCodeDead
+	}
+	c, err := s.store.OneTimeCodeByID(ctx, t.CodeID)
+	if err != nil {
+		return ErrCodeDead
+	}
+	n, err := s.store.ClaimCodeAttempt(ctx, c.ID, s.cfg.OTPMaxAttempts, now)
+	switch {
+	case errors.Is(err, storage.ErrNotFound):
+		return ErrCodeDead
+	case err != nil:
+		return fmt.Errorf("account: check code: %w", err)
+	case n >= s.cfg.OTPMaxAttempts:
+		return ErrCodeDead
+	}
+	return ErrCodeInvalid
 }
 
 // VerifyEmailLink verifies the email address whose link token this is.

@@ -3,6 +3,7 @@ package storagetest
 import (
 	"bytes"
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"net/url"
@@ -44,6 +45,10 @@ func Run(t *testing.T, open func(t testing.TB) *storage.Store) {
 		{"Secrets", testSecrets},
 		{"DeleteExpired", testDeleteExpired},
 		{"DeleteUserRevokesTokens", testDeleteUser},
+		{"OneTimeCodeAttempts", testCodeAttempts},
+		{"OneTimeCodeAttemptRace", testCodeAttemptRace},
+		{"OneTimeCodeUseRace", testCodeUseRace},
+		{"OneTimeCodeSends", testCodeSends},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -663,5 +668,181 @@ func testDeleteUser(t *testing.T, s *storage.Store) {
 	}
 	if err := s.DeleteUser(ctx, "u1"); !errors.Is(err, storage.ErrNotFound) {
 		t.Errorf("DeleteUser(again) = %v, want ErrNotFound", err)
+	}
+}
+
+func newCode(id, userID, binding string, expires time.Time) *storage.OneTimeCode {
+	return &storage.OneTimeCode{
+		ID: id, UserID: sql.NullString{String: userID, Valid: userID != ""}, Purpose: "login", Binding: binding,
+		Channel: "email", Destination: "a@example.com", CodeHash: []byte("not a code, a hash"), ExpiresAt: expires,
+	}
+}
+
+func mustCreateCode(t *testing.T, s *storage.Store, c *storage.OneTimeCode) {
+	t.Helper()
+	if err := s.ReplaceOneTimeCode(t.Context(), c); err != nil {
+		t.Fatalf("ReplaceOneTimeCode(%q) = %v", c.ID, err)
+	}
+}
+
+// ClaimCodeAttempt counts entries up to the maximum and refuses used,
+// expired and exhausted codes without counting.
+func testCodeAttempts(t *testing.T, s *storage.Store) {
+	ctx := t.Context()
+	if err := s.CreateUser(ctx, newUser("u1", "a@example.com")); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	mustCreateCode(t, s, newCode("live", "u1", "b1", now.Add(10*time.Minute)))
+	mustCreateCode(t, s, newCode("expired", "u1", "b2", now.Add(-time.Second)))
+	mustCreateCode(t, s, newCode("used", "u1", "b3", now.Add(10*time.Minute)))
+	if err := s.UseOneTimeCode(ctx, "used"); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name, id string
+		want     int
+		err      error
+	}{
+		{"first entry", "live", 1, nil},
+		{"second entry", "live", 2, nil},
+		{"third entry", "live", 3, nil},
+		{"fourth entry", "live", 4, nil},
+		{"fifth entry", "live", 5, nil},
+		{"sixth entry", "live", 0, storage.ErrNotFound},
+		{"expired code", "expired", 0, storage.ErrNotFound},
+		{"used code", "used", 0, storage.ErrNotFound},
+		{"unknown code", "nope", 0, storage.ErrNotFound},
+	}
+	for _, tc := range tests {
+		n, err := s.ClaimCodeAttempt(ctx, tc.id, 5, now)
+		if n != tc.want || !errors.Is(err, tc.err) || (tc.err == nil) != (err == nil) {
+			t.Errorf("%s: ClaimCodeAttempt(%q) = %d, %v; want %d, %v", tc.name, tc.id, n, err, tc.want, tc.err)
+		}
+	}
+	for _, id := range []string{"live", "expired", "used"} {
+		c, err := s.OneTimeCodeByID(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := map[string]int{"live": 5}[id]; c.Attempts != want {
+			t.Errorf("code %q: attempts = %d, want %d", id, c.Attempts, want)
+		}
+	}
+	// The expiry is judged at the time given.
+	if _, err := s.ClaimCodeAttempt(ctx, "expired", 5, now.Add(-time.Minute)); err != nil {
+		t.Errorf("ClaimCodeAttempt(expired, before its expiry) = %v, want a count", err)
+	}
+}
+
+// 30 parallel entries on one code: exactly 5 are counted, numbered 1 to 5.
+func testCodeAttemptRace(t *testing.T, s *storage.Store) {
+	ctx := t.Context()
+	if err := s.CreateUser(ctx, newUser("u1", "a@example.com")); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	mustCreateCode(t, s, newCode("c", "u1", "b", now.Add(10*time.Minute)))
+	const n = 30
+	got := make([]int, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			v, err := s.ClaimCodeAttempt(ctx, "c", 5, now)
+			if err != nil && !errors.Is(err, storage.ErrNotFound) {
+				t.Errorf("ClaimCodeAttempt: %v", err)
+			}
+			got[i] = v
+		})
+	}
+	wg.Wait()
+	seen := map[int]int{}
+	for _, v := range got {
+		if v != 0 {
+			seen[v]++
+		}
+	}
+	if len(seen) != 5 || seen[1] != 1 || seen[2] != 1 || seen[3] != 1 || seen[4] != 1 || seen[5] != 1 {
+		t.Errorf("counts handed out to %d parallel entries = %v, want 1 to 5 once each", n, seen)
+	}
+	if c, _ := s.OneTimeCodeByID(ctx, "c"); c.Attempts != 5 {
+		t.Errorf("attempts after %d parallel entries = %d, want 5", n, c.Attempts)
+	}
+}
+
+// Ten parallel uses of one code: exactly one succeeds, and a used code can
+// no longer be claimed.
+func testCodeUseRace(t *testing.T, s *storage.Store) {
+	ctx := t.Context()
+	if err := s.CreateUser(ctx, newUser("u1", "a@example.com")); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	mustCreateCode(t, s, newCode("c", "u1", "b", now.Add(10*time.Minute)))
+	var ok atomic.Int32
+	var wg sync.WaitGroup
+	for range 10 {
+		wg.Go(func() {
+			err := s.UseOneTimeCode(ctx, "c")
+			if err == nil {
+				ok.Add(1)
+			} else if !errors.Is(err, storage.ErrNotFound) {
+				t.Errorf("UseOneTimeCode: %v", err)
+			}
+		})
+	}
+	wg.Wait()
+	if ok.Load() != 1 {
+		t.Errorf("%d of 10 parallel uses of one code succeeded, want 1", ok.Load())
+	}
+	if _, err := s.ClaimCodeAttempt(ctx, "c", 5, now); !errors.Is(err, storage.ErrNotFound) {
+		t.Errorf("ClaimCodeAttempt(used) = %v, want ErrNotFound", err)
+	}
+	if _, err := s.LiveOneTimeCode(ctx, "u1", "login", "b"); !errors.Is(err, storage.ErrNotFound) {
+		t.Errorf("LiveOneTimeCode(used) = %v, want ErrNotFound", err)
+	}
+}
+
+// CodeSends lists sends oldest first, per user and per destination, and
+// leaves out decoys that were never sent (no channel).
+func testCodeSends(t *testing.T, s *storage.Store) {
+	ctx := t.Context()
+	for _, id := range []string{"u1", "u2"} {
+		if err := s.CreateUser(ctx, newUser(id, id+"@example.com")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	since := time.Now().Add(-time.Minute)
+	exp := time.Now().Add(10 * time.Minute)
+	codes := []*storage.OneTimeCode{
+		newCode("a", "u1", "b1", exp),
+		newCode("b", "u1", "b2", exp),
+		newCode("c", "u2", "b3", exp),
+		newCode("decoy", "", "b4", exp),
+		newCode("silent", "", "b5", exp),
+	}
+	codes[1].Destination = "other@example.com"
+	codes[4].Channel = ""
+	for _, c := range codes {
+		mustCreateCode(t, s, c)
+	}
+	byUser, byDest, err := s.CodeSends(ctx, "u1", "a@example.com", since)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(byUser) != 2 || !byUser[0].Before(byUser[1]) {
+		t.Errorf("CodeSends by user = %v, want the 2 sends of u1, oldest first", byUser)
+	}
+	// a (u1), c (u2) and the decoy went to a@example.com; the silent decoy
+	// did not.
+	if len(byDest) != 3 {
+		t.Errorf("CodeSends by destination = %v, want 3 sends", byDest)
+	}
+	if u, d, err := s.CodeSends(ctx, "u1", "a@example.com", time.Now().Add(time.Minute)); err != nil || len(u) != 0 || len(d) != 0 {
+		t.Errorf("CodeSends(since the future) = %v, %v, %v; want none", u, d, err)
+	}
+	nu, nd, last, err := s.CodesSentSince(ctx, "u1", "a@example.com", since)
+	if err != nil || nu != 2 || nd != 3 || !last.Equal(byUser[1]) {
+		t.Errorf("CodesSentSince = %d, %d, %v, %v; want 2, 3, %v", nu, nd, last, err, byUser[1])
 	}
 }
