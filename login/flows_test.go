@@ -503,3 +503,64 @@ func (b *browser) doFrom(xff, method, path string, body io.Reader, ctype string)
 	data, _ := io.ReadAll(resp.Body)
 	return &response{Response: resp, body: string(data)}
 }
+
+// TestSecurityHeadersOnFlowPages: the code, registration, verification,
+// reset and account pages, their answers to POSTs and the message pages
+// all carry the CSP (no script, frame-ancestors 'none'), X-Frame-Options
+// DENY, no-referrer, nosniff and no-store (SECURITY 59).
+func TestSecurityHeadersOnFlowPages(t *testing.T) {
+	e := newEnvWith(t, storagetest.NewSQLite, false, func(c *login.Config) { c.IPRateLimit = login.Limit{N: 10000, Per: time.Minute} })
+	e.mfaRequest("mfa")
+	half := e.browser()
+	half.signIn("mfa", "alice", alicePassword)
+	reg := e.browser()
+	regPost := reg.post(login.RegisterPath, url.Values{"csrf": {reg.csrf(login.RegisterPath)}, "email": {"zoe@example.com"},
+		"password": {"zoe likes long passwords"}, "password2": {"zoe likes long passwords"}})
+	anon := e.browser()
+	forgotPost := anon.post(login.ForgotPath, url.Values{"csrf": {anon.csrf(login.ForgotPath)}, "email": {aliceEmail}})
+	link, _ := url.Parse(e.mail.link(t, aliceEmail))
+	signed, _, csrf := e.signedInAs(t, "alice", alicePassword)
+	tests := []struct {
+		name       string
+		r          func() *response
+		wantStatus int
+	}{
+		{"code page", func() *response { return half.get(login.CodePath + "?req=mfa") }, http.StatusOK},
+		{"wrong code", func() *response { return half.submitCode("mfa", "000000x") }, http.StatusUnauthorized},
+		{"code resend", func() *response {
+			return half.post(login.CodePath+"/resend", url.Values{"csrf": {half.csrf(login.CodePath + "?req=mfa")}, "req": {"mfa"}, "channel": {"email"}})
+		}, http.StatusSeeOther},
+		{"register page", func() *response { return anon.get(login.RegisterPath) }, http.StatusOK},
+		{"register answer", func() *response { return regPost }, http.StatusSeeOther},
+		{"register error", func() *response {
+			return anon.post(login.RegisterPath, url.Values{"csrf": {anon.csrf(login.RegisterPath)}, "email": {"bad"}, "password": {"x"}, "password2": {"y"}})
+		}, http.StatusBadRequest},
+		{"verify page", func() *response { return reg.get(login.VerifyPath) }, http.StatusOK},
+		{"wrong verify code", func() *response {
+			return reg.post(login.VerifyPath, url.Values{"csrf": {reg.csrf(login.VerifyPath)}, "code": {"000000x"}})
+		}, http.StatusUnauthorized},
+		{"verify link", func() *response { return anon.get(login.VerifyPath + "?token=" + randomToken()) }, http.StatusBadRequest},
+		{"forgot page", func() *response { return anon.get(login.ForgotPath) }, http.StatusOK},
+		{"forgot answer", func() *response { return forgotPost }, http.StatusOK},
+		{"reset page", func() *response { return anon.get(login.ResetPath + "?" + link.RawQuery) }, http.StatusOK},
+		{"used or bad reset link", func() *response { return anon.get(login.ResetPath + "?token=" + randomToken()) }, http.StatusBadRequest},
+		{"account page", func() *response { return signed.get(login.AccountPath) }, http.StatusOK},
+		{"account error", func() *response {
+			return signed.action("password", csrf, url.Values{"old_password": {"wrong"}, "password": {"a brand new walrus"}, "password2": {"a brand new walrus"}})
+		}, http.StatusForbidden},
+		{"account action", func() *response { return signed.action("profile", csrf, url.Values{"name": {"Alice"}}) }, http.StatusSeeOther},
+		{"logout page", func() *response { return signed.get(login.LogoutPath) }, http.StatusOK},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			r := tc.r()
+			if r.StatusCode != tc.wantStatus {
+				t.Errorf("status %d, want %d", r.StatusCode, tc.wantStatus)
+			}
+			checkPageHeaders(t, tc.name, r)
+			if csp := r.Header.Get("Content-Security-Policy"); strings.Contains(csp, "script-src") || strings.Contains(csp, "unsafe-inline") {
+				t.Errorf("CSP allows scripts: %q", csp)
+			}
+		})
+	}
+}
