@@ -194,7 +194,7 @@ func sqlitePragmas(busy time.Duration) string {
 	// _txlock=immediate takes the write lock at BEGIN, so two writers never
 	// dead-lock upgrading read locks; busy_timeout makes the loser wait.
 	return fmt.Sprintf("&_txlock=immediate&_pragma=busy_timeout(%d)&_pragma=journal_mode(WAL)"+
-		"&_pragma=synchronous(NORMAL)&_pragma=foreign_keys(1)&_pragma=mmap_size(268435456)", busy.Milliseconds())
+		"&_pragma=synchronous(NORMAL)&_pragma=foreign_keys(1)", busy.Milliseconds())
 }
 
 // Dialect reports which database the store talks to.
