@@ -41,8 +41,8 @@ var (
 	ErrNoNotifier = errors.New("account: no notifier configured")
 )
 
-// RateLimitError means too many codes were requested; RetryAfter says when
-// the next one may be.
+// RateLimitError means too many codes were requested; RetryAfter (whole
+// seconds) is how long is left until the next one may be.
 type RateLimitError struct{ RetryAfter time.Duration }
 
 func (e *RateLimitError) Error() string {
@@ -109,22 +109,43 @@ func validCodeShape(code string) (string, bool) {
 	return code, true
 }
 
-// checkSendLimits enforces the resend limits for user and destination.
+// checkSendLimits enforces the resend limits for user and destination: at
+// least ResendInterval since the user's last code, and fewer than ResendMax
+// codes in ResendWindow for the user and for the destination. The
+// *RateLimitError it returns says how long is actually left: until the
+// interval has passed, or until enough sends have left the window for
+// another to fit.
 func (s *Service) checkSendLimits(ctx context.Context, userID, destination string) error {
 	now := s.cfg.Now()
-	byUser, byDest, last, err := s.store.CodesSentSince(ctx, userID, destination, now.Add(-s.cfg.ResendWindow))
+	byUser, byDest, err := s.store.CodeSends(ctx, userID, destination, now.Add(-s.cfg.ResendWindow))
 	if err != nil {
 		return fmt.Errorf("account: %w", err)
 	}
-	if !last.IsZero() {
-		if wait := last.Add(s.cfg.ResendInterval).Sub(now); wait > 0 {
-			return &RateLimitError{RetryAfter: wait.Round(time.Second) + time.Second}
+	var wait time.Duration
+	if len(byUser) > 0 {
+		wait = byUser[len(byUser)-1].Add(s.cfg.ResendInterval).Sub(now)
+	}
+	for _, sends := range [][]time.Time{byUser, byDest} {
+		if len(sends) >= s.cfg.ResendMax {
+			// The count drops below the cap once its oldest len−max+1
+			// sends have left the window, just after they are
+			// ResendWindow old.
+			oldest := sends[len(sends)-s.cfg.ResendMax]
+			wait = max(wait, oldest.Add(s.cfg.ResendWindow).Sub(now)+time.Nanosecond)
 		}
 	}
-	if byUser >= s.cfg.ResendMax || byDest >= s.cfg.ResendMax {
-		return &RateLimitError{RetryAfter: s.cfg.ResendWindow}
+	if wait > 0 {
+		return &RateLimitError{RetryAfter: ceilSecond(wait)}
 	}
 	return nil
+}
+
+// ceilSecond rounds d up to a whole number of seconds.
+func ceilSecond(d time.Duration) time.Duration {
+	if r := d.Truncate(time.Second); r < d {
+		return r + time.Second
+	}
+	return d
 }
 
 // sendCode creates a code for (user, purpose, binding), killing earlier

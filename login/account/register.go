@@ -83,15 +83,28 @@ func (s *Service) registerNew(ctx context.Context, u *storage.User) (string, err
 }
 
 // registerTaken mails the owner of a taken address and returns a decoy
-// ticket backed by a decoy code that no entry can match.
+// ticket backed by a decoy code that no entry can match. The mail counts
+// toward the address's send limits (ResendMax per ResendWindow); past them
+// it is skipped silently, and the decoy, marked as not sent, answers the
+// same.
 func (s *Service) registerTaken(ctx context.Context, owner *storage.User) (string, error) {
 	subject, text, html, err := notify.Compose("register_exists", struct{ Email, ResetLink string }{owner.Email, s.cfg.Issuer + "/forgot"})
 	if err != nil {
 		return "", err
 	}
+	send := true
+	var rl *RateLimitError
+	if err := s.checkSendLimits(ctx, "", owner.Email); errors.As(err, &rl) {
+		send = false
+	} else if err != nil {
+		return "", err
+	}
 	ticket, hash := newToken()
 	decoy := &storage.OneTimeCode{ID: rand.Text(), Purpose: purposeVerifyEmail, Binding: hash, Channel: string(notify.Email),
 		Destination: owner.Email, CodeHash: make([]byte, 32), ExpiresAt: s.cfg.Now().Add(s.cfg.OTPLifetime)}
+	if !send {
+		decoy.Channel = ""
+	}
 	rand.Read(decoy.CodeHash)
 	err = s.store.InTx(ctx, func(ctx context.Context) error {
 		if err := s.store.ReplaceOneTimeCode(ctx, decoy); err != nil {
@@ -100,6 +113,9 @@ func (s *Service) registerTaken(ctx context.Context, owner *storage.User) (strin
 		if err := s.store.CreateActionToken(ctx, &storage.ActionToken{TokenHash: hash, Purpose: tokenRegistration,
 			CodeID: decoy.ID, ExpiresAt: decoy.ExpiresAt}); err != nil {
 			return err
+		}
+		if !send {
+			return nil
 		}
 		return s.cfg.Notifier.Enqueue(ctx, notify.Message{Channel: notify.Email, To: owner.Email, Subject: subject, Text: text, HTML: html})
 	})

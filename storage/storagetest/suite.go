@@ -830,7 +830,7 @@ func testCodeSends(t *testing.T, s *storage.Store) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(byUser) != 2 || !byUser[0].Before(byUser[1]) {
+	if len(byUser) != 2 || byUser[1].Before(byUser[0]) {
 		t.Errorf("CodeSends by user = %v, want the 2 sends of u1, oldest first", byUser)
 	}
 	// a (u1), c (u2) and the decoy went to a@example.com; the silent decoy
