@@ -2,6 +2,7 @@ package login
 
 import (
 	"errors"
+	"math"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -66,7 +67,10 @@ func (h *Handler) codeForm(w http.ResponseWriter, r *http.Request) error {
 	case "sent":
 		page.Notice = "We sent you a new code."
 	case "wait":
-		page.Notice = "A code was sent a moment ago. Use the newest code you received, or ask for a new one shortly."
+		page.Notice = "We could not send you a code yet: one was sent to your account a moment ago, for an earlier sign-in. Ask for a new code below."
+		if secs, err := strconv.Atoi(q.Get("retry")); err == nil && secs > 0 && secs <= 3600 {
+			page.Wait = humanWait(time.Duration(secs) * time.Second)
+		}
 	}
 	return h.render(w, http.StatusOK, "code.html", page)
 }
@@ -166,7 +170,7 @@ func (h *Handler) resendCode(w http.ResponseWriter, r *http.Request) error {
 	case errors.As(err, &rl):
 		page := h.codePage(w, r, u, req, ch)
 		page.Wait = humanWait(rl.RetryAfter)
-		w.Header().Set("Retry-After", strconv.Itoa(int(rl.RetryAfter.Round(time.Second)/time.Second)))
+		w.Header().Set("Retry-After", strconv.Itoa(retrySeconds(rl.RetryAfter)))
 		return h.render(w, http.StatusTooManyRequests, "code.html", page)
 	case errors.As(err, &ve):
 		page := h.codePage(w, r, u, req, notify.Email)
@@ -175,4 +179,9 @@ func (h *Handler) resendCode(w http.ResponseWriter, r *http.Request) error {
 	default:
 		return err
 	}
+}
+
+// retrySeconds is a wait in whole seconds, at least 1, for Retry-After.
+func retrySeconds(d time.Duration) int {
+	return max(int(math.Ceil(d.Seconds())), 1)
 }

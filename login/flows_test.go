@@ -12,6 +12,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -562,5 +563,49 @@ func TestSecurityHeadersOnFlowPages(t *testing.T) {
 				t.Errorf("CSP allows scripts: %q", csp)
 			}
 		})
+	}
+}
+
+// TestCodePageAfterQuickReSignIn: with the default 30 s resend interval, a
+// second password step within 30 s (back button, double submit) cannot get
+// a code at once. The code page then says so and when to ask again, instead
+// of pointing at the earlier attempt's code (bound to the replaced session,
+// it cannot work); once the wait is over, a new code works.
+func TestCodePageAfterQuickReSignIn(t *testing.T) {
+	e := otpEnv(t, storagetest.NewSQLite)
+	var skew atomic.Int64
+	clock := func() time.Time { return time.Now().Add(time.Duration(skew.Load())) }
+	e.accounts = account.New(e.store, account.Config{Notifier: e.mail, Issuer: "https://id.example.test", Now: clock})
+	h, err := login.New(t.Context(), login.Config{Issuer: "http://127.0.0.1:8080", OTP: login.OTPAlways, Now: clock},
+		login.Deps{Store: e.store, Accounts: e.accounts})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.swapHandler(h)
+	b := e.browser()
+	b.passwordStep("")
+	first := e.mail.code(t, aliceEmail)
+	r, _ := b.passwordStep("") // again, at once
+	if !strings.Contains(r.Header.Get("Location"), "state=wait") {
+		t.Fatalf("second password step → %q", r.Header.Get("Location"))
+	}
+	page := b.get(r.Header.Get("Location"))
+	if page.StatusCode != http.StatusOK || !strings.Contains(page.body, "We could not send you a code yet") ||
+		!regexp.MustCompile(`You can ask for a new code in \d+ seconds`).MatchString(page.body) {
+		t.Errorf("code page after a quick second sign-in = %d:\n%s", page.StatusCode, page.body)
+	}
+	if strings.Contains(page.body, "Use the newest code") {
+		t.Error("the page points at a code that cannot work")
+	}
+	if r := b.submitCode("", first); r.StatusCode != http.StatusUnauthorized {
+		t.Errorf("the first attempt's code in the second attempt = %d, want 401", r.StatusCode)
+	}
+	skew.Store(int64(31 * time.Second))
+	tok := b.csrf(login.CodePath)
+	if r := b.post(login.CodePath+"/resend", url.Values{"csrf": {tok}, "channel": {"email"}}); r.StatusCode != http.StatusSeeOther {
+		t.Fatalf("resend after the wait = %d:\n%s", r.StatusCode, r.body)
+	}
+	if r := b.submitCode("", e.mail.code(t, aliceEmail)); r.StatusCode != http.StatusSeeOther {
+		t.Errorf("the new code = %d, want 303", r.StatusCode)
 	}
 }
