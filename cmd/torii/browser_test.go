@@ -75,6 +75,9 @@ func newBrowserEnv(t *testing.T) *browserEnv {
 		c.SMTPURL = Secret(smtpd.URL())
 		c.MailFrom = "torii@example.test"
 		c.SMSURL = Secret(gw.URL())
+		// Without the 30 s default: switching to SMS right after the
+		// mailed code is a resend for account.StartOTP, which holds it
+		// back (issue 3 audit, gap 7a; needs a change in login/account).
 		c.OTPResendInterval = 0
 		so.SMTPRootCAs = smtpd.RootCAs()
 	})
@@ -301,6 +304,15 @@ func (b *browserEnv) expectWelcome(email, amr string) {
 	if got != amr {
 		b.t.Errorf("ID token amr = %q, want %q", got, amr)
 	}
+	wantACR := provider.ACRPassword
+	if strings.Contains(amr, "otp") {
+		wantACR = provider.ACRMFA
+	}
+	var acr string
+	b.eval(`document.getElementById("acr").textContent`, &acr)
+	if acr != wantACR {
+		b.t.Errorf("ID token acr = %q, want %q", acr, wantACR)
+	}
 	b.shot("relying-party")
 }
 
@@ -334,8 +346,10 @@ func TestBrowserSMSCode(t *testing.T) {
 	}
 	b.startSignIn()
 	b.fill(map[string]string{"username": "omar@example.com", "password": testPassword})
+	b.shot("login-filled")
 	b.click(`button[type="submit"]`)
 	b.expectPage("Enter your code")
+	b.shot("code-email")
 	b.click(`button[value="sms"]`)
 	b.expectPage("Enter your code")
 	b.shot("code-sms")
@@ -343,6 +357,7 @@ func TestBrowserSMSCode(t *testing.T) {
 	b.fill(map[string]string{"code": notifytest.Code(t, sms.Body)})
 	b.click(`form[action="/login/code"] button[type="submit"]`)
 	b.expectPage("Allow Example Notes")
+	b.shot("consent")
 	b.click(`button[value="allow"]`)
 	b.expectWelcome("omar@example.com", "pwd otp")
 }
@@ -381,6 +396,7 @@ func TestBrowserConsentDeny(t *testing.T) {
 	b.startSignIn()
 	b.signInWithMailedCode("quinn@example.com", testPassword)
 	b.expectPage("Allow Example Notes")
+	b.shot("consent-before-deny")
 	b.click(`button[value="deny"]`)
 	b.expectPage("Sign-in failed: access_denied")
 	b.shot("denied")
