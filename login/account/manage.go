@@ -18,7 +18,11 @@ import (
 
 // RequestPasswordReset mails a single-use link to set a new password, valid
 // ResetLifetime. It answers nil whether or not the address has an account,
-// after the same work, so the page cannot tell who is registered. A locked
+// after the same work, so the page cannot tell who is registered: every
+// path counts the recent links, renders the mail and makes two writes in a
+// transaction. Without an account (or past ResendMax links per
+// ResendWindow, so that the owner is not mail-bombed) the token is a decoy
+// that belongs to no one and is stored used, and no mail is sent. A locked
 // account may reset its password.
 func (s *Service) RequestPasswordReset(ctx context.Context, email string) error {
 	if s.cfg.Notifier == nil {
@@ -30,33 +34,39 @@ func (s *Service) RequestPasswordReset(ctx context.Context, email string) error 
 	}
 	token, hash := newToken()
 	u, err := s.store.UserByLogin(ctx, canon)
-	if errors.Is(err, storage.ErrNotFound) || (err == nil && (u.Disabled || u.Email != canon)) {
-		// Spend about what the real path spends (render + writes).
-		notify.Compose("password_reset", struct {
-			Link, Name string
-			Minutes    int
-		}{s.cfg.Issuer + "/reset?token=" + token, "", 30})
-		return nil
-	} else if err != nil {
+	if err != nil && !errors.Is(err, storage.ErrNotFound) {
 		return fmt.Errorf("account: reset: %w", err)
 	}
-	if n, err := s.store.CountActionTokensSince(ctx, u.ID, tokenReset, s.cfg.Now().Add(-s.cfg.ResendWindow)); err != nil {
+	known := err == nil && !u.Disabled && u.Email == canon
+	var userID, name string
+	if known {
+		userID, name = u.ID, u.Name
+	}
+	now := s.cfg.Now()
+	n, err := s.store.CountActionTokensSince(ctx, userID, tokenReset, now.Add(-s.cfg.ResendWindow))
+	if err != nil {
 		return fmt.Errorf("account: reset: %w", err)
-	} else if n >= s.cfg.ResendMax {
-		// Quietly: the page answers the same either way; no mail bombing.
-		return nil
 	}
 	subject, text, html, err := notify.Compose("password_reset", struct {
 		Link, Name string
 		Minutes    int
-	}{s.cfg.Issuer + "/reset?token=" + url.QueryEscape(token), u.Name, int(s.cfg.ResetLifetime / time.Minute)})
+	}{s.cfg.Issuer + "/reset?token=" + url.QueryEscape(token), name, int(s.cfg.ResetLifetime / time.Minute)})
 	if err != nil {
 		return err
 	}
+	send := known && n < s.cfg.ResendMax
+	row := &storage.ActionToken{TokenHash: hash, Purpose: tokenReset, ExpiresAt: now.Add(s.cfg.ResetLifetime)}
+	if send {
+		row.UserID = sql.NullString{String: u.ID, Valid: true}
+	}
 	err = s.store.InTx(ctx, func(ctx context.Context) error {
-		if err := s.store.CreateActionToken(ctx, &storage.ActionToken{TokenHash: hash, UserID: sql.NullString{String: u.ID, Valid: true},
-			Purpose: tokenReset, ExpiresAt: s.cfg.Now().Add(s.cfg.ResetLifetime)}); err != nil {
+		if err := s.store.CreateActionToken(ctx, row); err != nil {
 			return err
+		}
+		if !send {
+			// A second write, as the mail is on the real path: the decoy
+			// is used up, so it could not work even if it had an owner.
+			return s.store.UseActionToken(ctx, hash, tokenReset)
 		}
 		return s.cfg.Notifier.Enqueue(ctx, notify.Message{Channel: notify.Email, To: u.Email, Subject: subject, Text: text, HTML: html})
 	})
