@@ -1,6 +1,7 @@
 package storage
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"encoding/json"
@@ -9,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/uptrace/bun"
 )
@@ -179,15 +181,68 @@ func (l *jsonList) Scan(src any) error {
 	default:
 		return fmt.Errorf("storage: cannot read %T as a list", src)
 	}
+	out, err := decodeList(raw)
+	if err != nil {
+		return fmt.Errorf("storage: decode list: %w", err)
+	}
+	*l = out
+	return nil
+}
+
+// decodeList reads a JSON array of strings. Every token and client read
+// decodes several (scopes, audiences, redirect URIs, grant types), nearly
+// always plain ones: a list without escapes is split by hand, anything
+// else goes through encoding/json.
+func decodeList(raw []byte) ([]string, error) {
+	if s, ok := splitPlainList(raw); ok {
+		return s, nil
+	}
 	var out []string
 	if err := json.Unmarshal(raw, &out); err != nil {
-		return fmt.Errorf("storage: decode list: %w", err)
+		return nil, err
 	}
 	if out == nil {
 		out = []string{}
 	}
-	*l = out
-	return nil
+	return out, nil
+}
+
+// splitPlainList splits ["a","b"] (no backslash anywhere, no space
+// outside the strings) and reports whether raw had that form.
+func splitPlainList(raw []byte) ([]string, bool) {
+	if len(raw) < 2 || raw[0] != '[' || raw[len(raw)-1] != ']' || bytes.IndexByte(raw, '\\') >= 0 {
+		return nil, false
+	}
+	rest := raw[1 : len(raw)-1]
+	out := make([]string, 0, bytes.Count(rest, []byte{','})+1)
+	for len(rest) > 0 {
+		if rest[0] != '"' {
+			return nil, false
+		}
+		end := bytes.IndexByte(rest[1:], '"')
+		if end < 0 {
+			return nil, false
+		}
+		item := rest[1 : 1+end]
+		for _, c := range item {
+			if c < 0x20 {
+				return nil, false // invalid JSON: let encoding/json say so
+			}
+		}
+		if !utf8.Valid(item) {
+			return nil, false
+		}
+		out = append(out, string(item))
+		rest = rest[2+end:]
+		if len(rest) == 0 {
+			break
+		}
+		if rest[0] != ',' || len(rest) == 1 {
+			return nil, false
+		}
+		rest = rest[1:]
+	}
+	return out, true
 }
 
 // dbTime reads a timestamp column from either driver.
