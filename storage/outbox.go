@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"database/sql"
+	"errors"
 	"fmt"
 	"time"
 
@@ -58,9 +59,17 @@ func (s *Store) EnqueueMessage(ctx context.Context, m *OutboxMessage) error {
 	return nil
 }
 
+// ErrClaimLost is returned by MarkMessageSent and MarkMessageFailed when
+// the caller's claim on the message is gone: its lease ran out and another
+// claimer took the message, which may then be sent twice.
+var ErrClaimLost = errors.New("storage: outbox claim lost")
+
 // ClaimMessages leases up to limit due messages to the caller for lease:
 // no other claimer gets them until the lease ends (then they are due again,
-// in case the claimer died). With several nodes each message goes to one.
+// in case the claimer died). With several nodes each message goes to one
+// claimer at a time. The lease is one for the whole batch, so a caller
+// that sends one message after another must claim them one at a time (or
+// keep every send of the batch within the lease).
 func (s *Store) ClaimMessages(ctx context.Context, limit int, lease time.Duration) ([]*OutboxMessage, error) {
 	var claimed []*OutboxMessage
 	err := s.InTx(ctx, func(ctx context.Context) error {
@@ -98,21 +107,23 @@ func (s *Store) ClaimMessages(ctx context.Context, limit int, lease time.Duratio
 	return claimed, nil
 }
 
-// MarkMessageSent records a delivery and erases the body. It does nothing
-// when the claim was lost (the lease ran out and another node took it).
+// MarkMessageSent records a delivery and erases the body. It changes
+// nothing and returns ErrClaimLost when the claim was lost (the lease ran
+// out and another claimer took the message).
 func (s *Store) MarkMessageSent(ctx context.Context, m *OutboxMessage) error {
-	_, err := s.idb(ctx).NewUpdate().Model((*OutboxMessage)(nil)).
+	res, err := s.idb(ctx).NewUpdate().Model((*OutboxMessage)(nil)).
 		Set("status = ?", OutboxSent).Set("sent_at = ?", s.nowUTC()).Set("attempts = attempts + 1").
 		Set("body_text = ''").Set("body_html = ''").Set("claimed_until = NULL").Set("last_error = ''").
 		Where("id = ?", m.ID).Where("claim_token = ?", m.ClaimToken).Exec(ctx)
 	if err != nil {
 		return fmt.Errorf("storage: mark message sent: %w", translate(err))
 	}
-	return nil
+	return claimHeld(res, "storage: mark message sent")
 }
 
 // MarkMessageFailed records a failed attempt: the message is due again at
 // next, or, when giveUp, stays failed for operators to see (body erased).
+// Like MarkMessageSent it returns ErrClaimLost when the claim was lost.
 func (s *Store) MarkMessageFailed(ctx context.Context, m *OutboxMessage, reason string, next time.Time, giveUp bool) error {
 	q := s.idb(ctx).NewUpdate().Model((*OutboxMessage)(nil)).
 		Set("attempts = attempts + 1").Set("last_error = ?", truncate(reason, 500)).
@@ -120,8 +131,22 @@ func (s *Store) MarkMessageFailed(ctx context.Context, m *OutboxMessage, reason 
 	if giveUp {
 		q = q.Set("status = ?", OutboxFailed).Set("body_text = ''").Set("body_html = ''")
 	}
-	if _, err := q.Where("id = ?", m.ID).Where("claim_token = ?", m.ClaimToken).Exec(ctx); err != nil {
+	res, err := q.Where("id = ?", m.ID).Where("claim_token = ?", m.ClaimToken).Exec(ctx)
+	if err != nil {
 		return fmt.Errorf("storage: mark message failed: %w", translate(err))
+	}
+	return claimHeld(res, "storage: mark message failed")
+}
+
+// claimHeld turns an update of no row, made under a claim token, into
+// ErrClaimLost.
+func claimHeld(res sql.Result, op string) error {
+	n, err := res.RowsAffected()
+	if err != nil {
+		return fmt.Errorf("%s: %w", op, err)
+	}
+	if n == 0 {
+		return fmt.Errorf("%s: %w", op, ErrClaimLost)
 	}
 	return nil
 }

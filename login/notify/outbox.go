@@ -38,7 +38,10 @@ type Config struct {
 	// MaxAttempts is how often a message is tried before it is left failed;
 	// default 20 (about a day with the back-off).
 	MaxAttempts int
-	// Timeout bounds one delivery attempt; default 10 seconds.
+	// Timeout bounds one delivery attempt, from dialing to the server's
+	// last answer (the connection is cut when it runs out); default 10
+	// seconds. A message is leased to one node for 3×Timeout right before
+	// its attempt, so no other node can take it while it is being sent.
 	Timeout time.Duration
 	// Now returns the current time; nil means time.Now.
 	Now func() time.Time
@@ -142,26 +145,34 @@ func (o *Outbox) Run(ctx context.Context) error {
 }
 
 // Flush sends every message due now and returns when none is left. A send
-// never holds a database transaction: messages are claimed (leased) in one
+// never holds a database transaction: a message is claimed (leased) in one
 // short transaction, sent, and the outcome recorded in another.
+//
+// Messages are claimed one at a time, right before their attempt: a claim
+// on a batch would run out while the batch waits behind a slow server, and
+// another node would send the rest again. The lease (3×Timeout) outlasts
+// the attempt, which is cut off at Timeout, and leaves time to record it.
 func (o *Outbox) Flush(ctx context.Context) error {
 	o.flushing.Lock()
 	defer o.flushing.Unlock()
 	for {
-		batch, err := o.store.ClaimMessages(ctx, 20, o.cfg.Timeout*3)
+		claimed, err := o.store.ClaimMessages(ctx, 1, o.lease())
 		if err != nil {
 			return fmt.Errorf("notify: %w", err)
 		}
-		if len(batch) == 0 {
+		if len(claimed) == 0 {
 			return nil
 		}
-		for _, m := range batch {
+		for _, m := range claimed {
 			if err := o.deliver(ctx, m); err != nil {
 				return err
 			}
 		}
 	}
 }
+
+// lease is how long a claim on one message lasts.
+func (o *Outbox) lease() time.Duration { return 3 * o.cfg.Timeout }
 
 func (o *Outbox) deliver(ctx context.Context, m *storage.OutboxMessage) error {
 	s := o.mail
@@ -176,7 +187,7 @@ func (o *Outbox) deliver(ctx context.Context, m *storage.OutboxMessage) error {
 	recordCtx := context.WithoutCancel(ctx)
 	if err == nil {
 		o.log.InfoContext(ctx, "outbox: message sent", "id", m.ID, "channel", m.Channel, "attempt", m.Attempts+1)
-		return o.store.MarkMessageSent(recordCtx, m)
+		return o.recorded(ctx, m, o.store.MarkMessageSent(recordCtx, m))
 	}
 	attempt := m.Attempts + 1
 	giveUp := attempt >= o.cfg.MaxAttempts
@@ -188,7 +199,23 @@ func (o *Outbox) deliver(ctx context.Context, m *storage.OutboxMessage) error {
 		o.log.WarnContext(ctx, "outbox: delivery failed, will retry", "id", m.ID, "channel", m.Channel,
 			"attempt", attempt, "retry_at", next.UTC().Format(time.RFC3339), "err", reason)
 	}
-	return o.store.MarkMessageFailed(recordCtx, m, reason, next, giveUp)
+	return o.recorded(ctx, m, o.store.MarkMessageFailed(recordCtx, m, reason, next, giveUp))
+}
+
+// recorded handles the error of recording an attempt's outcome. A lost
+// claim (the lease ran out and another node took the message, which may
+// then be sent twice) is logged and does not stop the worker.
+func (o *Outbox) recorded(ctx context.Context, m *storage.OutboxMessage, err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, storage.ErrClaimLost):
+		o.log.WarnContext(ctx, "outbox: claim lost before the attempt was recorded; another node may send the message again",
+			"id", m.ID, "channel", m.Channel, "lease", o.lease().String())
+		return nil
+	default:
+		return fmt.Errorf("notify: %w", err)
+	}
 }
 
 // backoff is the wait before attempt+1: 5 s doubling per attempt, at most

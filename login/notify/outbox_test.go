@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -253,6 +255,187 @@ func TestEachMessageSentOnceByTwoNodes(t *testing.T) {
 			t.Errorf("%d mails to %d addresses, want 50 to 50", len(ms), len(seen))
 		}
 	})
+}
+
+// twoNodes opens two stores on one fresh, migrated database, as two Torii
+// nodes would: separate connection pools, one outbox table.
+func twoNodes(t *testing.T, backend string) (*storage.Store, *storage.Store) {
+	t.Helper()
+	var dbURL string
+	switch backend {
+	case "sqlite":
+		dbURL = "sqlite:" + filepath.Join(t.TempDir(), "torii.db")
+	case "postgres":
+		dbURL = storagetest.PostgresURL(t)
+	default:
+		t.Fatalf("unknown backend %q", backend)
+	}
+	var nodes [2]*storage.Store
+	for i := range nodes {
+		s, err := storage.Open(t.Context(), dbURL, storage.Options{})
+		if err != nil {
+			t.Fatalf("storage.Open: %v", err)
+		}
+		t.Cleanup(func() { s.Close() })
+		nodes[i] = s
+	}
+	if _, err := nodes[0].Migrate(t.Context()); err != nil {
+		t.Fatalf("Migrate: %v", err)
+	}
+	return nodes[0], nodes[1]
+}
+
+// waitForStatus waits (up to 30 s) until n messages are in status.
+func waitForStatus(t *testing.T, s *storage.Store, status string, n int) []*storage.OutboxMessage {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		ms, err := s.OutboxMessages(t.Context(), status)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(ms) >= n || time.Now().After(deadline) {
+			return ms
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// A slow mail server makes a batch of sends outlast any one lease; each
+// message must still be sent once, by one of the two nodes.
+func TestEachMessageSentOnceWithSlowServer(t *testing.T) {
+	for _, backend := range []string{"sqlite", "postgres"} {
+		t.Run(backend, func(t *testing.T) {
+			s1, s2 := twoNodes(t, backend)
+			smtpd := notifytest.NewSMTPServer(t)
+			// Each DATA takes a quarter of Timeout: one message is sent in
+			// time, but twenty in a row take far longer than 3×Timeout.
+			smtpd.DelayData(500 * time.Millisecond)
+			cfg := notify.Config{SMTPURL: smtpd.URL(), RootCAs: smtpd.RootCAs(), Timeout: 2 * time.Second,
+				PollInterval: 20 * time.Millisecond}
+			a, logsA := newOutbox(t, s1, cfg)
+			b, logsB := newOutbox(t, s2, cfg)
+			const n = 24
+			for i := range n {
+				if err := a.Enqueue(t.Context(), mailMessage(fmt.Sprintf("u%d@example.com", i), "123456")); err != nil {
+					t.Fatal(err)
+				}
+			}
+			ctx, cancel := context.WithCancel(t.Context())
+			var wg sync.WaitGroup
+			for _, o := range []*notify.Outbox{a, b} {
+				wg.Go(func() {
+					if err := o.Run(ctx); err != nil {
+						t.Errorf("Run = %v", err)
+					}
+				})
+			}
+			sent := waitForStatus(t, s1, storage.OutboxSent, n)
+			cancel()
+			wg.Wait()
+
+			if len(sent) != n {
+				t.Errorf("%d of %d messages marked sent", len(sent), n)
+			}
+			for _, m := range sent {
+				if m.Attempts != 1 {
+					t.Errorf("message to %s: %d attempts, want 1", m.Recipient, m.Attempts)
+				}
+			}
+			seen := map[string]int{}
+			for _, m := range smtpd.Mails() {
+				seen[m.To[0]]++
+			}
+			for i := range n {
+				if to := fmt.Sprintf("u%d@example.com", i); seen[to] != 1 {
+					t.Errorf("%s received %d mails, want 1", to, seen[to])
+				}
+			}
+			if logs := logsA.String() + logsB.String(); strings.Contains(logs, "claim lost") || strings.Contains(logs, "123456") {
+				t.Errorf("the logs tell of a lost claim or hold the code:\n%s", logs)
+			}
+		})
+	}
+}
+
+// When the claim is gone by the time the outcome is recorded (another
+// node took the message), the worker says so at warn level and goes on.
+func TestLostClaimIsLogged(t *testing.T) {
+	storagetest.ForEach(t, func(t *testing.T, open func(testing.TB) *storage.Store) {
+		s := open(t)
+		smtpd := notifytest.NewSMTPServer(t)
+		// While the mail is in DATA, "another node" takes the message over.
+		smtpd.OnData(func() {
+			if _, err := s.DB().NewUpdate().Table("outbox").Set("claim_token = ?", "other-node").
+				Where("status = ?", storage.OutboxPending).Exec(context.Background()); err != nil {
+				t.Error(err)
+			}
+		})
+		o, logs := newOutbox(t, s, notify.Config{SMTPURL: smtpd.URL(), RootCAs: smtpd.RootCAs()})
+		ctx := t.Context()
+		if err := o.Enqueue(ctx, mailMessage("lost@example.com", "135790")); err != nil {
+			t.Fatal(err)
+		}
+		if err := o.Flush(ctx); err != nil {
+			t.Fatalf("Flush = %v, want a lost claim not to stop the worker", err)
+		}
+		out := logs.String()
+		if !strings.Contains(out, "level=WARN") || !strings.Contains(out, "claim lost") {
+			t.Errorf("the log does not warn of the lost claim:\n%s", out)
+		}
+		if strings.Contains(out, "135790") || strings.Contains(out, smtpd.Password) {
+			t.Errorf("the log holds the code or the SMTP password:\n%s", out)
+		}
+		pending, _ := s.OutboxMessages(ctx, storage.OutboxPending)
+		if len(pending) != 1 || pending[0].ClaimToken != "other-node" || pending[0].Attempts != 0 {
+			t.Errorf("pending = %+v; want the message left to the node that holds it", pending)
+		}
+	})
+}
+
+// A server that accepts the connection and never speaks: the attempt ends
+// at Timeout (well within the lease) and the message stays queued.
+func TestSendCutOffAtTimeout(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var held sync.WaitGroup
+	t.Cleanup(held.Wait) // after the listener is closed (cleanups run last first)
+	t.Cleanup(func() { ln.Close() })
+	held.Go(func() {
+		var conns []net.Conn
+		defer func() {
+			for _, c := range conns {
+				c.Close()
+			}
+		}()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			conns = append(conns, c)
+		}
+	})
+
+	s := storagetest.NewSQLite(t)
+	o, _ := newOutbox(t, s, notify.Config{SMTPURL: "smtp://u:p@" + ln.Addr().String(), Timeout: 300 * time.Millisecond})
+	ctx := t.Context()
+	if err := o.Enqueue(ctx, mailMessage("mute@example.com", "864200")); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	if err := o.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if took := time.Since(start); took > 2*time.Second {
+		t.Errorf("Flush took %v against a silent server, want about Timeout (300ms)", took)
+	}
+	pending, _ := s.OutboxMessages(ctx, storage.OutboxPending)
+	if len(pending) != 1 || pending[0].Attempts != 1 || !strings.Contains(pending[0].LastError, "deadline") {
+		t.Errorf("pending = %+v; want the message kept after one timed-out attempt", pending)
+	}
 }
 
 func TestEnqueueJoinsTransaction(t *testing.T) {

@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"net"
 	"net/url"
 	"strconv"
 
@@ -15,10 +16,12 @@ import (
 
 // smtpSender delivers mail with wneessen/go-mail.
 type smtpSender struct {
-	host     string
-	opts     []mail.Option
-	from     string
-	hasLogin bool
+	host        string
+	opts        []mail.Option
+	tls         *tls.Config
+	implicitTLS bool
+	from        string
+	hasLogin    bool
 }
 
 func newSMTPSender(cfg Config) (*smtpSender, error) {
@@ -39,14 +42,14 @@ func newSMTPSender(cfg Config) (*smtpSender, error) {
 			return nil, fmt.Errorf("notify: bad SMTP port %q", p)
 		}
 	}
+	s.tls = &tls.Config{ServerName: s.host, RootCAs: cfg.RootCAs, MinVersion: tls.VersionTLS12}
+	// STARTTLS whenever the server offers it. With smtps:// the dialer
+	// makes the TLS connection itself (see dial), and go-mail sees the
+	// session as encrypted from the start (a server on TLS offers no
+	// STARTTLS).
+	s.implicitTLS = u.Scheme == "smtps"
 	s.opts = []mail.Option{mail.WithPort(port), mail.WithTimeout(cfg.Timeout),
-		mail.WithTLSConfig(&tls.Config{ServerName: s.host, RootCAs: cfg.RootCAs, MinVersion: tls.VersionTLS12})}
-	if u.Scheme == "smtps" {
-		s.opts = append(s.opts, mail.WithSSL())
-	} else {
-		// STARTTLS whenever the server offers it.
-		s.opts = append(s.opts, mail.WithTLSPolicy(mail.TLSOpportunistic))
-	}
+		mail.WithTLSConfig(s.tls), mail.WithTLSPolicy(mail.TLSOpportunistic)}
 	if u.User != nil && u.User.Username() != "" {
 		pw, _ := u.User.Password()
 		s.hasLogin = true
@@ -73,12 +76,41 @@ func (s *smtpSender) send(ctx context.Context, m *storage.OutboxMessage) error {
 	if m.BodyHTML != "" {
 		msg.AddAlternativeString(mail.TypeTextHTML, m.BodyHTML)
 	}
-	client, err := mail.NewClient(s.host, s.opts...)
+	opts := append(s.opts[:len(s.opts):len(s.opts)], mail.WithDialContextFunc(s.dial(ctx)))
+	client, err := mail.NewClient(s.host, opts...)
 	if err != nil {
 		return fmt.Errorf("smtp client: %w", err)
 	}
 	if err := client.DialAndSendWithContext(ctx, msg); err != nil {
+		if ctx.Err() != nil {
+			return fmt.Errorf("smtp: %w (%w)", err, context.Cause(ctx))
+		}
 		return fmt.Errorf("smtp: %w", err)
 	}
 	return nil
+}
+
+// dial returns the dialer for one send: it connects (with TLS from the
+// start for smtps://) and closes the connection as soon as ctx ends, so
+// that no part of the exchange outlives the attempt's deadline. go-mail on
+// its own bounds only the dial and, separately, the mail transaction; the
+// greeting, STARTTLS and AUTH have no deadline, and the total can exceed
+// Timeout, hence the outbox lease.
+func (s *smtpSender) dial(ctx context.Context) mail.DialContextFunc {
+	return func(dialCtx context.Context, network, addr string) (net.Conn, error) {
+		var conn net.Conn
+		var err error
+		if s.implicitTLS {
+			// A *tls.Conn, unwrapped: go-mail's SMTP client checks the
+			// type to know the session is encrypted.
+			conn, err = (&tls.Dialer{Config: s.tls}).DialContext(dialCtx, network, addr)
+		} else {
+			conn, err = new(net.Dialer).DialContext(dialCtx, network, addr)
+		}
+		if err != nil {
+			return nil, err
+		}
+		context.AfterFunc(ctx, func() { conn.Close() })
+		return conn, nil
+	}
 }
