@@ -3,10 +3,12 @@ package notify_test
 import (
 	"bytes"
 	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
+	"net/url"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -96,6 +98,74 @@ func TestMailDelivery(t *testing.T) {
 			t.Error("the log holds the code or the SMTP password")
 		}
 	})
+}
+
+// TestMailTransport covers how the SMTP URL is used: STARTTLS when the
+// server offers it on smtp://, TLS from the first byte on smtps://, the
+// URL's credentials for AUTH, and the server certificate checked.
+func TestMailTransport(t *testing.T) {
+	tests := []struct {
+		name     string
+		opts     []notifytest.SMTPOption
+		scheme   string
+		password string // in the URL instead of the server's, when set
+		noRoots  bool   // do not trust the server's certificate
+		wantSent bool
+	}{
+		{name: "smtp with STARTTLS", scheme: "smtp://", wantSent: true},
+		{name: "smtps", opts: []notifytest.SMTPOption{notifytest.ImplicitTLS()}, scheme: "smtps://", wantSent: true},
+		{name: "smtp wrong password", scheme: "smtp://", password: "not-the-password"},
+		{name: "smtps wrong password", opts: []notifytest.SMTPOption{notifytest.ImplicitTLS()}, scheme: "smtps://", password: "not-the-password"},
+		{name: "smtps untrusted certificate", opts: []notifytest.SMTPOption{notifytest.ImplicitTLS()}, scheme: "smtps://", noRoots: true},
+		{name: "smtp untrusted certificate", scheme: "smtp://", noRoots: true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			s := storagetest.NewSQLite(t)
+			smtpd := notifytest.NewSMTPServer(t, tc.opts...)
+			smtpURL := smtpd.URL()
+			if !strings.HasPrefix(smtpURL, tc.scheme) {
+				t.Fatalf("URL() = %q, want the scheme %s", smtpURL, tc.scheme)
+			}
+			password := smtpd.Password
+			if tc.password != "" {
+				password = tc.password
+				smtpURL = tc.scheme + url.UserPassword(smtpd.User, password).String() + "@" + smtpd.Addr()
+			}
+			cfg := notify.Config{SMTPURL: smtpURL, RootCAs: smtpd.RootCAs(), Timeout: 5 * time.Second}
+			if tc.noRoots {
+				cfg.RootCAs = x509.NewCertPool()
+			}
+			o, logs := newOutbox(t, s, cfg)
+			ctx := t.Context()
+			if err := o.Enqueue(ctx, mailMessage("tls@example.com", "192837")); err != nil {
+				t.Fatal(err)
+			}
+			if err := o.Flush(ctx); err != nil {
+				t.Fatal(err)
+			}
+			ms := smtpd.Mails()
+			if !tc.wantSent {
+				pending, _ := s.OutboxMessages(ctx, storage.OutboxPending)
+				if len(ms) != 0 || len(pending) != 1 || pending[0].Attempts != 1 || pending[0].LastError == "" {
+					t.Fatalf("%d mails, pending %+v; want none sent and the message kept with its error", len(ms), pending)
+				}
+				if strings.Contains(pending[0].LastError, password) || strings.Contains(logs.String(), password) {
+					t.Errorf("the SMTP password leaked into the error or the log: %q", pending[0].LastError)
+				}
+				return
+			}
+			if len(ms) != 1 {
+				t.Fatalf("%d mails received, want 1", len(ms))
+			}
+			if !ms[0].TLS || ms[0].User != smtpd.User || !strings.Contains(ms[0].Text, "192837") {
+				t.Errorf("received over TLS=%v as user %q; want TLS as %q", ms[0].TLS, ms[0].User, smtpd.User)
+			}
+			if strings.Contains(logs.String(), "192837") || strings.Contains(logs.String(), smtpd.Password) {
+				t.Error("the log holds the code or the SMTP password")
+			}
+		})
+	}
 }
 
 func TestMailServerRefusingThenBack(t *testing.T) {
