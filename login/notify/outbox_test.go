@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/url"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -168,111 +169,259 @@ func TestMailTransport(t *testing.T) {
 	}
 }
 
+// wantRetry checks that m is still queued, body intact, after attempt
+// failed attempts, and due again after the back-off (5 s doubling, ±20 %)
+// counted from the attempt, made between before and after.
+func wantRetry(t *testing.T, m *storage.OutboxMessage, attempt int, before, after time.Time) {
+	t.Helper()
+	base := 5 * time.Second << (attempt - 1)
+	earliest, latest := before.Add(base*8/10), after.Add(base*12/10)
+	if m.Status != storage.OutboxPending || m.Attempts != attempt || m.BodyText == "" || m.LastError == "" {
+		t.Errorf("message = status %q, %d attempts, body kept %v, error %q; want pending after %d attempts with its body and error",
+			m.Status, m.Attempts, m.BodyText != "", m.LastError, attempt)
+	}
+	if m.NextAttemptAt.Before(earliest) || m.NextAttemptAt.After(latest) {
+		t.Errorf("after attempt %d the retry is at %v, want between %v and %v", attempt, m.NextAttemptAt, earliest, latest)
+	}
+}
+
+// flushTimed runs one Flush and returns when it started and ended.
+func flushTimed(t *testing.T, o *notify.Outbox) (before, after time.Time) {
+	t.Helper()
+	before = time.Now()
+	if err := o.Flush(t.Context()); err != nil {
+		t.Fatalf("Flush = %v", err)
+	}
+	return before, time.Now()
+}
+
+// onlyMessage returns the one message in the outbox.
+func onlyMessage(t *testing.T, s *storage.Store) *storage.OutboxMessage {
+	t.Helper()
+	var ms []*storage.OutboxMessage
+	for _, status := range []string{storage.OutboxPending, storage.OutboxSent, storage.OutboxFailed} {
+		got, err := s.OutboxMessages(t.Context(), status)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ms = append(ms, got...)
+	}
+	if len(ms) != 1 {
+		t.Fatalf("the outbox holds %d messages, want 1", len(ms))
+	}
+	return ms[0]
+}
+
+// A refusing server (temporary 4xx or permanent 5xx, at MAIL, RCPT or
+// DATA) leaves the message queued with a back-off; once the server takes
+// mail again it is delivered exactly once.
 func TestMailServerRefusingThenBack(t *testing.T) {
 	storagetest.ForEach(t, func(t *testing.T, open func(testing.TB) *storage.Store) {
-		s := open(t)
-		smtpd := notifytest.NewSMTPServer(t)
-		smtpd.Reject(true)
-		o, logs := newOutbox(t, s, notify.Config{SMTPURL: smtpd.URL(), RootCAs: smtpd.RootCAs()})
-		ctx := t.Context()
-		if err := o.Enqueue(ctx, mailMessage("bob@example.com", "111222")); err != nil {
-			t.Fatal(err)
-		}
-		if err := o.Flush(ctx); err != nil {
-			t.Fatal(err)
-		}
-		pending, _ := s.OutboxMessages(ctx, storage.OutboxPending)
-		if len(pending) != 1 || pending[0].Attempts != 1 || !pending[0].NextAttemptAt.After(time.Now()) || pending[0].LastError == "" {
-			t.Fatalf("after a refusal: %+v; want the message still queued with one attempt and a later retry", pending)
-		}
-		if strings.Contains(pending[0].LastError, smtpd.Password) || strings.Contains(logs.String(), smtpd.Password) {
-			t.Error("the SMTP password leaked into an error or log")
-		}
-		// Not yet due: nothing happens.
-		o.Flush(ctx)
-		if n := len(smtpd.Mails()); n != 0 {
-			t.Fatalf("%d mails sent before the retry time", n)
-		}
-		smtpd.Reject(false)
-		makeDue(t, s)
-		if err := o.Flush(ctx); err != nil {
-			t.Fatal(err)
-		}
-		o.Flush(ctx)
-		if ms := smtpd.Mails(); len(ms) != 1 || !strings.Contains(ms[0].Text, "111222") {
-			t.Errorf("after the server came back: %d mails, want exactly 1", len(ms))
-		}
-	})
-}
-
-func TestMailServerAbsent(t *testing.T) {
-	s := storagetest.NewSQLite(t)
-	// A port nothing listens on.
-	o, _ := newOutbox(t, s, notify.Config{SMTPURL: "smtp://u:p@127.0.0.1:1", Timeout: 2 * time.Second})
-	ctx := t.Context()
-	if err := o.Enqueue(ctx, mailMessage("cy@example.com", "333444")); err != nil {
-		t.Fatal(err)
-	}
-	if err := o.Flush(ctx); err != nil {
-		t.Fatal(err)
-	}
-	pending, _ := s.OutboxMessages(ctx, storage.OutboxPending)
-	if len(pending) != 1 || pending[0].Attempts != 1 {
-		t.Errorf("with no SMTP server: %+v; want the message kept for a retry", pending)
-	}
-}
-
-func TestGiveUpAfterMaxAttempts(t *testing.T) {
-	s := storagetest.NewSQLite(t)
-	smtpd := notifytest.NewSMTPServer(t)
-	smtpd.Reject(true)
-	o, _ := newOutbox(t, s, notify.Config{SMTPURL: smtpd.URL(), RootCAs: smtpd.RootCAs(), MaxAttempts: 3})
-	ctx := t.Context()
-	o.Enqueue(ctx, mailMessage("dee@example.com", "555666"))
-	for range 3 {
-		makeDue(t, s)
-		o.Flush(ctx)
-	}
-	failed, _ := s.OutboxMessages(ctx, storage.OutboxFailed)
-	if len(failed) != 1 || failed[0].Attempts != 3 || failed[0].BodyText != "" {
-		t.Errorf("after 3 refusals: %+v; want one failed message with its body erased", failed)
-	}
-}
-
-func TestSMSDelivery(t *testing.T) {
-	storagetest.ForEach(t, func(t *testing.T, open func(testing.TB) *storage.Store) {
-		gw := notifytest.NewSMSServer(t)
 		tests := []struct {
-			name string
-			cfg  notify.Config
+			name  string
+			stage notifytest.Stage
+			code  int
 		}{
-			{"json", notify.Config{SMSURL: gw.URL()}},
-			{"twilio", notify.Config{SMSURL: gw.TwilioURL("+15550001111"), TwilioBaseURL: gw.TwilioBaseURL()}},
+			{"451 at MAIL", notifytest.AtMail, 451},
+			{"550 at RCPT", notifytest.AtRcpt, 550},
+			{"452 at RCPT", notifytest.AtRcpt, 452},
+			{"554 at DATA", notifytest.AtData, 554},
 		}
-		for i, tc := range tests {
+		for _, tc := range tests {
 			t.Run(tc.name, func(t *testing.T) {
 				s := open(t)
-				o, _ := newOutbox(t, s, tc.cfg)
-				ctx := t.Context()
-				to := fmt.Sprintf("+1555000200%d", i)
-				gw.FailWith(500)
-				if err := o.Enqueue(ctx, notify.Message{Channel: notify.SMS, To: to, Text: "Your code is 777888."}); err != nil {
+				smtpd := notifytest.NewSMTPServer(t)
+				smtpd.RefuseAt(tc.stage, tc.code)
+				o, logs := newOutbox(t, s, notify.Config{SMTPURL: smtpd.URL(), RootCAs: smtpd.RootCAs()})
+				if err := o.Enqueue(t.Context(), mailMessage("bob@example.com", "111222")); err != nil {
 					t.Fatal(err)
 				}
-				o.Flush(ctx)
-				pending, _ := s.OutboxMessages(ctx, storage.OutboxPending)
-				if len(pending) != 1 || pending[0].Attempts != 1 {
-					t.Fatalf("after a 500: %+v; want the SMS kept for a retry", pending)
+				before, after := flushTimed(t, o)
+				m := onlyMessage(t, s)
+				wantRetry(t, m, 1, before, after)
+				if !strings.Contains(m.LastError, strconv.Itoa(tc.code)) {
+					t.Errorf("last error %q does not give the server's %d", m.LastError, tc.code)
 				}
-				gw.FailWith(0)
+				if strings.Contains(m.LastError, smtpd.Password) || strings.Contains(logs.String(), smtpd.Password) ||
+					strings.Contains(logs.String(), "111222") {
+					t.Error("the SMTP password or the code leaked into an error or the log")
+				}
+				// Not yet due: nothing happens.
+				flushTimed(t, o)
+				if n := len(smtpd.Mails()); n != 0 || onlyMessage(t, s).Attempts != 1 {
+					t.Fatalf("%d mails sent, %d attempts before the retry time; want 0 and 1", n, onlyMessage(t, s).Attempts)
+				}
+				smtpd.RefuseAt(0, 0)
 				makeDue(t, s)
-				o.Flush(ctx)
-				if got := gw.WaitFor(t, to); got.Body != "Your code is 777888." {
-					t.Errorf("SMS = %+v", got)
+				flushTimed(t, o)
+				makeDue(t, s)
+				flushTimed(t, o)
+				if ms := smtpd.Mails(); len(ms) != 1 || !strings.Contains(ms[0].Text, "111222") {
+					t.Errorf("after the server came back: %d mails, want exactly 1", len(ms))
+				}
+				if m := onlyMessage(t, s); m.Status != storage.OutboxSent || m.Attempts != 2 || m.LastError != "" {
+					t.Errorf("message = %q after %d attempts, error %q; want sent after 2, error cleared", m.Status, m.Attempts, m.LastError)
 				}
 			})
 		}
 	})
+}
+
+// With no server listening the message stays queued, and it goes out
+// once the server is back.
+func TestMailServerAbsent(t *testing.T) {
+	storagetest.ForEach(t, func(t *testing.T, open func(testing.TB) *storage.Store) {
+		s := open(t)
+		smtpd := notifytest.NewSMTPServer(t)
+		smtpd.Stop()
+		o, logs := newOutbox(t, s, notify.Config{SMTPURL: smtpd.URL(), RootCAs: smtpd.RootCAs(), Timeout: 2 * time.Second})
+		if err := o.Enqueue(t.Context(), mailMessage("cy@example.com", "333444")); err != nil {
+			t.Fatal(err)
+		}
+		before, after := flushTimed(t, o)
+		m := onlyMessage(t, s)
+		wantRetry(t, m, 1, before, after)
+		if !strings.Contains(m.LastError, "connection refused") || strings.Contains(m.LastError, smtpd.Password) ||
+			strings.Contains(logs.String(), smtpd.Password) {
+			t.Errorf("last error %q: want a refused connection, without the password", m.LastError)
+		}
+		smtpd.Start(t)
+		makeDue(t, s)
+		flushTimed(t, o)
+		if ms := smtpd.Mails(); len(ms) != 1 || ms[0].To[0] != "cy@example.com" {
+			t.Errorf("after the server came up: %d mails, want exactly 1", len(ms))
+		}
+		if m := onlyMessage(t, s); m.Status != storage.OutboxSent || m.Attempts != 2 {
+			t.Errorf("message = %q after %d attempts, want sent after 2", m.Status, m.Attempts)
+		}
+	})
+}
+
+// After MaxAttempts failures a message is left failed, its body erased,
+// and no longer tried; the back-off doubles in between.
+func TestGiveUpAfterMaxAttempts(t *testing.T) {
+	smtpd := notifytest.NewSMTPServer(t)
+	smtpd.RefuseAt(notifytest.AtRcpt, 550)
+	gw := notifytest.NewSMSServer(t)
+	gw.FailWith(500)
+	tests := []struct {
+		name string
+		msg  notify.Message
+	}{
+		{"mail refused with 550", mailMessage("dee@example.com", "555666")},
+		{"SMS gateway answering 500", notify.Message{Channel: notify.SMS, To: "+15550004444", Text: "Your code is 555666."}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			s := storagetest.NewSQLite(t)
+			o, logs := newOutbox(t, s, notify.Config{SMTPURL: smtpd.URL(), RootCAs: smtpd.RootCAs(), SMSURL: gw.URL(), MaxAttempts: 3})
+			if err := o.Enqueue(t.Context(), tc.msg); err != nil {
+				t.Fatal(err)
+			}
+			for attempt := 1; attempt <= 2; attempt++ {
+				makeDue(t, s)
+				before, after := flushTimed(t, o)
+				wantRetry(t, onlyMessage(t, s), attempt, before, after)
+			}
+			makeDue(t, s)
+			flushTimed(t, o)
+			m := onlyMessage(t, s)
+			if m.Status != storage.OutboxFailed || m.Attempts != 3 || m.BodyText != "" || m.BodyHTML != "" || m.LastError == "" {
+				t.Errorf("after 3 failures: status %q, %d attempts, body erased %v, error %q; want failed, 3, erased, the error",
+					m.Status, m.Attempts, m.BodyText == "" && m.BodyHTML == "", m.LastError)
+			}
+			if !strings.Contains(logs.String(), "level=ERROR") || !strings.Contains(logs.String(), "giving up") {
+				t.Errorf("the log does not report giving up:\n%s", logs)
+			}
+			// A failed message is never tried again.
+			makeDue(t, s)
+			flushTimed(t, o)
+			if m := onlyMessage(t, s); m.Attempts != 3 {
+				t.Errorf("a failed message was tried again: %d attempts", m.Attempts)
+			}
+		})
+	}
+	if n := len(smtpd.Mails()); n != 0 {
+		t.Errorf("%d mails got through a refusing server", n)
+	}
+	if n := len(gw.Texts()); n != 0 {
+		t.Errorf("%d SMS got through a failing gateway", n)
+	}
+}
+
+// An SMS gateway answering 500 (or 503) leaves the SMS queued with a
+// back-off, then it is delivered once; Twilio gets the form fields and
+// the account SID and token as basic auth.
+func TestSMSDelivery(t *testing.T) {
+	storagetest.ForEach(t, func(t *testing.T, open func(testing.TB) *storage.Store) {
+		gw := notifytest.NewSMSServer(t)
+		tests := []struct {
+			name     string
+			cfg      notify.Config
+			status   int
+			wantFrom string
+		}{
+			{"json 500", notify.Config{SMSURL: gw.URL()}, 500, ""},
+			{"json 503", notify.Config{SMSURL: gw.URL()}, 503, ""},
+			{"twilio 500", notify.Config{SMSURL: gw.TwilioURL("+15550001111"), TwilioBaseURL: gw.TwilioBaseURL()}, 500, "+15550001111"},
+		}
+		for i, tc := range tests {
+			t.Run(tc.name, func(t *testing.T) {
+				s := open(t)
+				o, logs := newOutbox(t, s, tc.cfg)
+				to := fmt.Sprintf("+1555000200%d", i)
+				gw.FailWith(tc.status)
+				if err := o.Enqueue(t.Context(), notify.Message{Channel: notify.SMS, To: to, Text: "Your code is 777888."}); err != nil {
+					t.Fatal(err)
+				}
+				before, after := flushTimed(t, o)
+				m := onlyMessage(t, s)
+				wantRetry(t, m, 1, before, after)
+				if !strings.Contains(m.LastError, strconv.Itoa(tc.status)) || strings.Contains(m.LastError, gw.Token) {
+					t.Errorf("last error %q: want the gateway's %d, without the token", m.LastError, tc.status)
+				}
+				gw.FailWith(0)
+				makeDue(t, s)
+				flushTimed(t, o)
+				if got := gw.WaitFor(t, to); got.Body != "Your code is 777888." || got.From != tc.wantFrom {
+					t.Errorf("SMS = %+v, want the body and From %q", got, tc.wantFrom)
+				}
+				n := 0
+				for _, sms := range gw.Texts() {
+					if sms.To == to {
+						n++
+					}
+				}
+				if m := onlyMessage(t, s); n != 1 || m.Status != storage.OutboxSent || m.Attempts != 2 || m.BodyText != "" {
+					t.Errorf("%d SMS to %s; message %q after %d attempts; want 1, sent after 2, body erased", n, to, m.Status, m.Attempts)
+				}
+				if out := logs.String(); strings.Contains(out, "777888") || strings.Contains(out, gw.Token) {
+					t.Errorf("the log holds the code or the Twilio token:\n%s", out)
+				}
+			})
+		}
+	})
+}
+
+// Twilio with a wrong auth token: the fake answers 401 and the SMS stays
+// queued (the URL's SID and token are what Torii sends).
+func TestTwilioWrongToken(t *testing.T) {
+	s := storagetest.NewSQLite(t)
+	gw := notifytest.NewSMSServer(t)
+	badURL := "twilio://" + gw.SID + ":wrong-token@" + url.PathEscape("+15550001111")
+	o, _ := newOutbox(t, s, notify.Config{SMSURL: badURL, TwilioBaseURL: gw.TwilioBaseURL()})
+	if err := o.Enqueue(t.Context(), notify.Message{Channel: notify.SMS, To: "+15550009999", Text: "Your code is 121212."}); err != nil {
+		t.Fatal(err)
+	}
+	before, after := flushTimed(t, o)
+	m := onlyMessage(t, s)
+	wantRetry(t, m, 1, before, after)
+	if !strings.Contains(m.LastError, "401") || strings.Contains(m.LastError, "wrong-token") {
+		t.Errorf("last error %q: want Twilio's 401, without the token", m.LastError)
+	}
+	if n := len(gw.Texts()); n != 0 {
+		t.Errorf("%d SMS accepted with a wrong token", n)
+	}
 }
 
 func TestDevelopmentModeLogs(t *testing.T) {

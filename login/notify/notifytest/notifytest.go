@@ -65,6 +65,7 @@ type SMTPServer struct {
 
 	mu         sync.Mutex
 	srv        *smtp.Server
+	ln         net.Listener
 	mails      []Mail
 	refuseAt   Stage
 	refuseWith int
@@ -120,17 +121,19 @@ func (s *SMTPServer) Start(t testing.TB) {
 	srv.TLSConfig = s.tlsConfig
 	srv.ReadTimeout = 10 * time.Second
 	srv.WriteTimeout = 10 * time.Second
-	s.srv = srv
+	s.srv, s.ln = srv, ln
 	go srv.Serve(ln)
 }
 
 // Stop shuts the server down; connections are refused until Start.
 func (s *SMTPServer) Stop() {
 	s.mu.Lock()
-	srv := s.srv
-	s.srv = nil
+	srv, ln := s.srv, s.ln
+	s.srv, s.ln = nil, nil
 	s.mu.Unlock()
 	if srv != nil {
+		// The listener too: Serve may not have taken it over yet.
+		ln.Close()
 		srv.Close()
 	}
 }
@@ -379,8 +382,9 @@ func decode(encoding string, r io.Reader) io.Reader {
 func (se *session) Reset()        { se.from, se.to = "", nil }
 func (se *session) Logout() error { return nil }
 
-// SMS is a text message a fake gateway received.
-type SMS struct{ To, Body string }
+// SMS is a text message a fake gateway received. From is the sender
+// number given to Twilio (empty for the JSON endpoint).
+type SMS struct{ To, Body, From string }
 
 // SMSServer is a fake SMS gateway: a JSON endpoint (URL) and Twilio's
 // Messages API (TwilioBaseURL, for twilio://SID:TOKEN@FROM).
@@ -469,7 +473,7 @@ func (s *SMSServer) serve(w http.ResponseWriter, r *http.Request) {
 			http.Error(w, "bad form", http.StatusBadRequest)
 			return
 		}
-		sms = SMS{To: r.PostForm.Get("To"), Body: r.PostForm.Get("Body")}
+		sms = SMS{To: r.PostForm.Get("To"), Body: r.PostForm.Get("Body"), From: r.PostForm.Get("From")}
 	default:
 		http.NotFound(w, r)
 		return
