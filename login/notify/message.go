@@ -1,6 +1,9 @@
 // Package notify delivers Torii's mail and SMS through a durable outbox: a
 // message is stored in the same transaction as the action that caused it,
-// then sent by a worker with retries, exactly once even with several nodes.
+// then sent by a worker with retries, once even with several nodes: one
+// node at a time holds a message, for longer than an attempt can last. (A
+// retry can still repeat a message the server took but whose answer was
+// lost, as with any SMTP client.)
 package notify
 
 import "context"

@@ -67,13 +67,13 @@ type sender interface {
 // New checks the delivery configuration and returns the outbox. Nothing is
 // sent until Run or Flush.
 func New(store *storage.Store, cfg Config, log *slog.Logger) (*Outbox, error) {
-	if cfg.PollInterval == 0 {
+	if cfg.PollInterval <= 0 {
 		cfg.PollInterval = time.Second
 	}
-	if cfg.MaxAttempts == 0 {
+	if cfg.MaxAttempts <= 0 {
 		cfg.MaxAttempts = 20
 	}
-	if cfg.Timeout == 0 {
+	if cfg.Timeout <= 0 {
 		cfg.Timeout = 10 * time.Second
 	}
 	if cfg.TwilioBaseURL == "" {

@@ -82,8 +82,9 @@ func (s *smtpSender) send(ctx context.Context, m *storage.OutboxMessage) error {
 		return fmt.Errorf("smtp client: %w", err)
 	}
 	if err := client.DialAndSendWithContext(ctx, msg); err != nil {
-		if ctx.Err() != nil {
-			return fmt.Errorf("smtp: %w (%w)", err, context.Cause(ctx))
+		if cause := context.Cause(ctx); cause != nil && !errors.Is(err, cause) {
+			// The connection was cut at the deadline: say so.
+			return fmt.Errorf("smtp: %w (%w)", err, cause)
 		}
 		return fmt.Errorf("smtp: %w", err)
 	}
