@@ -141,6 +141,9 @@ func (s *Store) execPrepared(ctx context.Context, query string, args ...any) (sq
 		}
 		return st.ExecContext(ctx, args...)
 	}
+	if s.group != nil {
+		return s.group.exec(query, args)
+	}
 	st, err := s.prepare(ctx, s.db.DB, query)
 	if err != nil {
 		return nil, err

@@ -69,6 +69,7 @@ type Store struct {
 
 	stopCheckpoints context.CancelFunc // SQLite: ends the background checkpoints
 	checkpointsDone chan struct{}
+	group           *groupCommitter // SQLite: batches single writes into shared commits
 }
 
 // Open connects to the database named by rawURL:
@@ -136,6 +137,7 @@ func Open(ctx context.Context, rawURL string, opts Options) (*Store, error) {
 		cctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 		s.stopCheckpoints, s.checkpointsDone = cancel, make(chan struct{})
 		go s.checkpoints(cctx, time.Second)
+		s.group = newGroupCommitter(s)
 	}
 	return s, nil
 }
@@ -205,6 +207,9 @@ func (s *Store) DB() *bun.DB { return s.db }
 
 // Close closes the connection pools.
 func (s *Store) Close() error {
+	if s.group != nil {
+		s.group.close()
+	}
 	if s.stopCheckpoints != nil {
 		s.stopCheckpoints()
 		<-s.checkpointsDone

@@ -1,0 +1,174 @@
+package storage
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"sync"
+)
+
+// SQLite has one writer connection, and a commit costs more than the
+// statement it commits (the WAL frames of every page the statement
+// touched, the WAL index, the locks). Single writing statements made
+// outside a transaction — a new access token on every client-credentials
+// request, a PKCE session deleted on every code redemption — therefore go
+// through a group committer: one goroutine takes whatever statements are
+// waiting, runs them in one transaction and commits once; each caller gets
+// its own statement's result once that commit is done, never before. A
+// batch in which any statement fails is rolled back and its statements are
+// run again one by one, so that every caller sees exactly the outcome it
+// would have seen alone. PostgreSQL commits in parallel and does not use it.
+
+// maxGroup bounds the statements of one commit.
+const maxGroup = 64
+
+// groupCommitter is the SQLite writer's batching goroutine and its queue.
+type groupCommitter struct {
+	s     *Store
+	mu    sync.Mutex
+	queue []*groupedExec
+	wake  chan struct{} // has a value when the queue may hold work
+	stop  chan struct{}
+	done  chan struct{}
+
+	closeOnce sync.Once
+}
+
+// groupedExec is one caller's statement and, once done is closed, its
+// result.
+type groupedExec struct {
+	query string
+	args  []any
+	rows  int64
+	err   error
+	done  chan struct{}
+}
+
+func newGroupCommitter(s *Store) *groupCommitter {
+	g := &groupCommitter{s: s, wake: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
+	go g.run()
+	return g
+}
+
+// exec queues a statement and waits for its commit. The statement runs
+// even if ctx ends meanwhile (as one already sent to the database would),
+// so that what the caller is told is what happened.
+func (g *groupCommitter) exec(query string, args []any) (sql.Result, error) {
+	e := &groupedExec{query: query, args: args, done: make(chan struct{})}
+	g.mu.Lock()
+	g.queue = append(g.queue, e)
+	g.mu.Unlock()
+	select {
+	case g.wake <- struct{}{}:
+	default:
+	}
+	<-e.done
+	if e.err != nil {
+		return nil, e.err
+	}
+	return rowsResult(e.rows), nil
+}
+
+// run commits batches until close, then finishes what is queued.
+func (g *groupCommitter) run() {
+	defer close(g.done)
+	for {
+		select {
+		case <-g.wake:
+		case <-g.stop:
+			for g.next() {
+			}
+			return
+		}
+		for g.next() {
+		}
+	}
+}
+
+// next commits one batch of waiting statements; it reports whether there
+// was any.
+func (g *groupCommitter) next() bool {
+	g.mu.Lock()
+	n := min(len(g.queue), maxGroup)
+	batch := g.queue[:n:n]
+	g.queue = g.queue[n:]
+	g.mu.Unlock()
+	if n == 0 {
+		return false
+	}
+	if n == 1 || !g.commitTogether(batch) {
+		for _, e := range batch {
+			e.rows, e.err = g.execAlone(e)
+		}
+	}
+	for _, e := range batch {
+		close(e.done)
+	}
+	return true
+}
+
+// commitTogether runs batch in one transaction and reports whether every
+// statement and the commit succeeded.
+func (g *groupCommitter) commitTogether(batch []*groupedExec) bool {
+	ctx := context.Background()
+	// Statements are prepared before the transaction takes the writer's
+	// only connection: preparing needs a connection too.
+	stmts := make([]*sql.Stmt, len(batch))
+	for i, e := range batch {
+		st, err := g.s.prepare(ctx, g.s.db.DB, e.query)
+		if err != nil {
+			return false
+		}
+		stmts[i] = st
+	}
+	tx, err := g.s.db.DB.BeginTx(ctx, nil)
+	if err != nil {
+		return false
+	}
+	rows := make([]int64, len(batch))
+	for i, e := range batch {
+		res, err := tx.StmtContext(ctx, stmts[i]).ExecContext(ctx, e.args...)
+		if err != nil {
+			tx.Rollback()
+			return false
+		}
+		rows[i], _ = res.RowsAffected()
+	}
+	if err := tx.Commit(); err != nil {
+		tx.Rollback()
+		return false
+	}
+	for i, e := range batch {
+		e.rows = rows[i]
+	}
+	return true
+}
+
+// execAlone runs one statement in its own (implicit) transaction.
+func (g *groupCommitter) execAlone(e *groupedExec) (int64, error) {
+	ctx := context.Background()
+	st, err := g.s.prepare(ctx, g.s.db.DB, e.query)
+	if err != nil {
+		return 0, err
+	}
+	res, err := st.ExecContext(ctx, e.args...)
+	if err != nil {
+		return 0, err
+	}
+	return res.RowsAffected()
+}
+
+// close finishes the queued statements and stops the goroutine; closing
+// again does nothing.
+func (g *groupCommitter) close() {
+	g.closeOnce.Do(func() { close(g.stop) })
+	<-g.done
+}
+
+// rowsResult is the sql.Result of a grouped statement.
+type rowsResult int64
+
+func (r rowsResult) LastInsertId() (int64, error) { return 0, errNoInsertID }
+func (r rowsResult) RowsAffected() (int64, error) { return int64(r), nil }
+
+var errNoInsertID = errors.New("storage: grouped statements report no insert ID")

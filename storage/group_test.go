@@ -1,0 +1,114 @@
+package storage
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"sync"
+	"testing"
+)
+
+// TestGroupCommit checks SQLite's grouped single writes: every caller gets
+// its own statement's outcome, whatever else shares its commit, and what
+// a caller was told succeeded is committed.
+func TestGroupCommit(t *testing.T) {
+	ctx := t.Context()
+	s, err := Open(ctx, "sqlite:"+filepath.Join(t.TempDir(), "group.db"), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if s.group == nil {
+		t.Fatal("a SQLite store has no group committer")
+	}
+	if _, err := s.db.ExecContext(ctx, "CREATE TABLE g (k TEXT PRIMARY KEY, v INTEGER NOT NULL CHECK (v >= 0))"); err != nil {
+		t.Fatal(err)
+	}
+	const insert = "INSERT INTO g (k, v) VALUES (?, ?)"
+
+	tests := []struct {
+		name string
+		// run is one caller's statement; want is the error it must get
+		// (nil for success) and rows the rows it must report.
+		calls func(i int) (query string, args []any, wantErr bool, wantRows int64)
+		n     int
+	}{
+		{"distinct inserts", func(i int) (string, []any, bool, int64) {
+			return insert, []any{fmt.Sprintf("a%d", i), i}, false, 1
+		}, 200},
+		{"every fifth insert breaks a constraint", func(i int) (string, []any, bool, int64) {
+			if i%5 == 0 {
+				return insert, []any{fmt.Sprintf("b%d", i), -1}, true, 0
+			}
+			return insert, []any{fmt.Sprintf("b%d", i), i}, false, 1
+		}, 200},
+		{"duplicate keys", func(i int) (string, []any, bool, int64) {
+			if i%2 == 1 {
+				return insert, []any{fmt.Sprintf("a%d", i), i}, true, 0 // inserted by the first case
+			}
+			return insert, []any{fmt.Sprintf("c%d", i), i}, false, 1
+		}, 100},
+		{"updates report their own rows", func(i int) (string, []any, bool, int64) {
+			if i < 50 {
+				return "UPDATE g SET v = v + 1 WHERE k = ?", []any{fmt.Sprintf("a%d", i)}, false, 1
+			}
+			return "UPDATE g SET v = v + 1 WHERE k = ?", []any{"missing"}, false, 0
+		}, 100},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var wg sync.WaitGroup
+			start := make(chan struct{})
+			errs := make([]error, tt.n)
+			for i := range tt.n {
+				wg.Go(func() {
+					<-start
+					q, args, wantErr, wantRows := tt.calls(i)
+					res, err := s.execPrepared(ctx, q, args...)
+					switch {
+					case wantErr && err == nil:
+						errs[i] = fmt.Errorf("call %d: no error, want one", i)
+					case !wantErr && err != nil:
+						errs[i] = fmt.Errorf("call %d: %v", i, err)
+					case err == nil:
+						if n, _ := res.RowsAffected(); n != wantRows {
+							errs[i] = fmt.Errorf("call %d: %d rows, want %d", i, n, wantRows)
+						}
+					}
+				})
+			}
+			close(start)
+			wg.Wait()
+			if err := errors.Join(errs...); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+
+	// What the callers were told is what is stored.
+	var n int
+	if err := s.rdb.NewRaw("SELECT count(*) FROM g").Scan(ctx, &n); err != nil {
+		t.Fatal(err)
+	}
+	if want := 200 + 160 + 50; n != want {
+		t.Errorf("%d rows stored, want %d", n, want)
+	}
+	var bumped int
+	if err := s.rdb.NewRaw("SELECT count(*) FROM g WHERE k LIKE 'a%' AND v = CAST(substr(k, 2) AS INTEGER) + 1").Scan(ctx, &bumped); err != nil {
+		t.Fatal(err)
+	}
+	if bumped != 50 {
+		t.Errorf("%d rows updated once, want 50", bumped)
+	}
+
+	// Close finishes what is queued.
+	done := make(chan error, 1)
+	go func() {
+		_, err := s.execPrepared(context.Background(), insert, "last", 1)
+		done <- err
+	}()
+	if err := <-done; err != nil {
+		t.Errorf("insert before close: %v", err)
+	}
+}
