@@ -115,14 +115,19 @@ func validCodeShape(code string) (string, bool) {
 // *RateLimitError it returns says how long is actually left: until the
 // interval has passed, or until enough sends have left the window for
 // another to fit.
-func (s *Service) checkSendLimits(ctx context.Context, userID, destination string) error {
+//
+// A first code (firstCode: the first of a sign-in attempt on its channel)
+// is not held back by the interval, only by the caps: the interval is
+// there against "send a new code" pressed again and again, not against a
+// user who signs in twice in a minute or picks SMS right after signing in.
+func (s *Service) checkSendLimits(ctx context.Context, userID, destination string, firstCode bool) error {
 	now := s.cfg.Now()
 	byUser, byDest, err := s.store.CodeSends(ctx, userID, destination, now.Add(-s.cfg.ResendWindow))
 	if err != nil {
 		return fmt.Errorf("account: %w", err)
 	}
 	var wait time.Duration
-	if len(byUser) > 0 {
+	if len(byUser) > 0 && !firstCode {
 		wait = byUser[len(byUser)-1].Add(s.cfg.ResendInterval).Sub(now)
 	}
 	for _, sends := range [][]time.Time{byUser, byDest} {
@@ -155,7 +160,20 @@ func (s *Service) sendCode(ctx context.Context, u *storage.User, purpose, bindin
 	if s.cfg.Notifier == nil {
 		return nil, ErrNoNotifier
 	}
-	if err := s.checkSendLimits(ctx, u.ID, destination); err != nil {
+	firstCode := false
+	if purpose == purposeLogin {
+		// The first code of this attempt on this channel?
+		live, err := s.store.LiveOneTimeCode(ctx, u.ID, purpose, binding)
+		switch {
+		case errors.Is(err, storage.ErrNotFound):
+			firstCode = true
+		case err != nil:
+			return nil, fmt.Errorf("account: %w", err)
+		default:
+			firstCode = live.Destination != destination
+		}
+	}
+	if err := s.checkSendLimits(ctx, u.ID, destination, firstCode); err != nil {
 		return nil, err
 	}
 	code := newCode()

@@ -94,7 +94,7 @@ func (s *Service) registerTaken(ctx context.Context, owner *storage.User) (strin
 	}
 	send := true
 	var rl *RateLimitError
-	if err := s.checkSendLimits(ctx, "", owner.Email); errors.As(err, &rl) {
+	if err := s.checkSendLimits(ctx, "", owner.Email, false); errors.As(err, &rl) {
 		send = false
 	} else if err != nil {
 		return "", err
@@ -274,7 +274,7 @@ func (s *Service) ResendVerification(ctx context.Context, ticket string) (string
 		if owner == nil {
 			return "", ErrCodeDead
 		}
-		if err := s.checkSendLimits(ctx, "", owner.Email); err != nil {
+		if err := s.checkSendLimits(ctx, "", owner.Email, false); err != nil {
 			return "", err
 		}
 		return s.registerTaken(ctx, owner)

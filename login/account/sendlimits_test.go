@@ -178,3 +178,47 @@ func TestResendKillsPreviousCode(t *testing.T) {
 		}
 	})
 }
+
+// The resend interval holds back "send a new code", not the first code of
+// a sign-in attempt on a channel; the caps hold back both.
+func TestFirstCodeOfAnAttempt(t *testing.T) {
+	forEachClocked(t, Config{}, func(t *testing.T, e *flowEnv) {
+		ctx := t.Context()
+		u := e.user(t, "rosa@example.com", "+15557770002")
+		start := func(binding string, ch notify.Channel) error {
+			_, err := e.s.StartOTP(ctx, u.ID, binding, ch)
+			return err
+		}
+		steps := []struct {
+			name     string
+			binding  string
+			ch       notify.Channel
+			wantWait bool
+		}{
+			{"first attempt, mail", "attempt-1", notify.Email, false},
+			{"same attempt, mail again at once", "attempt-1", notify.Email, true},
+			{"same attempt, switch to SMS at once", "attempt-1", notify.SMS, false},
+			{"same attempt, SMS again at once", "attempt-1", notify.SMS, true},
+			{"a new attempt at once", "attempt-2", notify.Email, false},
+			{"another new attempt at once", "attempt-3", notify.Email, false},
+		}
+		for _, st := range steps {
+			err := start(st.binding, st.ch)
+			var rl *RateLimitError
+			if got := errors.As(err, &rl); got != st.wantWait || (!st.wantWait && err != nil) {
+				t.Errorf("%s: StartOTP = %v, want a RateLimitError: %v", st.name, err, st.wantWait)
+			}
+			e.clock.Advance(time.Second)
+		}
+		// Four codes sent (mail 1, SMS 1, attempts 2 and 3) and the cap is
+		// ResendMax per window: one more first code fits, then none.
+		if err := start("attempt-4", notify.Email); err != nil {
+			t.Fatalf("the 5th code in the window: %v", err)
+		}
+		err := start("attempt-5", notify.Email)
+		var rl *RateLimitError
+		if !errors.As(err, &rl) || rl.RetryAfter <= 0 {
+			t.Errorf("a 6th code in the window = %v, want a RateLimitError with a wait", err)
+		}
+	})
+}
