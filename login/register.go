@@ -121,7 +121,7 @@ func (h *Handler) startVerification(w http.ResponseWriter, r *http.Request, user
 		if h.verifyTicket(r) != "" {
 			return redirect(w, r, verifyURL(req, "wait"))
 		}
-		w.Header().Set("Retry-After", strconv.Itoa(int(rl.RetryAfter/time.Second)+1))
+		w.Header().Set("Retry-After", strconv.Itoa(retrySeconds(rl.RetryAfter)))
 		return h.render(w, http.StatusTooManyRequests, "message.html", templates.MessagePage{
 			Title:   "Confirm your email address first",
 			Message: "We sent you a confirmation mail a moment ago. Use its code or link, or sign in again in " + humanWait(rl.RetryAfter) + " for a new one.",
@@ -259,7 +259,7 @@ func (h *Handler) resendVerification(w http.ResponseWriter, r *http.Request) err
 		return redirect(w, r, verifyURL(req, "sent"))
 	case errors.As(err, &rl):
 		dest, _ := h.accounts.TicketEmail(ctx, ticket)
-		w.Header().Set("Retry-After", strconv.Itoa(int(rl.RetryAfter/time.Second)+1))
+		w.Header().Set("Retry-After", strconv.Itoa(retrySeconds(rl.RetryAfter)))
 		return h.render(w, http.StatusTooManyRequests, "verify.html", templates.VerifyPage{CSRF: h.csrfToken(w, r), Req: req,
 			Destination: dest, Notice: "You can ask for a new code in " + humanWait(rl.RetryAfter) + "."})
 	case errors.Is(err, account.ErrCodeDead):
