@@ -22,14 +22,22 @@ import (
 // maxGroup bounds the statements of one commit.
 const maxGroup = 64
 
-// groupCommitter is the SQLite writer's batching goroutine and its queue.
+// groupCommitter batches the SQLite writer's single statements. A caller
+// that finds it idle runs its own statement at once, in its goroutine (no
+// hand-off, so a lone request waits for nothing); statements arriving
+// meanwhile queue, and that caller hands them to the committer's goroutine,
+// which commits them in batches until the queue is empty.
 type groupCommitter struct {
-	s     *Store
-	mu    sync.Mutex
-	queue []*groupedExec
-	wake  chan struct{} // has a value when the queue may hold work
-	stop  chan struct{}
-	done  chan struct{}
+	s  *Store
+	mu sync.Mutex
+	// busy: a caller or the goroutine is running statements; handed: the
+	// goroutine has been given the queue.
+	busy, handed bool
+	stopped      bool // the goroutine has stopped
+	queue        []*groupedExec
+	wake         chan struct{} // has a value when the queue was handed over
+	stop         chan struct{}
+	done         chan struct{}
 
 	closeOnce sync.Once
 }
@@ -50,32 +58,56 @@ func newGroupCommitter(s *Store) *groupCommitter {
 	return g
 }
 
-// exec queues a statement and waits for its commit. The statement runs
-// even if ctx ends meanwhile (as one already sent to the database would),
-// so that what the caller is told is what happened.
+// exec runs a statement, alone or in a batch, and returns once it is
+// committed. The statement runs even if the caller's context ends
+// meanwhile (as one already sent to the database would), so that what the
+// caller is told is what happened.
 func (g *groupCommitter) exec(query string, args []any) (sql.Result, error) {
 	e := &groupedExec{query: query, args: args, done: make(chan struct{})}
 	g.mu.Lock()
-	g.queue = append(g.queue, e)
-	g.mu.Unlock()
-	select {
-	case g.wake <- struct{}{}:
-	default:
+	if g.busy {
+		g.queue = append(g.queue, e)
+		g.mu.Unlock()
+		<-e.done
+	} else {
+		g.busy = true
+		g.mu.Unlock()
+		e.rows, e.err = g.execAlone(e)
+		g.mu.Lock()
+		handOver := len(g.queue) > 0
+		g.busy, g.handed = handOver, handOver
+		stopped := g.stopped
+		g.mu.Unlock()
+		switch {
+		case handOver && stopped:
+			// The goroutine is gone (the store is closing): drain here.
+			for g.next() {
+			}
+		case handOver:
+			select {
+			case g.wake <- struct{}{}:
+			default:
+			}
+		}
 	}
-	<-e.done
 	if e.err != nil {
 		return nil, e.err
 	}
 	return rowsResult(e.rows), nil
 }
 
-// run commits batches until close, then finishes what is queued.
+// run commits the batches handed over until close, then finishes what is
+// queued.
 func (g *groupCommitter) run() {
 	defer close(g.done)
 	for {
 		select {
 		case <-g.wake:
 		case <-g.stop:
+			g.mu.Lock()
+			g.stopped = true
+			g.handed = g.handed || len(g.queue) > 0 // nothing may be left waiting
+			g.mu.Unlock()
 			for g.next() {
 			}
 			return
@@ -85,17 +117,23 @@ func (g *groupCommitter) run() {
 	}
 }
 
-// next commits one batch of waiting statements; it reports whether there
-// was any.
+// next commits one batch of the queue handed over; it reports whether
+// there was any. With the queue empty it gives the writer back.
 func (g *groupCommitter) next() bool {
 	g.mu.Lock()
+	if !g.handed {
+		g.mu.Unlock()
+		return false
+	}
 	n := min(len(g.queue), maxGroup)
+	if n == 0 {
+		g.busy, g.handed = false, false
+		g.mu.Unlock()
+		return false
+	}
 	batch := g.queue[:n:n]
 	g.queue = g.queue[n:]
 	g.mu.Unlock()
-	if n == 0 {
-		return false
-	}
 	if n == 1 || !g.commitTogether(batch) {
 		for _, e := range batch {
 			e.rows, e.err = g.execAlone(e)
