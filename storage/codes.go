@@ -128,8 +128,12 @@ func (s *Store) CodesSentSince(ctx context.Context, userID, destination string, 
 }
 
 // CodeSends returns when codes were sent since t, oldest first: those of
-// user (any purpose) and, separately, those to destination. A code with no
-// Channel (a decoy that was never sent) is not a send.
+// user (any purpose) and, separately, those to destination of the same
+// kind — codes of accounts when userID is set, messages without an account
+// (the notice to the owner of an address someone tried to register) when
+// it is empty. Kept apart, anonymous callers cannot use up the budget of an
+// address's own sign-in codes. A code with no Channel (a decoy that was
+// never sent) is not a send.
 func (s *Store) CodeSends(ctx context.Context, userID, destination string, t time.Time) (byUser, byDestination []time.Time, err error) {
 	var rows []struct {
 		UserID      sql.NullString `bun:"user_id"`
@@ -147,7 +151,7 @@ func (s *Store) CodeSends(ctx context.Context, userID, destination string, t tim
 		if r.UserID.Valid && r.UserID.String == userID {
 			byUser = append(byUser, r.CreatedAt)
 		}
-		if r.Destination == destination {
+		if r.Destination == destination && r.UserID.Valid == (userID != "") {
 			byDestination = append(byDestination, r.CreatedAt)
 		}
 	}
