@@ -395,6 +395,18 @@ func TestPerIPLimits(t *testing.T) {
 	if r := post("198.51.100.9"); r.StatusCode != http.StatusUnauthorized {
 		t.Errorf("another client = %d", r.StatusCode)
 	}
+	// The pages count too, the sign-in page included.
+	for _, path := range []string{login.LoginPath, login.RegisterPath, login.ForgotPath} {
+		xff := "192.0.2." + strconv.Itoa(len(path))
+		for i := range 3 {
+			if r := b.getFrom(xff, path); r.StatusCode != http.StatusOK {
+				t.Fatalf("GET %s #%d = %d, want 200", path, i+1, r.StatusCode)
+			}
+		}
+		if r := b.getFrom(xff, path); r.StatusCode != http.StatusTooManyRequests || r.Header.Get("Retry-After") == "" {
+			t.Errorf("GET %s #4 = %d (Retry-After %q), want 429 with Retry-After", path, r.StatusCode, r.Header.Get("Retry-After"))
+		}
+	}
 }
 
 func TestXForwardedForUntrusted(t *testing.T) {

@@ -189,7 +189,7 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Handler, error) {
 // Routes mounts the pages on r.
 func (h *Handler) Routes(r *mux.Router) {
 	get := []string{http.MethodGet, http.MethodHead}
-	r.Handle(provider.LoginPath, h.page(h.loginForm)).Methods(get...)
+	r.Handle(provider.LoginPath, h.page(h.limited(h.loginForm))).Methods(get...)
 	r.Handle(provider.LoginPath, h.page(h.limited(h.signIn))).Methods(http.MethodPost)
 	r.Handle(DonePath, h.page(h.done)).Methods(get...)
 	r.Handle(provider.ConsentPath, h.page(h.consentForm)).Methods(get...)
