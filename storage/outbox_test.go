@@ -3,7 +3,6 @@ package storage_test
 import (
 	"errors"
 	"path/filepath"
-	"sync"
 	"testing"
 	"time"
 
@@ -11,26 +10,8 @@ import (
 	"github.com/torii-idp/torii/storage/storagetest"
 )
 
-// clock is a settable time source for storage.Options.Now.
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *clock) Add(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
-
 // openWithClock opens a fresh, migrated store on backend whose time is c.
-func openWithClock(t *testing.T, backend string, c *clock) *storage.Store {
+func openWithClock(t *testing.T, backend string, c *storagetest.Clock) *storage.Store {
 	t.Helper()
 	dbURL := "sqlite:" + filepath.Join(t.TempDir(), "torii.db")
 	if backend == "postgres" {
@@ -50,7 +31,7 @@ func openWithClock(t *testing.T, backend string, c *clock) *storage.Store {
 func TestOutboxClaimLease(t *testing.T) {
 	for _, backend := range []string{"sqlite", "postgres"} {
 		t.Run(backend, func(t *testing.T) {
-			c := &clock{now: time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)}
+			c := storagetest.NewClock(time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC))
 			s := openWithClock(t, backend, c)
 			ctx := t.Context()
 			if err := s.EnqueueMessage(ctx, &storage.OutboxMessage{Channel: "email", Recipient: "a@example.com", BodyText: "code 123456"}); err != nil {
@@ -66,7 +47,7 @@ func TestOutboxClaimLease(t *testing.T) {
 			}
 
 			// The lease runs out; another claimer takes the message.
-			c.Add(61 * time.Second)
+			c.Advance(61 * time.Second)
 			second, err := s.ClaimMessages(ctx, 10, time.Minute)
 			if err != nil || len(second) != 1 || second[0].ClaimToken == first[0].ClaimToken {
 				t.Fatalf("ClaimMessages after the lease = %+v, %v; want the message under a new token", second, err)

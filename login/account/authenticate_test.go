@@ -15,7 +15,7 @@ const alicePassword = "correct horse battery"
 
 // aliceService returns a service on a fresh store with a fake clock and one
 // user, alice@example.com (username "alice").
-func aliceService(t *testing.T, open func(testing.TB) *storage.Store) (*Service, *storage.Store, *clock, *storage.User) {
+func aliceService(t *testing.T, open func(testing.TB) *storage.Store) (*Service, *storage.Store, *storagetest.Clock, *storage.User) {
 	t.Helper()
 	st := open(t)
 	c := newClock()

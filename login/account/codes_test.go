@@ -28,7 +28,7 @@ func forEachClocked(t *testing.T, cfg Config, fn func(t *testing.T, e *flowEnv))
 	}
 	for _, b := range backends {
 		t.Run(b.name, func(t *testing.T) {
-			clock := &testClock{t: time.Now().UTC().Truncate(time.Second)}
+			clock := storagetest.NewClock(time.Now().UTC().Truncate(time.Second))
 			st, err := storage.Open(t.Context(), b.url(t), storage.Options{Now: clock.Now})
 			if err != nil {
 				t.Fatalf("storage.Open: %v", err)

@@ -83,29 +83,12 @@ type flowEnv struct {
 	s     *Service
 	store *storage.Store
 	rec   *recorder
-	clock *testClock
-}
-
-type testClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *testClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *testClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
+	clock *storagetest.Clock
 }
 
 func newFlowEnv(t *testing.T, st *storage.Store) *flowEnv {
 	rec := &recorder{}
-	clock := &testClock{t: time.Now()}
+	clock := storagetest.NewClock(time.Now())
 	s := New(st, Config{Notifier: rec, Issuer: "https://id.example.test", Now: clock.Now})
 	return &flowEnv{s: s, store: st, rec: rec, clock: clock}
 }
