@@ -112,21 +112,6 @@ func (s *Store) UseOneTimeCode(ctx context.Context, id string) error {
 	return oneRow(res, "use code")
 }
 
-// CodesSentSince counts codes sent since t for user (any purpose) and,
-// separately, to destination — the resend limits, and the guard against
-// pumping SMS to one number — and returns when the user's last code was
-// sent.
-func (s *Store) CodesSentSince(ctx context.Context, userID, destination string, t time.Time) (byUser, byDestination int, last time.Time, err error) {
-	u, d, err := s.CodeSends(ctx, userID, destination, t)
-	if err != nil {
-		return 0, 0, time.Time{}, err
-	}
-	if len(u) > 0 {
-		last = u[len(u)-1]
-	}
-	return len(u), len(d), last, nil
-}
-
 // CodeSends returns when codes were sent since t, oldest first: those of
 // user (any purpose) and, separately, those to destination of the same
 // kind — codes of accounts when userID is set, messages without an account
