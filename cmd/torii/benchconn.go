@@ -40,14 +40,6 @@ func (t *connTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if req.URL.Scheme != "http" || req.URL.Host != t.addr {
 		return nil, fmt.Errorf("bench: this transport reaches only http://%s, not %s://%s", t.addr, req.URL.Scheme, req.URL.Host)
 	}
-	if t.last != nil {
-		// An answer whose body was not read to the end leaves the
-		// connection unusable.
-		if !t.last.done {
-			t.close()
-		}
-		t.last = nil
-	}
 	var body []byte
 	if req.Body != nil {
 		b, err := io.ReadAll(req.Body)
@@ -57,25 +49,44 @@ func (t *connTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 		body = b
 	}
-	fresh := t.conn == nil
-	resp, err := t.exchange(req, body)
-	if err != nil && !fresh {
-		// The server may have closed an idle connection: one new try.
-		t.close()
+	var resp *http.Response
+	err := t.retrying(func() (err error) {
 		resp, err = t.exchange(req, body)
+		return err
+	})
+	return resp, err
+}
+
+// retrying runs one exchange on the connection, after dropping a
+// connection whose previous answer was not read to the end, and once more
+// on a new connection when a reused one fails (the server may have closed
+// it while idle). A failed connection is closed.
+func (t *connTransport) retrying(exchange func() error) error {
+	if t.last != nil {
+		if !t.last.done {
+			t.close()
+		}
+		t.last = nil
+	}
+	fresh := t.conn == nil
+	err := exchange()
+	if err != nil && !fresh {
+		t.close()
+		err = exchange()
 	}
 	if err != nil {
 		t.close()
-		return nil, err
 	}
-	return resp, nil
+	return err
 }
 
-func (t *connTransport) exchange(req *http.Request, body []byte) (*http.Response, error) {
+// startRequest connects if needed, sets the request's deadline and writes
+// the request line and Host header.
+func (t *connTransport) startRequest(method, uri string) error {
 	if t.conn == nil {
 		c, err := net.DialTimeout("tcp", t.addr, t.timeout)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		t.conn, t.br, t.bw = c, bufio.NewReaderSize(c, 16<<10), bufio.NewWriterSize(c, 8<<10)
 	}
@@ -83,12 +94,20 @@ func (t *connTransport) exchange(req *http.Request, body []byte) (*http.Response
 		t.conn.SetDeadline(time.Now().Add(t.timeout))
 	}
 	w := t.bw
-	w.WriteString(req.Method)
+	w.WriteString(method)
 	w.WriteByte(' ')
-	w.WriteString(req.URL.RequestURI())
+	w.WriteString(uri)
 	w.WriteString(" HTTP/1.1\r\nHost: ")
 	w.WriteString(t.addr)
 	w.WriteString("\r\n")
+	return nil
+}
+
+func (t *connTransport) exchange(req *http.Request, body []byte) (*http.Response, error) {
+	if err := t.startRequest(req.Method, req.URL.RequestURI()); err != nil {
+		return nil, err
+	}
+	w := t.bw
 	for k, vs := range req.Header {
 		for _, v := range vs {
 			w.WriteString(k)
@@ -163,43 +182,20 @@ func (b *connBody) Close() error {
 // form body for POST) and reads the answer without net/http: the status
 // and the body, which stays valid until the next call. It is the lean
 // path of the scenarios' requests; the answer's headers are not kept.
-func (t *connTransport) do(method, path, auth, body string) (int, []byte, error) {
-	if t.last != nil {
-		if !t.last.done {
-			t.close()
-		}
-		t.last = nil
-	}
-	fresh := t.conn == nil
-	status, b, err := t.doOnce(method, path, auth, body)
-	if err != nil && !fresh {
-		t.close()
-		status, b, err = t.doOnce(method, path, auth, body)
-	}
-	if err != nil {
-		t.close()
-	}
-	return status, b, err
+func (t *connTransport) do(method, path, auth, body string) (status int, answer []byte, err error) {
+	err = t.retrying(func() (err error) {
+		status, answer, err = t.doOnce(method, path, auth, body)
+		return err
+	})
+	return status, answer, err
 }
 
 func (t *connTransport) doOnce(method, path, auth, body string) (int, []byte, error) {
-	if t.conn == nil {
-		c, err := net.DialTimeout("tcp", t.addr, t.timeout)
-		if err != nil {
-			return 0, nil, err
-		}
-		t.conn, t.br, t.bw = c, bufio.NewReaderSize(c, 16<<10), bufio.NewWriterSize(c, 8<<10)
-	}
-	if t.timeout > 0 {
-		t.conn.SetDeadline(time.Now().Add(t.timeout))
+	if err := t.startRequest(method, path); err != nil {
+		return 0, nil, err
 	}
 	w := t.bw
-	w.WriteString(method)
-	w.WriteByte(' ')
-	w.WriteString(path)
-	w.WriteString(" HTTP/1.1\r\nHost: ")
-	w.WriteString(t.addr)
-	w.WriteString("\r\nUser-Agent: torii-bench\r\n")
+	w.WriteString("User-Agent: torii-bench\r\n")
 	if auth != "" {
 		w.WriteString("Authorization: ")
 		w.WriteString(auth)
