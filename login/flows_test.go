@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"image"
 	"image/png"
-	"io"
 	"mime/multipart"
 	"net/http"
 	"net/netip"
@@ -496,25 +495,6 @@ func (b *browser) postFrom(xff, path string, form url.Values) *response {
 func (b *browser) getFrom(xff, path string) *response {
 	b.t.Helper()
 	return b.doFrom(xff, http.MethodGet, path, nil, "")
-}
-
-func (b *browser) doFrom(xff, method, path string, body io.Reader, ctype string) *response {
-	b.t.Helper()
-	req, err := http.NewRequestWithContext(b.t.Context(), method, b.e.srv.URL+path, body)
-	if err != nil {
-		b.t.Fatal(err)
-	}
-	if ctype != "" {
-		req.Header.Set("Content-Type", ctype)
-	}
-	req.Header.Set("X-Forwarded-For", xff)
-	resp, err := b.c.Do(req)
-	if err != nil {
-		b.t.Fatalf("%s %s: %v", method, path, err)
-	}
-	defer resp.Body.Close()
-	data, _ := io.ReadAll(resp.Body)
-	return &response{Response: resp, body: string(data)}
 }
 
 // TestSecurityHeadersOnFlowPages: the code, registration, verification,

@@ -206,12 +206,22 @@ func (r *response) cookie(name string) *http.Cookie {
 
 func (b *browser) do(method, path string, body io.Reader, ctype string) *response {
 	b.t.Helper()
+	return b.doFrom("", method, path, body, ctype)
+}
+
+// doFrom is do as the client xff behind the (trusted) test proxy; an empty
+// xff sends no X-Forwarded-For.
+func (b *browser) doFrom(xff, method, path string, body io.Reader, ctype string) *response {
+	b.t.Helper()
 	req, err := http.NewRequestWithContext(b.t.Context(), method, b.e.srv.URL+path, body)
 	if err != nil {
 		b.t.Fatal(err)
 	}
 	if ctype != "" {
 		req.Header.Set("Content-Type", ctype)
+	}
+	if xff != "" {
+		req.Header.Set("X-Forwarded-For", xff)
 	}
 	resp, err := b.c.Do(req)
 	if err != nil {
