@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -67,6 +68,8 @@ func TestConfigErrors(t *testing.T) {
 		{"failure limit per 0s", map[string]string{"TORII_IP_FAILURE_LIMIT": "5/0s"}, nil, "TORII_IP_FAILURE_LIMIT"},
 		{"failure limit flag", nil, []string{"--ip-failure-limit", "-5/15m"}, "TORII_IP_FAILURE_LIMIT"},
 		{"resend limit", map[string]string{"TORII_OTP_RESEND_LIMIT": "5/forever"}, nil, "TORII_OTP_RESEND_LIMIT"},
+		{"profiles on a public address", map[string]string{"TORII_PPROF_ADDR": "0.0.0.0:6060"}, nil, "TORII_PPROF_ADDR"},
+		{"profiles without a host", nil, []string{"--pprof-addr", "6060"}, "TORII_PPROF_ADDR"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -488,5 +491,30 @@ func TestComposeFile(t *testing.T) {
 	}
 	if !strings.Contains(torii.Environment["TORII_DATABASE_URL"], "@postgres:5432/") {
 		t.Errorf("the torii service does not use the compose Postgres")
+	}
+}
+
+// TestPprofListener: the profiles are served on their own loopback
+// listener, and stop with it.
+func TestPprofListener(t *testing.T) {
+	a := benchApp(t, "sqlite::memory:")
+	a.log = slog.New(slog.DiscardHandler)
+	a.cfg.PprofAddr = "127.0.0.1:0"
+	addr, stop, err := a.servePprof()
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.Get("http://" + addr + "/debug/pprof/goroutine?debug=1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), "goroutine profile") {
+		t.Errorf("GET /debug/pprof/goroutine = %d:\n%.200s", resp.StatusCode, body)
+	}
+	stop()
+	if _, err := http.Get("http://" + addr + "/debug/pprof/"); err == nil {
+		t.Error("the profile listener still answers after stop")
 	}
 }

@@ -181,7 +181,7 @@ func (a *app) serve(ctx context.Context) error {
 	}()
 
 	if a.cfg.PprofAddr != "" {
-		stopPprof, err := a.servePprof()
+		_, stopPprof, err := a.servePprof()
 		if err != nil {
 			return err
 		}
@@ -217,11 +217,12 @@ func (a *app) serve(ctx context.Context) error {
 }
 
 // servePprof serves Go's profiles on the configured loopback address, apart
-// from the public listener, until the returned function is called.
-func (a *app) servePprof() (func(), error) {
+// from the public listener, until the returned function is called; it
+// returns the address it listens on.
+func (a *app) servePprof() (string, func(), error) {
 	ln, err := net.Listen("tcp", a.cfg.PprofAddr)
 	if err != nil {
-		return nil, fmt.Errorf("listen on %s (TORII_PPROF_ADDR): %w", a.cfg.PprofAddr, err)
+		return "", nil, fmt.Errorf("listen on %s (TORII_PPROF_ADDR): %w", a.cfg.PprofAddr, err)
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
@@ -232,7 +233,7 @@ func (a *app) servePprof() (func(), error) {
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	go srv.Serve(ln)
 	a.log.Info("profiles served", "addr", ln.Addr().String())
-	return func() { srv.Close() }, nil
+	return ln.Addr().String(), func() { srv.Close() }, nil
 }
 
 func (a *app) migrateCmd() *cobra.Command {
