@@ -230,7 +230,7 @@ func (p *Provider) proceed(w http.ResponseWriter, r *http.Request, ar fosite.Aut
 			return fositeErr
 		}
 		if pending != nil {
-			if err := p.store.DeleteAuthRequest(ctx, pending.ID); err != nil && !errors.Is(err, storage.ErrNotFound) {
+			if err := p.store.DeleteAuthRequest(ctx, pending.ID); err != nil {
 				return err
 			}
 		}
