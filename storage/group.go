@@ -12,9 +12,10 @@ import (
 // touched, the WAL index, the locks). Single writing statements made
 // outside a transaction — a new access token on every client-credentials
 // request, a PKCE session deleted on every code redemption — therefore go
-// through a group committer: one goroutine takes whatever statements are
-// waiting, runs them in one transaction and commits once; each caller gets
-// its own statement's result once that commit is done, never before. A
+// through a group committer: a statement that finds the writer idle runs
+// at once; the statements that queue behind it are run in one transaction
+// by the committer's goroutine and committed once, and each caller gets its
+// own statement's result once that commit is done, never before. A
 // batch in which any statement fails is rolled back and its statements are
 // run again one by one, so that every caller sees exactly the outcome it
 // would have seen alone. PostgreSQL commits in parallel and does not use it.
