@@ -64,47 +64,42 @@ func (s *Store) EnqueueMessage(ctx context.Context, m *OutboxMessage) error {
 // claimer took the message, which may then be sent twice.
 var ErrClaimLost = errors.New("storage: outbox claim lost")
 
-// ClaimMessages leases up to limit due messages to the caller for lease:
-// no other claimer gets them until the lease ends (then they are due again,
-// in case the claimer died). With several nodes each message goes to one
-// claimer at a time. The lease is one for the whole batch, so a caller
-// that sends one message after another must claim them one at a time (or
-// keep every send of the batch within the lease).
-func (s *Store) ClaimMessages(ctx context.Context, limit int, lease time.Duration) ([]*OutboxMessage, error) {
-	var claimed []*OutboxMessage
+// ClaimMessage leases the next due message to the caller for lease, or
+// returns nil when none is due: no other claimer gets it until the lease
+// ends (then it is due again, in case the claimer died). With several
+// nodes each message goes to one claimer at a time. One message a claim:
+// a lease on a batch would run out while the batch waited behind a slow
+// server, and another claimer would send the rest again.
+func (s *Store) ClaimMessage(ctx context.Context, lease time.Duration) (*OutboxMessage, error) {
+	m := new(OutboxMessage)
 	err := s.InTx(ctx, func(ctx context.Context) error {
 		now := s.nowUTC()
-		q := s.idb(ctx).NewSelect().Model(&claimed).
+		q := s.idb(ctx).NewSelect().Model(m).
 			Where("status = ?", OutboxPending).Where("next_attempt_at <= ?", now).
 			WhereGroup(" AND ", func(q *bun.SelectQuery) *bun.SelectQuery {
 				return q.Where("claimed_until IS NULL").WhereOr("claimed_until < ?", now)
 			}).
-			Order("next_attempt_at").Limit(int64(limit))
+			Order("next_attempt_at").Limit(1)
 		if s.dialect == Postgres {
 			q = q.For("UPDATE SKIP LOCKED")
 		}
 		if err := q.Scan(ctx); err != nil {
 			return err
 		}
-		if len(claimed) == 0 {
-			return nil
-		}
-		token := rand.Text()
-		ids := make([]string, len(claimed))
-		for i, m := range claimed {
-			ids[i] = m.ID
-			m.ClaimToken = token
-			m.ClaimedUntil = sql.NullTime{Time: now.Add(lease), Valid: true}
-		}
+		m.ClaimToken = rand.Text()
+		m.ClaimedUntil = sql.NullTime{Time: now.Add(lease), Valid: true}
 		_, err := s.idb(ctx).NewUpdate().Model((*OutboxMessage)(nil)).
-			Set("claimed_until = ?", now.Add(lease)).Set("claim_token = ?", token).
-			Where("id IN (?)", bun.In(ids)).Exec(ctx)
+			Set("claimed_until = ?", m.ClaimedUntil.Time).Set("claim_token = ?", m.ClaimToken).
+			Where("id = ?", m.ID).Exec(ctx)
 		return err
 	})
-	if err != nil {
-		return nil, fmt.Errorf("storage: claim messages: %w", translate(err))
+	if errors.Is(translate(err), ErrNotFound) {
+		return nil, nil
 	}
-	return claimed, nil
+	if err != nil {
+		return nil, fmt.Errorf("storage: claim message: %w", translate(err))
+	}
+	return m, nil
 }
 
 // MarkMessageSent records a delivery and erases the body. It changes

@@ -38,39 +38,39 @@ func TestOutboxClaimLease(t *testing.T) {
 				t.Fatal(err)
 			}
 
-			first, err := s.ClaimMessages(ctx, 10, time.Minute)
-			if err != nil || len(first) != 1 {
-				t.Fatalf("ClaimMessages = %d messages, %v; want 1", len(first), err)
+			first, err := s.ClaimMessage(ctx, time.Minute)
+			if err != nil || first == nil {
+				t.Fatalf("ClaimMessage = %v, %v; want the message", first, err)
 			}
-			if again, err := s.ClaimMessages(ctx, 10, time.Minute); err != nil || len(again) != 0 {
-				t.Fatalf("ClaimMessages during the lease = %d messages, %v; want none", len(again), err)
+			if again, err := s.ClaimMessage(ctx, time.Minute); err != nil || again != nil {
+				t.Fatalf("ClaimMessage during the lease = %+v, %v; want none", again, err)
 			}
 
 			// The lease runs out; another claimer takes the message.
 			c.Advance(61 * time.Second)
-			second, err := s.ClaimMessages(ctx, 10, time.Minute)
-			if err != nil || len(second) != 1 || second[0].ClaimToken == first[0].ClaimToken {
-				t.Fatalf("ClaimMessages after the lease = %+v, %v; want the message under a new token", second, err)
+			second, err := s.ClaimMessage(ctx, time.Minute)
+			if err != nil || second == nil || second.ClaimToken == first.ClaimToken {
+				t.Fatalf("ClaimMessage after the lease = %+v, %v; want the message under a new token", second, err)
 			}
 
-			if err := s.MarkMessageSent(ctx, first[0]); !errors.Is(err, storage.ErrClaimLost) {
+			if err := s.MarkMessageSent(ctx, first); !errors.Is(err, storage.ErrClaimLost) {
 				t.Errorf("MarkMessageSent(lost claim) = %v, want ErrClaimLost", err)
 			}
-			if err := s.MarkMessageFailed(ctx, first[0], "boom", c.Now().Add(time.Minute), false); !errors.Is(err, storage.ErrClaimLost) {
+			if err := s.MarkMessageFailed(ctx, first, "boom", c.Now().Add(time.Minute), false); !errors.Is(err, storage.ErrClaimLost) {
 				t.Errorf("MarkMessageFailed(lost claim) = %v, want ErrClaimLost", err)
 			}
-			m, err := s.OutboxMessageByID(ctx, first[0].ID)
+			m, err := s.OutboxMessageByID(ctx, first.ID)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if m.Status != storage.OutboxPending || m.Attempts != 0 || m.BodyText == "" || m.ClaimToken != second[0].ClaimToken {
+			if m.Status != storage.OutboxPending || m.Attempts != 0 || m.BodyText == "" || m.ClaimToken != second.ClaimToken {
 				t.Errorf("after the lost claim's updates: %+v; want it untouched, held by the new claim", m)
 			}
 
-			if err := s.MarkMessageSent(ctx, second[0]); err != nil {
+			if err := s.MarkMessageSent(ctx, second); err != nil {
 				t.Errorf("MarkMessageSent(held claim) = %v", err)
 			}
-			if m, _ = s.OutboxMessageByID(ctx, first[0].ID); m.Status != storage.OutboxSent || m.Attempts != 1 || m.BodyText != "" {
+			if m, _ = s.OutboxMessageByID(ctx, first.ID); m.Status != storage.OutboxSent || m.Attempts != 1 || m.BodyText != "" {
 				t.Errorf("after MarkMessageSent: %+v; want sent, one attempt, body erased", m)
 			}
 		})

@@ -156,17 +156,15 @@ func (o *Outbox) Flush(ctx context.Context) error {
 	o.flushing.Lock()
 	defer o.flushing.Unlock()
 	for {
-		claimed, err := o.store.ClaimMessages(ctx, 1, o.lease())
+		m, err := o.store.ClaimMessage(ctx, o.lease())
 		if err != nil {
 			return fmt.Errorf("notify: %w", err)
 		}
-		if len(claimed) == 0 {
+		if m == nil {
 			return nil
 		}
-		for _, m := range claimed {
-			if err := o.deliver(ctx, m); err != nil {
-				return err
-			}
+		if err := o.deliver(ctx, m); err != nil {
+			return err
 		}
 	}
 }
