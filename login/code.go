@@ -67,7 +67,7 @@ func (h *Handler) codeForm(w http.ResponseWriter, r *http.Request) error {
 	case "sent":
 		page.Notice = "We sent you a new code."
 	case "wait":
-		page.Notice = "We could not send you a code yet: one was sent to your account a moment ago, for an earlier sign-in. Ask for a new code below."
+		page.Notice = "We could not send you a code: too many were sent to you in the last minutes. Ask for a new code below once the wait is over."
 		if secs, err := strconv.Atoi(q.Get("retry")); err == nil && secs > 0 && secs <= 3600 {
 			page.Wait = humanWait(time.Duration(secs) * time.Second)
 		}

@@ -563,6 +563,30 @@ func TestSecurityHeadersOnFlowPages(t *testing.T) {
 // a code at once. The code page then says so and when to ask again, instead
 // of pointing at the earlier attempt's code (bound to the replaced session,
 // it cannot work); once the wait is over, a new code works.
+// Past the per-account cap (5 codes in 15 minutes) a new sign-in gets no
+// code: the code page says so and how long to wait, instead of waiting for
+// a code that will not come.
+func TestCodePageOverTheCap(t *testing.T) {
+	e := otpEnv(t, storagetest.NewSQLite)
+	b := e.browser()
+	for i := range 5 {
+		r, _ := b.passwordStep("")
+		if loc := r.Header.Get("Location"); strings.Contains(loc, "state=wait") {
+			t.Fatalf("sign-in %d = %q, want a code", i+1, loc)
+		}
+	}
+	r, _ := b.passwordStep("")
+	loc := r.Header.Get("Location")
+	if r.StatusCode != http.StatusSeeOther || !strings.Contains(loc, "state=wait") || !strings.Contains(loc, "retry=") {
+		t.Fatalf("6th sign-in = %d %q, want the code page in state wait with retry", r.StatusCode, loc)
+	}
+	page := b.get(loc)
+	if page.StatusCode != http.StatusOK || !strings.Contains(page.body, "too many were sent") ||
+		!regexp.MustCompile(`You can ask for a new code in \d+ (seconds|minutes)`).MatchString(page.body) {
+		t.Errorf("code page over the cap = %d:\n%s", page.StatusCode, page.body)
+	}
+}
+
 func TestCodePageAfterQuickReSignIn(t *testing.T) {
 	e := otpEnv(t, storagetest.NewSQLite)
 	var skew atomic.Int64

@@ -167,9 +167,10 @@ func (h *Handler) signIn(w http.ResponseWriter, r *http.Request) error {
 	_, err = h.accounts.StartOTP(ctx, u.ID, binding, notify.Email)
 	var rl *account.RateLimitError
 	if errors.As(err, &rl) {
-		// No code for this new attempt yet: the page says so and when a
-		// new one can be asked for (the previous attempt's code is bound
-		// to the session just replaced and does not work here).
+		// Over the caps (a first code is not held back by the resend
+		// interval): no code for this attempt, and the page says so and
+		// when a new one can be asked for (an earlier attempt's code is
+		// bound to a session that is gone and does not work here).
 		return redirect(w, r, codeURL(req, notify.Email, "wait")+"&retry="+strconv.Itoa(retrySeconds(rl.RetryAfter)))
 	} else if err != nil {
 		return err
