@@ -60,15 +60,18 @@ func (a *app) benchCmd() *cobra.Command {
 		Use:   "bench",
 		Short: "Load a running Torii (or one it starts with --spawn) and report throughput, latency and errors",
 		Long: `bench loads a Torii with bounded concurrency for a fixed time per scenario and reports
-requests per second, p50/p90/p99 latency and errors by kind (any non-2xx answer is an
-error, never throughput). With --spawn it starts Torii itself on a fresh temporary SQLite
-database (or the given --database-url), measures its start-up on the existing database,
-and reports the server's CPU seconds per request, peak RSS and goroutines.
+requests per second, p50/p90/p99 latency and errors by kind (any non-2xx answer, and a
+2xx answer that is not what the scenario expects, is an error, never throughput). With
+--spawn it starts Torii itself on a fresh temporary SQLite database (or the given
+--database-url), measures its start-up on the existing database, and reports the
+server's CPU time per request, its peak RSS in each scenario, and its RSS and goroutine
+count at the start and end of each scenario.
 
 It creates the clients and the user it needs in the target's database (--database-url /
 TORII_DATABASE_URL) and deletes them afterwards. Scenarios: ` + strings.Join(benchScenarios, ", ") + `.
-The password, refresh and userinfo scenarios need the password grant, and so a server
-with TORII_OTP=off (--spawn sets it).`,
+The password, refresh, userinfo and authcode scenarios sign in without a one-time code
+(the password grant, the login form), and so need a server with TORII_OTP=off (--spawn
+sets it).`,
 		Example: `  torii bench --spawn --duration 10s
   torii bench --spawn --scenario client-credentials,introspect --concurrency 64 --json
   TORII_DATABASE_URL=postgres://... torii bench --target http://127.0.0.1:8080 --scenario jwks`,
