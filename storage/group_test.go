@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"sync"
 	"testing"
+	"time"
 )
 
 // TestGroupCommit checks SQLite's grouped single writes: every caller gets
@@ -14,7 +15,8 @@ import (
 // a caller was told succeeded is committed.
 func TestGroupCommit(t *testing.T) {
 	ctx := t.Context()
-	s, err := Open(ctx, "sqlite:"+filepath.Join(t.TempDir(), "group.db"), Options{})
+	dbURL := "sqlite:" + filepath.Join(t.TempDir(), "group.db")
+	s, err := Open(ctx, dbURL, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -102,13 +104,40 @@ func TestGroupCommit(t *testing.T) {
 		t.Errorf("%d rows updated once, want 50", bumped)
 	}
 
-	// Close finishes what is queued.
-	done := make(chan error, 1)
-	go func() {
-		_, err := s.execPrepared(context.Background(), insert, "last", 1)
-		done <- err
-	}()
-	if err := <-done; err != nil {
-		t.Errorf("insert before close: %v", err)
+	// Close while writes are under way: none hangs, and each write whose
+	// caller was told it succeeded is in the file.
+	var (
+		wg sync.WaitGroup
+		mu sync.Mutex
+		ok int
+	)
+	for i := range 100 {
+		wg.Go(func() {
+			if _, err := s.execPrepared(context.Background(), insert, fmt.Sprintf("z%d", i), i); err == nil {
+				mu.Lock()
+				ok++
+				mu.Unlock()
+			}
+		})
+	}
+	s.Close()
+	finished := make(chan struct{})
+	go func() { wg.Wait(); close(finished) }()
+	select {
+	case <-finished:
+	case <-time.After(20 * time.Second):
+		t.Fatal("writes still waiting 20 s after Close")
+	}
+	again, err := Open(ctx, dbURL, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer again.Close()
+	var stored int
+	if err := again.rdb.NewRaw("SELECT count(*) FROM g WHERE k LIKE 'z%'").Scan(ctx, &stored); err != nil {
+		t.Fatal(err)
+	}
+	if stored != ok {
+		t.Errorf("%d writes told they succeeded, %d stored", ok, stored)
 	}
 }
