@@ -51,11 +51,11 @@ func hashToken(tok string) string {
 // password change all mean nobody (false, nil). An error means the database
 // could not answer.
 func (h *Handler) SignedIn(r *http.Request) (provider.SignIn, bool, error) {
-	ls, _, err := h.current(r)
+	ls, u, err := h.current(r)
 	if err != nil || ls == nil {
 		return provider.SignIn{}, false, err
 	}
-	return provider.SignIn{Subject: ls.Subject, AuthTime: ls.AuthTime, AMR: slices.Clone(ls.AMR)}, true, nil
+	return provider.SignIn{Subject: ls.Subject, AuthTime: ls.AuthTime, AMR: slices.Clone(ls.AMR), User: u}, true, nil
 }
 
 // current returns r's live session and its user, or nils when there is none.
@@ -64,8 +64,8 @@ func (h *Handler) current(r *http.Request) (*storage.LoginSession, *storage.User
 	if err != nil || !validToken(c.Value) {
 		return nil, nil, nil
 	}
-	ctx := r.Context()
-	ls, err := h.store.LoginSession(ctx, hashToken(c.Value))
+	// A session whose user is gone is not found either.
+	ls, u, err := h.store.LoginSessionUser(r.Context(), hashToken(c.Value))
 	if errors.Is(err, storage.ErrNotFound) {
 		return nil, nil, nil
 	}
@@ -74,13 +74,6 @@ func (h *Handler) current(r *http.Request) (*storage.LoginSession, *storage.User
 	}
 	if !h.cfg.Now().Before(ls.ExpiresAt) || ls.Stage != storage.SessionComplete {
 		return nil, nil, nil
-	}
-	u, err := h.store.User(ctx, ls.Subject)
-	if errors.Is(err, storage.ErrNotFound) {
-		return nil, nil, nil
-	}
-	if err != nil {
-		return nil, nil, fmt.Errorf("login: read session user: %w", err)
 	}
 	if u.Disabled || (u.PasswordChangedAt.Valid && u.PasswordChangedAt.Time.After(ls.AuthTime)) {
 		return nil, nil, nil
@@ -101,23 +94,13 @@ func (h *Handler) halfSignedIn(r *http.Request) (*storage.LoginSession, *storage
 	if err != nil || !validToken(c.Value) {
 		return nil, nil, "", nil
 	}
-	ctx := r.Context()
-	ls, err := h.store.LoginSession(ctx, hashToken(c.Value))
+	ls, u, err := h.store.LoginSessionUser(r.Context(), hashToken(c.Value))
 	if errors.Is(err, storage.ErrNotFound) {
 		return nil, nil, "", nil
 	} else if err != nil {
 		return nil, nil, "", fmt.Errorf("login: read session: %w", err)
 	}
-	if ls.Stage != storage.SessionOTP || !h.cfg.Now().Before(ls.ExpiresAt) {
-		return nil, nil, "", nil
-	}
-	u, err := h.store.User(ctx, ls.Subject)
-	if errors.Is(err, storage.ErrNotFound) {
-		return nil, nil, "", nil
-	} else if err != nil {
-		return nil, nil, "", fmt.Errorf("login: read session user: %w", err)
-	}
-	if u.Disabled {
+	if ls.Stage != storage.SessionOTP || !h.cfg.Now().Before(ls.ExpiresAt) || u.Disabled {
 		return nil, nil, "", nil
 	}
 	return ls, u, ls.IDHash, nil

@@ -201,7 +201,10 @@ func (p *Provider) proceed(w http.ResponseWriter, r *http.Request, ar fosite.Aut
 		}
 	}
 
-	user, err := p.store.User(ctx, signin.Subject)
+	user := signin.User
+	if user == nil {
+		user, err = p.store.User(ctx, signin.Subject)
+	}
 	if errors.Is(err, storage.ErrNotFound) {
 		// The session outlived its user.
 		p.writeAuthorizeError(w, r, ar, fosite.ErrLoginRequired.WithHint("The user is not signed in."))

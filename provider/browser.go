@@ -3,6 +3,8 @@ package provider
 import (
 	"net/http"
 	"time"
+
+	"github.com/torii-idp/torii/storage"
 )
 
 // SignIn describes the person signed in on a browser.
@@ -13,6 +15,9 @@ type SignIn struct {
 	AuthTime time.Time
 	// AMR lists the authentication methods used, e.g. ["pwd"].
 	AMR []string
+	// User is the signed-in user as read for this request (never disabled),
+	// so that the authorization endpoint does not read it again.
+	User *storage.User
 }
 
 // Browser answers the provider's one question about a browser request:

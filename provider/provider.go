@@ -234,12 +234,12 @@ func (p *Provider) Keys() *Keys { return p.keys }
 
 // Routes mounts the protocol endpoints on r.
 func (p *Provider) Routes(r *mux.Router) {
-	r.HandleFunc("/oauth2/auth", cacheClients(p.authorize)).Methods("GET", "POST")
-	r.HandleFunc(ResumePath, cacheClients(p.resume)).Methods("GET")
-	r.HandleFunc("/oauth2/token", cacheClients(p.token)).Methods("POST")
-	r.HandleFunc("/oauth2/introspect", cacheClients(p.introspect)).Methods("POST")
-	r.HandleFunc("/oauth2/revoke", cacheClients(p.revoke)).Methods("POST")
-	r.HandleFunc("/userinfo", cacheClients(p.userinfo)).Methods("GET", "POST")
+	r.HandleFunc("/oauth2/auth", cacheReads(p.authorize)).Methods("GET", "POST")
+	r.HandleFunc(ResumePath, cacheReads(p.resume)).Methods("GET")
+	r.HandleFunc("/oauth2/token", cacheReads(p.token)).Methods("POST")
+	r.HandleFunc("/oauth2/introspect", cacheReads(p.introspect)).Methods("POST")
+	r.HandleFunc("/oauth2/revoke", cacheReads(p.revoke)).Methods("POST")
+	r.HandleFunc("/userinfo", cacheReads(p.userinfo)).Methods("GET", "POST")
 	r.HandleFunc(EndSessionPath, p.endSession).Methods("GET", "POST")
 	r.HandleFunc("/.well-known/openid-configuration", p.serveDiscovery).Methods("GET", "HEAD")
 	r.HandleFunc("/.well-known/jwks.json", p.serveJWKS).Methods("GET", "HEAD")
@@ -290,10 +290,11 @@ func (h skipForeign) PopulateTokenEndpointResponse(ctx context.Context, req fosi
 	return h.TokenEndpointHandler.PopulateTokenEndpointResponse(ctx, req, resp)
 }
 
-// cacheClients gives each protocol request a client cache: fosite reads a
-// request's client many times, the database answers once.
-func cacheClients(h http.HandlerFunc) http.HandlerFunc {
+// cacheReads gives each protocol request its read cache: fosite reads a
+// request's client many times and an authorization code twice; the
+// database answers once.
+func cacheReads(h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		h(w, r.WithContext(storage.WithClientCache(r.Context())))
+		h(w, r.WithContext(storage.WithRequestCache(r.Context())))
 	}
 }

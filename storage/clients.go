@@ -108,28 +108,43 @@ const selectClient = `SELECT id, name, secret_hash, redirect_uris, post_logout_r
 response_types, scopes, audience, public, skip_consent, pkce_optional, token_format, id_token_alg,
 created_at, updated_at FROM clients WHERE id = ?`
 
-type clientCacheKey struct{}
+type requestCacheKey struct{}
 
-// clientCache holds the clients one request has read.
-type clientCache struct {
-	mu sync.Mutex
-	m  map[string]*Client
+// requestCache holds what one request has read, and what it has taken.
+type requestCache struct {
+	mu      sync.Mutex
+	clients map[string]*Client
+	// codes are the active authorization code rows read, by signature:
+	// fosite reads a code twice in one redemption.
+	codes map[string]*requestRow
+	// taken are the rows this request read and deleted in one statement,
+	// by table and signature: fosite's delete that follows is then done.
+	taken map[string]bool
 }
 
-// WithClientCache returns a context in which Client remembers what it
-// read: one request (a token exchange reads its client five times or more)
-// then reads each client once. Use it for the span of one request only.
-func WithClientCache(ctx context.Context) context.Context {
-	return context.WithValue(ctx, clientCacheKey{}, &clientCache{m: map[string]*Client{}})
+// WithRequestCache returns a context for the span of one request in which
+// the store remembers what the request read: each client once (a token
+// exchange reads its client five times or more) and each authorization
+// code once (fosite reads it twice; its single use is still decided by the
+// conditional update that marks it used).
+func WithRequestCache(ctx context.Context) context.Context {
+	return context.WithValue(ctx, requestCacheKey{}, &requestCache{
+		clients: map[string]*Client{}, codes: map[string]*requestRow{}, taken: map[string]bool{},
+	})
+}
+
+func requestCacheOf(ctx context.Context) *requestCache {
+	c, _ := ctx.Value(requestCacheKey{}).(*requestCache)
+	return c
 }
 
 // Client returns the client with the given ID, or ErrNotFound. It runs on
 // every token request, as a prepared statement.
 func (s *Store) Client(ctx context.Context, id string) (*Client, error) {
-	cache, _ := ctx.Value(clientCacheKey{}).(*clientCache)
+	cache := requestCacheOf(ctx)
 	if cache != nil {
 		cache.mu.Lock()
-		c, ok := cache.m[id]
+		c, ok := cache.clients[id]
 		cache.mu.Unlock()
 		if ok {
 			cp := *c
@@ -140,7 +155,7 @@ func (s *Store) Client(ctx context.Context, id string) (*Client, error) {
 	if err == nil && cache != nil {
 		cp := *c
 		cache.mu.Lock()
-		cache.m[id] = &cp
+		cache.clients[id] = &cp
 		cache.mu.Unlock()
 	}
 	return c, err

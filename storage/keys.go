@@ -52,7 +52,7 @@ func (s *Store) DeleteSigningKey(ctx context.Context, kid string) error {
 // so that work such as creating the first keys runs on one node at a time.
 // On SQLite every write transaction is already exclusive.
 func (s *Store) Lock(ctx context.Context, name string) error {
-	if _, ok := ctx.Value(txKey{}).(*bun.Tx); !ok {
+	if !inTx(ctx) {
 		return fmt.Errorf("storage: lock %q outside a transaction", name)
 	}
 	if s.dialect != Postgres {

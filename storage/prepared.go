@@ -5,6 +5,7 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -12,6 +13,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/uptrace/bun"
 )
 
@@ -76,8 +78,8 @@ func (s *Store) cached(pool *sql.DB, query string) *sql.Stmt {
 // once the tables exist, so that transactions never wait to prepare (on
 // SQLite the writer's only connection may be the transaction's own).
 func (s *Store) prepareAll(ctx context.Context) error {
-	queries := []string{selectClient, selectUser, revokeAccess, selectLoginSession}
-	for _, m := range []map[string]string{insertRequest, selectRequest, deleteRequest, deactivate} {
+	queries := []string{selectClient, selectUser, revokeAccess, selectLoginSession, selectLoginSessionUser}
+	for _, m := range []map[string]string{insertRequest, selectRequest, deleteRequest, deactivate, takeRequest} {
 		for _, q := range m {
 			queries = append(queries, q)
 		}
@@ -141,6 +143,10 @@ func (s *Store) execPrepared(ctx context.Context, query string, args ...any) (sq
 		}
 		return st.ExecContext(ctx, args...)
 	}
+	if t := pgTxOf(ctx); t != nil {
+		n, err := t.exec(ctx, s.placeholders(query), args)
+		return pgResult(n), err
+	}
 	if s.group != nil {
 		return s.group.exec(query, args)
 	}
@@ -151,9 +157,52 @@ func (s *Store) execPrepared(ctx context.Context, query string, args ...any) (sq
 	return st.ExecContext(ctx, args...)
 }
 
+// execDeferred runs a writing statement whose outcome the caller does not
+// wait for: in a PostgreSQL transaction it is queued and sent with the
+// next statement (pgtx.go), and its error may come from that one or from
+// Commit.
+func (s *Store) execDeferred(ctx context.Context, query string, args ...any) error {
+	if t := pgTxOf(ctx); t != nil {
+		return t.enqueue(s.placeholders(query), args)
+	}
+	_, err := s.execPrepared(ctx, query, args...)
+	return err
+}
+
+// rowScanner is a row to scan: an *sql.Row, or one of a pipelined
+// transaction.
+type rowScanner interface{ Scan(dest ...any) error }
+
+// pgRow is a row to read in a pipelined transaction: Scan sends the
+// transaction's queue and the query.
+type pgRow struct {
+	ctx   context.Context
+	t     *pgTx
+	query string
+	args  []any
+}
+
+func (r pgRow) Scan(dest ...any) error {
+	err := r.t.queryRow(r.ctx, r.query, r.args, dest)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return sql.ErrNoRows
+	}
+	return err
+}
+
 // queryRowPrepared runs a reading statement: inside ctx's transaction if
 // any, else on the readers' pool.
-func (s *Store) queryRowPrepared(ctx context.Context, query string, args ...any) (*sql.Row, error) {
+func (s *Store) queryRowPrepared(ctx context.Context, query string, args ...any) (rowScanner, error) {
+	return s.queryRow(ctx, s.rdb.DB, query, args)
+}
+
+// queryRowWriter runs a statement that writes and returns a row: inside
+// ctx's transaction if any, else on the writer.
+func (s *Store) queryRowWriter(ctx context.Context, query string, args ...any) (rowScanner, error) {
+	return s.queryRow(ctx, s.db.DB, query, args)
+}
+
+func (s *Store) queryRow(ctx context.Context, pool *sql.DB, query string, args []any) (rowScanner, error) {
 	if tx, ok := ctx.Value(txKey{}).(*bun.Tx); ok {
 		st, err := s.txStmt(ctx, tx, query)
 		if err != nil {
@@ -161,7 +210,10 @@ func (s *Store) queryRowPrepared(ctx context.Context, query string, args ...any)
 		}
 		return st.QueryRowContext(ctx, args...), nil
 	}
-	st, err := s.prepare(ctx, s.rdb.DB, query)
+	if t := pgTxOf(ctx); t != nil {
+		return pgRow{ctx: ctx, t: t, query: s.placeholders(query), args: args}, nil
+	}
+	st, err := s.prepare(ctx, pool, query)
 	if err != nil {
 		return nil, err
 	}

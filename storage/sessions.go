@@ -3,6 +3,7 @@ package storage
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/uptrace/bun"
@@ -67,6 +68,37 @@ func (s *Store) LoginSession(ctx context.Context, idHash string) (*LoginSession,
 		return nil, fmt.Errorf("storage: get login session: %w", translate(err))
 	}
 	return ls, nil
+}
+
+// selectLoginSessionUser reads a session and its user in one round trip.
+var selectLoginSessionUser = `SELECT ls.id_hash, ls.subject, ls.auth_time, ls.amr, ls.user_agent, ls.stage,
+ls.created_at, ls.expires_at, ` + prefixed("u.", userColumns) + `
+FROM login_sessions ls JOIN users u ON u.id = ls.subject WHERE ls.id_hash = ? AND ls.expires_at > ?`
+
+// LoginSessionUser returns the unexpired session with the given ID hash
+// and its user, or ErrNotFound when either is missing. Every request of a
+// signed-in browser reads both: one prepared statement.
+func (s *Store) LoginSessionUser(ctx context.Context, idHash string) (*LoginSession, *User, error) {
+	row, err := s.queryRowPrepared(ctx, selectLoginSessionUser, idHash, s.formatTime(s.nowUTC()))
+	if err != nil {
+		return nil, nil, fmt.Errorf("storage: get login session: %w", err)
+	}
+	ls, u := new(LoginSession), new(User)
+	err = row.Scan(u.scanDest([]any{&ls.IDHash, &ls.Subject, dbTime{&ls.AuthTime}, (*jsonList)(&ls.AMR), &ls.UserAgent,
+		&ls.Stage, dbTime{&ls.CreatedAt}, dbTime{&ls.ExpiresAt}})...)
+	if err != nil {
+		return nil, nil, fmt.Errorf("storage: get login session: %w", translate(err))
+	}
+	return ls, u, nil
+}
+
+// prefixed qualifies each of a comma-separated column list with p.
+func prefixed(p, columns string) string {
+	cols := strings.Split(columns, ",")
+	for i, c := range cols {
+		cols[i] = p + strings.TrimSpace(c)
+	}
+	return strings.Join(cols, ", ")
 }
 
 // DeleteLoginSession ends one browser session. Ending an unknown session is

@@ -244,6 +244,9 @@ func (s *Store) idb(ctx context.Context) bun.IDB {
 	if tx, ok := ctx.Value(txKey{}).(*bun.Tx); ok {
 		return tx
 	}
+	if t := pgTxOf(ctx); t != nil {
+		return t.idb(ctx)
+	}
 	return s.db
 }
 
@@ -253,15 +256,32 @@ func (s *Store) readDB(ctx context.Context) bun.IDB {
 	if tx, ok := ctx.Value(txKey{}).(*bun.Tx); ok {
 		return tx
 	}
+	if t := pgTxOf(ctx); t != nil {
+		return t.idb(ctx)
+	}
 	return s.rdb
+}
+
+// inTx reports whether ctx carries a transaction.
+func inTx(ctx context.Context) bool {
+	_, ok := ctx.Value(txKey{}).(*bun.Tx)
+	return ok || pgTxOf(ctx) != nil
 }
 
 // BeginTX starts a transaction and returns a context carrying it; every
 // Store method called with that context runs inside it. It implements
-// fosite's storage.Transactional.
+// fosite's storage.Transactional. On PostgreSQL the transaction is
+// pipelined (pgtx.go).
 func (s *Store) BeginTX(ctx context.Context) (context.Context, error) {
-	if _, ok := ctx.Value(txKey{}).(*bun.Tx); ok {
+	if inTx(ctx) {
 		return nil, errors.New("storage: transaction already open")
+	}
+	if s.dialect == Postgres {
+		t, err := s.beginPG(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("storage: begin: %w", err)
+		}
+		return context.WithValue(ctx, pgTxKey{}, t), nil
 	}
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
@@ -272,6 +292,12 @@ func (s *Store) BeginTX(ctx context.Context) (context.Context, error) {
 
 // Commit commits the transaction carried by ctx.
 func (s *Store) Commit(ctx context.Context) error {
+	if t := pgTxOf(ctx); t != nil {
+		if err := t.commit(ctx); err != nil {
+			return fmt.Errorf("storage: commit: %w", err)
+		}
+		return nil
+	}
 	tx, ok := ctx.Value(txKey{}).(*bun.Tx)
 	if !ok {
 		return errors.New("storage: commit without a transaction")
@@ -284,6 +310,9 @@ func (s *Store) Commit(ctx context.Context) error {
 
 // Rollback aborts the transaction carried by ctx.
 func (s *Store) Rollback(ctx context.Context) error {
+	if t := pgTxOf(ctx); t != nil {
+		return t.rollback(ctx)
+	}
 	tx, ok := ctx.Value(txKey{}).(*bun.Tx)
 	if !ok {
 		return errors.New("storage: rollback without a transaction")
@@ -296,7 +325,7 @@ func (s *Store) Rollback(ctx context.Context) error {
 
 // InTx runs fn in a transaction, or inside the one ctx already carries.
 func (s *Store) InTx(ctx context.Context, fn func(ctx context.Context) error) error {
-	if _, ok := ctx.Value(txKey{}).(*bun.Tx); ok {
+	if inTx(ctx) {
 		return fn(ctx)
 	}
 	txCtx, err := s.BeginTX(ctx)

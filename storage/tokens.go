@@ -149,6 +149,8 @@ var (
 	selectRequest = map[string]string{}
 	deleteRequest = map[string]string{}
 	deactivate    = map[string]string{}
+	// takeRequest reads and deletes a row in one statement.
+	takeRequest = map[string]string{}
 )
 
 const revokeAccess = "DELETE FROM " + tableAccess + " WHERE request_id = ?"
@@ -160,6 +162,9 @@ func init() {
 		deleteRequest[t] = "DELETE FROM " + t + " WHERE signature = ?"
 		deactivate[t] = "UPDATE " + t + " SET active = ? WHERE signature = ? AND active = ?"
 	}
+	for _, t := range []string{tablePKCE, tableOIDC} {
+		takeRequest[t] = "DELETE FROM " + t + " WHERE signature = ? RETURNING " + requestColumns
+	}
 }
 
 func (s *Store) createRequest(ctx context.Context, table, signature string, r fosite.Requester, accessSignature string) error {
@@ -167,7 +172,7 @@ func (s *Store) createRequest(ctx context.Context, table, signature string, r fo
 	if err != nil {
 		return err
 	}
-	_, err = s.execPrepared(ctx, insertRequest[table], row.Signature, row.RequestID, row.ClientID, row.Subject, row.Active,
+	err = s.execDeferred(ctx, insertRequest[table], row.Signature, row.RequestID, row.ClientID, row.Subject, row.Active,
 		s.formatTime(row.RequestedAt), s.formatTime(row.ExpiresAt), encodeList(row.Scopes), encodeList(row.GrantedScopes),
 		encodeList(row.Audience), encodeList(row.GrantedAudience), row.Form, row.Session, accessSignature)
 	if err != nil {
@@ -177,16 +182,40 @@ func (s *Store) createRequest(ctx context.Context, table, signature string, r fo
 }
 
 func (s *Store) getRow(ctx context.Context, table, signature string) (*requestRow, error) {
+	cache := requestCacheOf(ctx)
+	if table == tableCode && cache != nil {
+		cache.mu.Lock()
+		row, ok := cache.codes[signature]
+		cache.mu.Unlock()
+		if ok {
+			cp := *row
+			return &cp, nil
+		}
+	}
 	q, err := s.queryRowPrepared(ctx, selectRequest[table], signature)
 	if err != nil {
 		return nil, fmt.Errorf("storage: get %s: %w", table, err)
 	}
+	row, err := scanRow(q)
+	if err != nil {
+		return nil, fmt.Errorf("storage: get %s: %w", table, translate(err))
+	}
+	if table == tableCode && cache != nil && row.Active {
+		cp := *row
+		cache.mu.Lock()
+		cache.codes[signature] = &cp
+		cache.mu.Unlock()
+	}
+	return row, nil
+}
+
+func scanRow(q interface{ Scan(dest ...any) error }) (*requestRow, error) {
 	row := new(requestRow)
-	err = q.Scan(&row.Signature, &row.RequestID, &row.ClientID, &row.Subject, &row.Active, dbTime{&row.RequestedAt},
+	err := q.Scan(&row.Signature, &row.RequestID, &row.ClientID, &row.Subject, &row.Active, dbTime{&row.RequestedAt},
 		dbTime{&row.ExpiresAt}, (*jsonList)(&row.Scopes), (*jsonList)(&row.GrantedScopes), (*jsonList)(&row.Audience),
 		(*jsonList)(&row.GrantedAudience), &row.Form, &row.Session, &row.AccessSignature)
 	if err != nil {
-		return nil, fmt.Errorf("storage: get %s: %w", table, translate(err))
+		return nil, err
 	}
 	return row, nil
 }
@@ -198,6 +227,45 @@ func (s *Store) getRequest(ctx context.Context, table, signature string, session
 	if err != nil {
 		return nil, toFosite(err)
 	}
+	return s.rowRequest(ctx, row, session, inactiveErr)
+}
+
+// takeRequest reads and deletes a request in one statement, for rows that
+// fosite deletes right after reading them (a PKCE challenge, an OpenID
+// Connect session): one round trip instead of two, and no moment in
+// which two redemptions both read the row. Within a request cache, the
+// delete fosite then asks for is already done.
+func (s *Store) takeRequest(ctx context.Context, table, signature string, session fosite.Session) (fosite.Requester, error) {
+	q, err := s.queryRowWriter(ctx, takeRequest[table], signature)
+	if err != nil {
+		return nil, toFosite(fmt.Errorf("storage: take %s: %w", table, err))
+	}
+	row, err := scanRow(q)
+	if err != nil {
+		return nil, toFosite(fmt.Errorf("storage: take %s: %w", table, translate(err)))
+	}
+	if cache := requestCacheOf(ctx); cache != nil {
+		cache.mu.Lock()
+		cache.taken[table+" "+signature] = true
+		cache.mu.Unlock()
+	}
+	return s.rowRequest(ctx, row, session, nil)
+}
+
+// deleteTaken deletes a row unless this request took it already.
+func (s *Store) deleteTaken(ctx context.Context, table, signature string) error {
+	if cache := requestCacheOf(ctx); cache != nil {
+		cache.mu.Lock()
+		taken := cache.taken[table+" "+signature]
+		cache.mu.Unlock()
+		if taken {
+			return nil
+		}
+	}
+	return s.deleteRequest(ctx, table, signature)
+}
+
+func (s *Store) rowRequest(ctx context.Context, row *requestRow, session fosite.Session, inactiveErr error) (fosite.Requester, error) {
 	req, err := s.toRequest(ctx, row, session)
 	if err != nil {
 		return nil, toFosite(err)
@@ -209,7 +277,7 @@ func (s *Store) getRequest(ctx context.Context, table, signature string, session
 }
 
 func (s *Store) deleteRequest(ctx context.Context, table, signature string) error {
-	if _, err := s.execPrepared(ctx, deleteRequest[table], signature); err != nil {
+	if err := s.execDeferred(ctx, deleteRequest[table], signature); err != nil {
 		return fmt.Errorf("storage: delete %s: %w", table, translate(err))
 	}
 	return nil
@@ -234,6 +302,11 @@ var ErrCodeAlreadyUsed = errors.New("storage: authorization code already used")
 // marks the code used, and fails with ErrCodeAlreadyUsed when a concurrent
 // redemption got there first, so a code is redeemed at most once.
 func (s *Store) InvalidateAuthorizeCodeSession(ctx context.Context, signature string) error {
+	if cache := requestCacheOf(ctx); cache != nil {
+		cache.mu.Lock()
+		delete(cache.codes, signature)
+		cache.mu.Unlock()
+	}
 	res, err := s.execPrepared(ctx, deactivate[tableCode], false, signature, true)
 	if err != nil {
 		return fmt.Errorf("storage: invalidate code: %w", translate(err))
@@ -256,14 +329,16 @@ func (s *Store) CreateOpenIDConnectSession(ctx context.Context, code string, r f
 	return s.createRequest(ctx, tableOIDC, oidcKey(code), r, "")
 }
 
-// GetOpenIDConnectSession implements openid.OpenIDConnectRequestStorage.
+// GetOpenIDConnectSession implements openid.OpenIDConnectRequestStorage. It
+// consumes the session: fosite reads it only to redeem the code, which
+// is already used by then, and deletes it right after.
 func (s *Store) GetOpenIDConnectSession(ctx context.Context, code string, r fosite.Requester) (fosite.Requester, error) {
-	return s.getRequest(ctx, tableOIDC, oidcKey(code), r.GetSession(), nil)
+	return s.takeRequest(ctx, tableOIDC, oidcKey(code), r.GetSession())
 }
 
 // DeleteOpenIDConnectSession implements openid.OpenIDConnectRequestStorage.
 func (s *Store) DeleteOpenIDConnectSession(ctx context.Context, code string) error {
-	return s.deleteRequest(ctx, tableOIDC, oidcKey(code))
+	return s.deleteTaken(ctx, tableOIDC, oidcKey(code))
 }
 
 // CreatePKCERequestSession implements pkce.PKCERequestStorage.
@@ -271,14 +346,18 @@ func (s *Store) CreatePKCERequestSession(ctx context.Context, signature string, 
 	return s.createRequest(ctx, tablePKCE, signature, r, "")
 }
 
-// GetPKCERequestSession implements pkce.PKCERequestStorage.
+// GetPKCERequestSession implements pkce.PKCERequestStorage. It consumes the
+// challenge: fosite deletes it right after reading, before it checks the
+// verifier, so that a code whose verifier failed once can never be
+// redeemed; reading and deleting in one statement also leaves no moment
+// in which two redemptions both read it.
 func (s *Store) GetPKCERequestSession(ctx context.Context, signature string, session fosite.Session) (fosite.Requester, error) {
-	return s.getRequest(ctx, tablePKCE, signature, session, nil)
+	return s.takeRequest(ctx, tablePKCE, signature, session)
 }
 
 // DeletePKCERequestSession implements pkce.PKCERequestStorage.
 func (s *Store) DeletePKCERequestSession(ctx context.Context, signature string) error {
-	return s.deleteRequest(ctx, tablePKCE, signature)
+	return s.deleteTaken(ctx, tablePKCE, signature)
 }
 
 // CreateAccessTokenSession implements oauth2.AccessTokenStorage.
@@ -346,7 +425,7 @@ func (s *Store) RevokeRefreshToken(ctx context.Context, requestID string) error 
 // RevokeAccessToken implements oauth2.TokenRevocationStorage: every access
 // token of the request is deleted.
 func (s *Store) RevokeAccessToken(ctx context.Context, requestID string) error {
-	if _, err := s.execPrepared(ctx, revokeAccess, requestID); err != nil {
+	if err := s.execDeferred(ctx, revokeAccess, requestID); err != nil {
 		return fmt.Errorf("storage: revoke access tokens: %w", translate(err))
 	}
 	return nil

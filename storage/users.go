@@ -57,9 +57,12 @@ func (s *Store) CreateUser(ctx context.Context, u *User) error {
 	return nil
 }
 
-const selectUser = `SELECT id, email, email_verified, username, phone, phone_verified, name, bio, pending_phone,
+// userColumns are the users table's columns in the order scanUser reads.
+const userColumns = `id, email, email_verified, username, phone, phone_verified, name, bio, pending_phone,
 avatar_etag, password_hash, role, disabled, failed_logins, failed_otps, locked_until, password_changed_at,
-created_at, updated_at FROM users WHERE id = ?`
+created_at, updated_at`
+
+const selectUser = `SELECT ` + userColumns + ` FROM users WHERE id = ?`
 
 // User returns the user with the given ID, or ErrNotFound. It runs on many
 // requests (sessions, refreshes, userinfo), as a prepared statement.
@@ -69,15 +72,18 @@ func (s *Store) User(ctx context.Context, id string) (*User, error) {
 		return nil, fmt.Errorf("storage: get user: %w", err)
 	}
 	u := new(User)
-	var locked, changed sql.NullTime
-	err = row.Scan(&u.ID, &u.Email, &u.EmailVerified, &u.Username, &u.Phone, &u.PhoneVerified, &u.Name, &u.Bio,
-		&u.PendingPhone, &u.AvatarETag, &u.PasswordHash, &u.Role, &u.Disabled, &u.FailedLogins, &u.FailedOTPs,
-		nullTime{&locked}, nullTime{&changed}, dbTime{&u.CreatedAt}, dbTime{&u.UpdatedAt})
-	if err != nil {
+	if err := row.Scan(u.scanDest(nil)...); err != nil {
 		return nil, fmt.Errorf("storage: get user: %w", translate(err))
 	}
-	u.LockedUntil, u.PasswordChangedAt = locked, changed
 	return u, nil
+}
+
+// scanDest returns the destinations of userColumns for Scan, after
+// before's.
+func (u *User) scanDest(before []any) []any {
+	return append(before, &u.ID, &u.Email, &u.EmailVerified, &u.Username, &u.Phone, &u.PhoneVerified, &u.Name, &u.Bio,
+		&u.PendingPhone, &u.AvatarETag, &u.PasswordHash, &u.Role, &u.Disabled, &u.FailedLogins, &u.FailedOTPs,
+		nullTime{&u.LockedUntil}, nullTime{&u.PasswordChangedAt}, dbTime{&u.CreatedAt}, dbTime{&u.UpdatedAt})
 }
 
 // UserByLogin returns the user whose canonical email or username equals

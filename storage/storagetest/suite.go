@@ -32,6 +32,8 @@ func Run(t *testing.T, open func(t testing.TB) *storage.Store) {
 		{"AuthorizeCodeRace", testAuthorizeCodeRace},
 		{"OpenIDConnectSessions", testOIDCSessions},
 		{"PKCE", testPKCE},
+		{"PKCERace", testPKCERace},
+		{"RequestCache", testRequestCache},
 		{"AccessTokens", testAccessTokens},
 		{"RefreshRotation", testRefreshRotation},
 		{"RefreshRotationRace", testRefreshRotationRace},
@@ -246,10 +248,20 @@ func testOIDCSessions(t *testing.T, s *storage.Store) {
 	if err != nil || got.GetSession().GetSubject() != "u" {
 		t.Fatalf("GetOpenIDConnectSession = %v, %v", got, err)
 	}
+	// Reading consumes it; the delete fosite then asks for succeeds.
+	if _, err := s.GetOpenIDConnectSession(ctx, code, holder); !errors.Is(err, fosite.ErrNotFound) {
+		t.Errorf("second read: %v, want ErrNotFound", err)
+	}
 	if err := s.DeleteOpenIDConnectSession(ctx, code); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.GetOpenIDConnectSession(ctx, code, holder); !errors.Is(err, fosite.ErrNotFound) {
+	if err := s.CreateOpenIDConnectSession(ctx, code+"2", newRequest(c, "req", "u")); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.DeleteOpenIDConnectSession(ctx, code+"2"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.GetOpenIDConnectSession(ctx, code+"2", holder); !errors.Is(err, fosite.ErrNotFound) {
 		t.Errorf("after delete: %v, want ErrNotFound", err)
 	}
 }
@@ -266,11 +278,86 @@ func testPKCE(t *testing.T, s *storage.Store) {
 	if err != nil || got.GetRequestForm().Get("code_challenge") != "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM" {
 		t.Fatalf("GetPKCERequestSession = %v, %v", got, err)
 	}
+	// Reading consumes it: a second redemption, even a concurrent one,
+	// finds nothing (SECURITY 11: a failed verifier leaves no retry).
+	if _, err := s.GetPKCERequestSession(ctx, "sig", emptySession()); !errors.Is(err, fosite.ErrNotFound) {
+		t.Errorf("second read: %v, want ErrNotFound", err)
+	}
 	if err := s.DeletePKCERequestSession(ctx, "sig"); err != nil {
+		t.Errorf("delete after the read = %v, want nil", err)
+	}
+	// Delete alone still deletes.
+	if err := s.CreatePKCERequestSession(ctx, "sig-2", r); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.GetPKCERequestSession(ctx, "sig", emptySession()); !errors.Is(err, fosite.ErrNotFound) {
+	if err := s.DeletePKCERequestSession(ctx, "sig-2"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.GetPKCERequestSession(ctx, "sig-2", emptySession()); !errors.Is(err, fosite.ErrNotFound) {
 		t.Errorf("after delete: %v, want ErrNotFound", err)
+	}
+}
+
+// testPKCERace: of concurrent redemptions of one code, exactly one reads
+// its PKCE challenge.
+func testPKCERace(t *testing.T, s *storage.Store) {
+	ctx := t.Context()
+	c := mustCreateClient(t, s, "app")
+	if err := s.CreatePKCERequestSession(ctx, "sig", newRequest(c, "req", "u")); err != nil {
+		t.Fatal(err)
+	}
+	var reads atomic.Int32
+	var wg sync.WaitGroup
+	for range 20 {
+		wg.Go(func() {
+			_, err := s.GetPKCERequestSession(storage.WithRequestCache(ctx), "sig", emptySession())
+			if err == nil {
+				reads.Add(1)
+			} else if !errors.Is(err, fosite.ErrNotFound) {
+				t.Errorf("concurrent read: unexpected error %v", err)
+			}
+		})
+	}
+	wg.Wait()
+	if n := reads.Load(); n != 1 {
+		t.Errorf("%d of 20 concurrent redemptions read the challenge, want exactly 1", n)
+	}
+}
+
+// testRequestCache: within one request a code is read from the database
+// once, and the cache never lets a used code be redeemed twice.
+func testRequestCache(t *testing.T, s *storage.Store) {
+	ctx := t.Context()
+	c := mustCreateClient(t, s, "app")
+	if err := s.CreateAuthorizeCodeSession(ctx, "sig", newRequest(c, "req", "u")); err != nil {
+		t.Fatal(err)
+	}
+	reqCtx := storage.WithRequestCache(ctx)
+	if _, err := s.GetAuthorizeCodeSession(reqCtx, "sig", emptySession()); err != nil {
+		t.Fatal(err)
+	}
+	// Another request redeems the code in between.
+	if err := s.InvalidateAuthorizeCodeSession(ctx, "sig"); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.GetAuthorizeCodeSession(reqCtx, "sig", emptySession())
+	if err != nil || got.GetID() != "req" {
+		t.Fatalf("second read in the request = %v, %v; want the row read first", got, err)
+	}
+	if err := s.InvalidateAuthorizeCodeSession(reqCtx, "sig"); !errors.Is(err, storage.ErrCodeAlreadyUsed) {
+		t.Errorf("redeeming a code used meanwhile = %v, want ErrCodeAlreadyUsed", err)
+	}
+	// Once this request tried to use it, it reads the database again.
+	if _, err := s.GetAuthorizeCodeSession(reqCtx, "sig", emptySession()); !errors.Is(err, fosite.ErrInvalidatedAuthorizeCode) {
+		t.Errorf("read after the redemption = %v, want ErrInvalidatedAuthorizeCode", err)
+	}
+	// A used code is never cached.
+	fresh := storage.WithRequestCache(ctx)
+	if _, err := s.GetAuthorizeCodeSession(fresh, "sig", emptySession()); !errors.Is(err, fosite.ErrInvalidatedAuthorizeCode) {
+		t.Fatalf("read of a used code = %v", err)
+	}
+	if _, err := s.GetAuthorizeCodeSession(fresh, "sig", emptySession()); !errors.Is(err, fosite.ErrInvalidatedAuthorizeCode) {
+		t.Errorf("second read of a used code = %v, want ErrInvalidatedAuthorizeCode", err)
 	}
 }
 
@@ -404,6 +491,94 @@ func testTransactions(t *testing.T, s *storage.Store) {
 	if _, err := s.GetAccessTokenSession(ctx, "committed", emptySession()); err != nil {
 		t.Errorf("committed token missing: %v", err)
 	}
+
+	// A transaction reads its own writes, in the order they were made.
+	err = s.InTx(ctx, func(ctx context.Context) error {
+		if err := s.CreateAccessTokenSession(ctx, "own", newRequest(c, "r2", "u")); err != nil {
+			return err
+		}
+		if _, err := s.GetAccessTokenSession(ctx, "own", emptySession()); err != nil {
+			return fmt.Errorf("own write not seen: %w", err)
+		}
+		if err := s.RevokeAccessToken(ctx, "r2"); err != nil {
+			return err
+		}
+		if _, err := s.GetAccessTokenSession(ctx, "own", emptySession()); !errors.Is(err, fosite.ErrNotFound) {
+			return fmt.Errorf("own delete not seen: %v", err)
+		}
+		return s.CreateAccessTokenSession(ctx, "own", newRequest(c, "r2", "u"))
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.GetAccessTokenSession(ctx, "own", emptySession()); err != nil {
+		t.Errorf("token written after its delete in one transaction missing: %v", err)
+	}
+
+	// A write that fails fails the transaction, even when its error comes
+	// only with the commit, and nothing of it remains.
+	err = s.InTx(ctx, func(ctx context.Context) error {
+		if err := s.CreateAccessTokenSession(ctx, "half", newRequest(c, "r3", "u")); err != nil {
+			return err
+		}
+		return s.CreateAccessTokenSession(ctx, "committed", newRequest(c, "r3", "u"))
+	})
+	if !errors.Is(err, storage.ErrAlreadyExists) {
+		t.Errorf("transaction with a duplicate insert = %v, want ErrAlreadyExists", err)
+	}
+	if _, err := s.GetAccessTokenSession(ctx, "half", emptySession()); !errors.Is(err, fosite.ErrNotFound) {
+		t.Errorf("write of a failed transaction exists: %v", err)
+	}
+	// A failed write is reported by the write itself or, when it was
+	// queued (PostgreSQL), by the next statement; then the commit fails.
+	txCtx, err = s.BeginTX(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	createErr := s.CreateAccessTokenSession(txCtx, "committed", newRequest(c, "r4", "u"))
+	if _, readErr := s.GetAccessTokenSession(txCtx, "committed", emptySession()); createErr == nil {
+		if readErr == nil {
+			t.Error("a duplicate insert was reported neither by the insert nor by the read after it")
+		}
+		if err := s.Commit(txCtx); err == nil {
+			t.Error("commit after a failed queued write succeeded")
+		}
+	}
+	if err := s.Rollback(txCtx); err != nil {
+		t.Errorf("rollback after a failed commit = %v, want nil (fosite rolls back on every error)", err)
+	}
+
+	// A rolled-back transaction leaves its connection clean: many in a
+	// row, more than the pool holds, and the next work is outside them.
+	for i := range 40 {
+		txCtx, err := s.BeginTX(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := s.CreateAccessTokenSession(txCtx, fmt.Sprintf("rb-%d", i), newRequest(c, "r5", "u")); err != nil {
+			t.Fatal(err)
+		}
+		if i%2 == 0 {
+			// Sends what was queued before rolling back.
+			if _, err := s.GetAccessTokenSession(txCtx, "committed", emptySession()); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := s.Rollback(txCtx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.CreateAccessTokenSession(ctx, "after", newRequest(c, "r6", "u")); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 40 {
+		if _, err := s.GetAccessTokenSession(ctx, fmt.Sprintf("rb-%d", i), emptySession()); !errors.Is(err, fosite.ErrNotFound) {
+			t.Errorf("rolled-back token rb-%d exists: %v", i, err)
+		}
+	}
+	if _, err := s.GetAccessTokenSession(ctx, "after", emptySession()); err != nil {
+		t.Errorf("write after the rollbacks missing: %v", err)
+	}
 }
 
 func newUser(id, email string) *storage.User {
@@ -520,11 +695,21 @@ func testLoginSessions(t *testing.T, s *storage.Store) {
 	if _, err := s.LoginSession(ctx, "h2"); !errors.Is(err, storage.ErrNotFound) {
 		t.Errorf("expired session found: %v", err)
 	}
+	gotLS, gotU, err := s.LoginSessionUser(ctx, "h1")
+	if err != nil || gotLS.Subject != "u1" || len(gotLS.AMR) != 1 || gotU.ID != "u1" || gotU.Email != "a@example.com" {
+		t.Fatalf("LoginSessionUser = %+v, %+v, %v", gotLS, gotU, err)
+	}
+	if _, _, err := s.LoginSessionUser(ctx, "h2"); !errors.Is(err, storage.ErrNotFound) {
+		t.Errorf("LoginSessionUser(expired) = %v, want ErrNotFound", err)
+	}
 	if err := s.DeleteLoginSession(ctx, "h1"); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := s.LoginSession(ctx, "h1"); !errors.Is(err, storage.ErrNotFound) {
 		t.Errorf("deleted session found: %v", err)
+	}
+	if _, _, err := s.LoginSessionUser(ctx, "h1"); !errors.Is(err, storage.ErrNotFound) {
+		t.Errorf("LoginSessionUser(deleted) = %v, want ErrNotFound", err)
 	}
 }
 
