@@ -11,7 +11,7 @@ import (
 // statement it commits (the WAL frames of every page the statement
 // touched, the WAL index, the locks). Single writing statements made
 // outside a transaction — a new access token on every client-credentials
-// request, a PKCE session deleted on every code redemption — therefore go
+// request, a PKCE session taken on every code redemption — therefore go
 // through a group committer: a statement that finds the writer idle runs
 // at once; the statements that queue behind it are run in one transaction
 // by the committer's goroutine and committed once, and each caller gets its
@@ -48,9 +48,12 @@ type groupCommitter struct {
 type groupedExec struct {
 	query string
 	args  []any
-	rows  int64
-	err   error
-	done  chan struct{}
+	// scan, when set, reads the row the statement returns (DELETE ...
+	// RETURNING); it runs again if the statement is run again alone.
+	scan func(rowScanner) error
+	rows int64
+	err  error
+	done chan struct{}
 }
 
 func newGroupCommitter(s *Store) *groupCommitter {
@@ -65,6 +68,22 @@ func newGroupCommitter(s *Store) *groupCommitter {
 // caller is told is what happened.
 func (g *groupCommitter) exec(query string, args []any) (sql.Result, error) {
 	e := &groupedExec{query: query, args: args, done: make(chan struct{})}
+	g.do(e)
+	if e.err != nil {
+		return nil, e.err
+	}
+	return rowsResult(e.rows), nil
+}
+
+// queryRow runs a statement that writes and returns one row, alone or in
+// a batch, and returns scan's outcome once the statement is committed.
+func (g *groupCommitter) queryRow(query string, args []any, scan func(rowScanner) error) error {
+	e := &groupedExec{query: query, args: args, scan: scan, done: make(chan struct{})}
+	g.do(e)
+	return e.err
+}
+
+func (g *groupCommitter) do(e *groupedExec) {
 	g.mu.Lock()
 	if g.busy {
 		g.queue = append(g.queue, e)
@@ -91,10 +110,6 @@ func (g *groupCommitter) exec(query string, args []any) (sql.Result, error) {
 			}
 		}
 	}
-	if e.err != nil {
-		return nil, e.err
-	}
-	return rowsResult(e.rows), nil
 }
 
 // run commits the batches handed over until close, then finishes what is
@@ -165,8 +180,20 @@ func (g *groupCommitter) commitTogether(batch []*groupedExec) bool {
 		return false
 	}
 	rows := make([]int64, len(batch))
+	errs := make([]error, len(batch))
 	for i, e := range batch {
-		res, err := tx.StmtContext(ctx, stmts[i]).ExecContext(ctx, e.args...)
+		st := tx.StmtContext(ctx, stmts[i])
+		if e.scan != nil {
+			// No row is an answer (nothing to take), not a failure.
+			if err := e.scan(st.QueryRowContext(ctx, e.args...)); errors.Is(err, sql.ErrNoRows) {
+				errs[i] = err
+			} else if err != nil {
+				tx.Rollback()
+				return false
+			}
+			continue
+		}
+		res, err := st.ExecContext(ctx, e.args...)
 		if err != nil {
 			tx.Rollback()
 			return false
@@ -178,7 +205,7 @@ func (g *groupCommitter) commitTogether(batch []*groupedExec) bool {
 		return false
 	}
 	for i, e := range batch {
-		e.rows = rows[i]
+		e.rows, e.err = rows[i], errs[i]
 	}
 	return true
 }
@@ -189,6 +216,9 @@ func (g *groupCommitter) execAlone(e *groupedExec) (int64, error) {
 	st, err := g.s.prepare(ctx, g.s.db.DB, e.query)
 	if err != nil {
 		return 0, err
+	}
+	if e.scan != nil {
+		return 0, e.scan(st.QueryRowContext(ctx, e.args...))
 	}
 	res, err := st.ExecContext(ctx, e.args...)
 	if err != nil {

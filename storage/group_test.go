@@ -2,10 +2,12 @@ package storage
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -28,6 +30,7 @@ func TestGroupCommit(t *testing.T) {
 		t.Fatal(err)
 	}
 	const insert = "INSERT INTO g (k, v) VALUES (?, ?)"
+	var takes [100]atomic.Int32
 
 	tests := []struct {
 		name string
@@ -103,6 +106,58 @@ func TestGroupCommit(t *testing.T) {
 	if bumped != 50 {
 		t.Errorf("%d rows updated once, want 50", bumped)
 	}
+
+	// Statements returning a row (a take) share batches with failing ones:
+	// each caller reads its own row, once; a missing row is ErrNoRows.
+	t.Run("takes return their own row", func(t *testing.T) {
+		var wg sync.WaitGroup
+		start := make(chan struct{})
+		errs := make([]error, 300)
+		for i := range 300 {
+			wg.Go(func() {
+				<-start
+				if i%3 == 0 {
+					if _, err := s.execPrepared(ctx, insert, fmt.Sprintf("d%d", i), -1); err == nil {
+						errs[i] = fmt.Errorf("call %d: a broken insert succeeded", i)
+					}
+					return
+				}
+				// c0, c2, …, c98 exist (v = the number); four callers take each.
+				k := (i / 3 % 50) * 2
+				row, err := s.queryRowWriter(ctx, "DELETE FROM g WHERE k = ? RETURNING v", fmt.Sprintf("c%d", k))
+				if err != nil {
+					errs[i] = err
+					return
+				}
+				var v int
+				switch err := row.Scan(&v); {
+				case errors.Is(err, sql.ErrNoRows):
+					takes[k].Add(1000)
+				case err != nil:
+					errs[i] = fmt.Errorf("call %d: %v", i, err)
+				case v != k:
+					errs[i] = fmt.Errorf("call %d: took v=%d from c%d", i, v, k)
+				default:
+					takes[k].Add(1)
+				}
+			})
+		}
+		close(start)
+		wg.Wait()
+		if err := errors.Join(errs...); err != nil {
+			t.Error(err)
+		}
+		for k := 0; k < 100; k += 2 {
+			// One caller took the row, the three others found nothing.
+			if n := takes[k].Load(); n != 3001 {
+				t.Errorf("c%d: %d takes and %d misses, want 1 and 3", k, n%1000, n/1000)
+			}
+		}
+		var left int
+		if err := s.rdb.NewRaw("SELECT count(*) FROM g WHERE k LIKE 'c%' OR k LIKE 'd%'").Scan(ctx, &left); err != nil || left != 0 {
+			t.Errorf("%d c or d rows left (%v), want 0", left, err)
+		}
+	})
 
 	// Close while writes are under way: none hangs, and each write whose
 	// caller was told it succeeded is in the file.

@@ -199,7 +199,22 @@ func (s *Store) queryRowPrepared(ctx context.Context, query string, args ...any)
 // queryRowWriter runs a statement that writes and returns a row: inside
 // ctx's transaction if any, else on the writer.
 func (s *Store) queryRowWriter(ctx context.Context, query string, args ...any) (rowScanner, error) {
+	if s.group != nil && !inTx(ctx) {
+		return groupRow{g: s.group, query: query, args: args}, nil
+	}
 	return s.queryRow(ctx, s.db.DB, query, args)
+}
+
+// groupRow is a row returned by a statement of the group committer: Scan
+// runs the statement.
+type groupRow struct {
+	g     *groupCommitter
+	query string
+	args  []any
+}
+
+func (r groupRow) Scan(dest ...any) error {
+	return r.g.queryRow(r.query, r.args, func(row rowScanner) error { return row.Scan(dest...) })
 }
 
 func (s *Store) queryRow(ctx context.Context, pool *sql.DB, query string, args []any) (rowScanner, error) {
