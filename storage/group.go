@@ -51,6 +51,9 @@ type groupedExec struct {
 	// scan, when set, reads the row the statement returns (DELETE ...
 	// RETURNING); it runs again if the statement is run again alone.
 	scan func(rowScanner) error
+	// unit, when set, is a transaction's statements (litetx.go), run under
+	// a savepoint in a batch.
+	unit []unitStmt
 	rows int64
 	err  error
 	done chan struct{}
@@ -79,6 +82,15 @@ func (g *groupCommitter) exec(query string, args []any) (sql.Result, error) {
 // a batch, and returns scan's outcome once the statement is committed.
 func (g *groupCommitter) queryRow(query string, args []any, scan func(rowScanner) error) error {
 	e := &groupedExec{query: query, args: args, scan: scan, done: make(chan struct{})}
+	g.do(e)
+	return e.err
+}
+
+// unit runs a transaction's queued statements, alone or in a batch, and
+// returns once they are committed. A statement that must change exactly
+// one row and does not undoes the unit and yields its error.
+func (g *groupCommitter) unit(stmts []unitStmt) error {
+	e := &groupedExec{unit: stmts, done: make(chan struct{})}
 	g.do(e)
 	return e.err
 }
@@ -169,6 +181,14 @@ func (g *groupCommitter) commitTogether(batch []*groupedExec) bool {
 	// only connection: preparing needs a connection too.
 	stmts := make([]*sql.Stmt, len(batch))
 	for i, e := range batch {
+		if e.unit != nil {
+			for _, u := range e.unit {
+				if _, err := g.s.prepare(ctx, g.s.db.DB, u.query); err != nil {
+					return false
+				}
+			}
+			continue
+		}
 		st, err := g.s.prepare(ctx, g.s.db.DB, e.query)
 		if err != nil {
 			return false
@@ -182,6 +202,15 @@ func (g *groupCommitter) commitTogether(batch []*groupedExec) bool {
 	rows := make([]int64, len(batch))
 	errs := make([]error, len(batch))
 	for i, e := range batch {
+		if e.unit != nil {
+			undone, err := g.runUnit(ctx, tx, e.unit)
+			if err != nil {
+				tx.Rollback()
+				return false
+			}
+			errs[i] = undone
+			continue
+		}
 		st := tx.StmtContext(ctx, stmts[i])
 		if e.scan != nil {
 			// No row is an answer (nothing to take), not a failure.
@@ -210,9 +239,49 @@ func (g *groupCommitter) commitTogether(batch []*groupedExec) bool {
 	return true
 }
 
-// execAlone runs one statement in its own (implicit) transaction.
+// runUnit runs a unit in the batch transaction tx under a savepoint. When
+// a statement that must change one row does not, the unit is undone and
+// undone is that statement's error; err is a failure that fails the batch.
+func (g *groupCommitter) runUnit(ctx context.Context, tx *sql.Tx, unit []unitStmt) (undone, err error) {
+	if _, err := tx.ExecContext(ctx, "SAVEPOINT unit"); err != nil {
+		return nil, err
+	}
+	for _, st := range unit {
+		ok, err := g.s.execUnitStmt(ctx, tx, st)
+		if err != nil {
+			return nil, err
+		}
+		if !ok {
+			if _, err := tx.ExecContext(ctx, "ROLLBACK TO unit"); err != nil {
+				return nil, err
+			}
+			undone = st.notOne
+			break
+		}
+	}
+	if _, err := tx.ExecContext(ctx, "RELEASE unit"); err != nil {
+		return nil, err
+	}
+	return undone, nil
+}
+
+// execAlone runs one statement in its own (implicit) transaction, or a
+// unit in its own transaction.
 func (g *groupCommitter) execAlone(e *groupedExec) (int64, error) {
 	ctx := context.Background()
+	if e.unit != nil {
+		tx, err := g.s.db.DB.BeginTx(ctx, nil)
+		if err != nil {
+			return 0, translate(err)
+		}
+		for _, st := range e.unit {
+			if err := g.s.runUnitStmt(ctx, tx, st); err != nil {
+				tx.Rollback()
+				return 0, err
+			}
+		}
+		return 0, translate(tx.Commit())
+	}
 	st, err := g.s.prepare(ctx, g.s.db.DB, e.query)
 	if err != nil {
 		return 0, err

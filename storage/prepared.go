@@ -136,7 +136,11 @@ func (s *Store) txStmt(ctx context.Context, tx *bun.Tx, query string) (*sql.Stmt
 
 // execPrepared runs a writing statement, inside ctx's transaction if any.
 func (s *Store) execPrepared(ctx context.Context, query string, args ...any) (sql.Result, error) {
-	if tx, ok := ctx.Value(txKey{}).(*bun.Tx); ok {
+	if t := liteTxOf(ctx); t != nil {
+		tx, err := t.open(ctx)
+		if err != nil {
+			return nil, err
+		}
 		st, err := s.txStmt(ctx, tx, query)
 		if err != nil {
 			return nil, err
@@ -158,15 +162,36 @@ func (s *Store) execPrepared(ctx context.Context, query string, args ...any) (sq
 }
 
 // execDeferred runs a writing statement whose outcome the caller does not
-// wait for: in a PostgreSQL transaction it is queued and sent with the
-// next statement (pgtx.go), and its error may come from that one or from
-// Commit.
+// wait for. In a transaction it is queued (pgtx.go, litetx.go), and its
+// error may come from a later statement or from Commit.
 func (s *Store) execDeferred(ctx context.Context, query string, args ...any) error {
-	if t := pgTxOf(ctx); t != nil {
-		return t.enqueue(s.placeholders(query), args)
+	return s.execExpect(ctx, unitStmt{query: query, args: args})
+}
+
+// execOne runs a writing statement that must change exactly one row, and
+// returns notOne when it does not. In a SQLite transaction it is queued,
+// and notOne comes from Commit; elsewhere it comes at once.
+func (s *Store) execOne(ctx context.Context, notOne error, query string, args ...any) error {
+	return s.execExpect(ctx, unitStmt{query: query, args: args, notOne: notOne})
+}
+
+func (s *Store) execExpect(ctx context.Context, st unitStmt) error {
+	if t := liteTxOf(ctx); t != nil {
+		return t.enqueue(ctx, st)
 	}
-	_, err := s.execPrepared(ctx, query, args...)
-	return err
+	if t := pgTxOf(ctx); t != nil && st.notOne == nil {
+		return t.enqueue(s.placeholders(st.query), st.args)
+	}
+	res, err := s.execPrepared(ctx, st.query, st.args...)
+	if err != nil {
+		return translate(err)
+	}
+	if st.notOne != nil {
+		if n, _ := res.RowsAffected(); n != 1 {
+			return st.notOne
+		}
+	}
+	return nil
 }
 
 // rowScanner is a row to scan: an *sql.Row, or one of a pipelined
@@ -218,7 +243,11 @@ func (r groupRow) Scan(dest ...any) error {
 }
 
 func (s *Store) queryRow(ctx context.Context, pool *sql.DB, query string, args []any) (rowScanner, error) {
-	if tx, ok := ctx.Value(txKey{}).(*bun.Tx); ok {
+	if t := liteTxOf(ctx); t != nil {
+		tx, err := t.open(ctx)
+		if err != nil {
+			return nil, err
+		}
 		st, err := s.txStmt(ctx, tx, query)
 		if err != nil {
 			return nil, err

@@ -17,6 +17,7 @@ import (
 	"net"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
@@ -70,6 +71,9 @@ type Store struct {
 	stopCheckpoints context.CancelFunc // SQLite: ends the background checkpoints
 	checkpointsDone chan struct{}
 	group           *groupCommitter // SQLite: batches single writes into shared commits
+
+	failedOnce sync.Once
+	failed     *bun.DB // SQLite: where a transaction that could not begin sends its queries
 }
 
 // Open connects to the database named by rawURL:
@@ -234,15 +238,13 @@ func (s *Store) Ping(ctx context.Context) error {
 	return nil
 }
 
-type txKey struct{}
-
 // idb returns the transaction carried by ctx, or the database's writer.
 // Every write goes through it. On SQLite the writer is one connection: a
 // write made while a transaction is open must use that transaction's
 // context, or it waits for the transaction to end.
 func (s *Store) idb(ctx context.Context) bun.IDB {
-	if tx, ok := ctx.Value(txKey{}).(*bun.Tx); ok {
-		return tx
+	if t := liteTxOf(ctx); t != nil {
+		return t.idb(ctx)
 	}
 	if t := pgTxOf(ctx); t != nil {
 		return t.idb(ctx)
@@ -253,8 +255,8 @@ func (s *Store) idb(ctx context.Context) bun.IDB {
 // rdb returns the transaction carried by ctx, or the readers' pool, for
 // queries that only read.
 func (s *Store) readDB(ctx context.Context) bun.IDB {
-	if tx, ok := ctx.Value(txKey{}).(*bun.Tx); ok {
-		return tx
+	if t := liteTxOf(ctx); t != nil {
+		return t.idb(ctx)
 	}
 	if t := pgTxOf(ctx); t != nil {
 		return t.idb(ctx)
@@ -264,14 +266,13 @@ func (s *Store) readDB(ctx context.Context) bun.IDB {
 
 // inTx reports whether ctx carries a transaction.
 func inTx(ctx context.Context) bool {
-	_, ok := ctx.Value(txKey{}).(*bun.Tx)
-	return ok || pgTxOf(ctx) != nil
+	return liteTxOf(ctx) != nil || pgTxOf(ctx) != nil
 }
 
 // BeginTX starts a transaction and returns a context carrying it; every
 // Store method called with that context runs inside it. It implements
 // fosite's storage.Transactional. On PostgreSQL the transaction is
-// pipelined (pgtx.go).
+// pipelined (pgtx.go); on SQLite it starts lazily (litetx.go).
 func (s *Store) BeginTX(ctx context.Context) (context.Context, error) {
 	if inTx(ctx) {
 		return nil, errors.New("storage: transaction already open")
@@ -283,27 +284,21 @@ func (s *Store) BeginTX(ctx context.Context) (context.Context, error) {
 		}
 		return context.WithValue(ctx, pgTxKey{}, t), nil
 	}
-	tx, err := s.db.BeginTx(ctx, nil)
-	if err != nil {
-		return nil, fmt.Errorf("storage: begin: %w", translate(err))
-	}
-	return context.WithValue(ctx, txKey{}, &tx), nil
+	return context.WithValue(ctx, liteTxKey{}, &liteTx{s: s}), nil
 }
 
 // Commit commits the transaction carried by ctx.
 func (s *Store) Commit(ctx context.Context) error {
+	var err error
 	if t := pgTxOf(ctx); t != nil {
-		if err := t.commit(ctx); err != nil {
-			return fmt.Errorf("storage: commit: %w", err)
-		}
-		return nil
-	}
-	tx, ok := ctx.Value(txKey{}).(*bun.Tx)
-	if !ok {
+		err = t.commit(ctx)
+	} else if t := liteTxOf(ctx); t != nil {
+		err = t.commit(ctx)
+	} else {
 		return errors.New("storage: commit without a transaction")
 	}
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("storage: commit: %w", translate(err))
+	if err != nil {
+		return fmt.Errorf("storage: commit: %w", err)
 	}
 	return nil
 }
@@ -313,14 +308,10 @@ func (s *Store) Rollback(ctx context.Context) error {
 	if t := pgTxOf(ctx); t != nil {
 		return t.rollback(ctx)
 	}
-	tx, ok := ctx.Value(txKey{}).(*bun.Tx)
-	if !ok {
-		return errors.New("storage: rollback without a transaction")
+	if t := liteTxOf(ctx); t != nil {
+		return t.rollback()
 	}
-	if err := tx.Rollback(); err != nil && !errors.Is(err, sql.ErrTxDone) {
-		return fmt.Errorf("storage: rollback: %w", err)
-	}
-	return nil
+	return errors.New("storage: rollback without a transaction")
 }
 
 // InTx runs fn in a transaction, or inside the one ctx already carries.

@@ -307,14 +307,11 @@ func (s *Store) InvalidateAuthorizeCodeSession(ctx context.Context, signature st
 		delete(cache.codes, signature)
 		cache.mu.Unlock()
 	}
-	res, err := s.execPrepared(ctx, deactivate[tableCode], false, signature, true)
-	if err != nil {
-		return fmt.Errorf("storage: invalidate code: %w", translate(err))
+	err := s.execOne(ctx, ErrCodeAlreadyUsed, deactivate[tableCode], false, signature, true)
+	if err != nil && !errors.Is(err, ErrCodeAlreadyUsed) {
+		return fmt.Errorf("storage: invalidate code: %w", err)
 	}
-	if n, _ := res.RowsAffected(); n != 1 {
-		return ErrCodeAlreadyUsed
-	}
-	return nil
+	return err
 }
 
 // oidcKey hashes the raw authorization code fosite uses as the key of
@@ -397,17 +394,19 @@ func (s *Store) DeleteRefreshTokenSession(ctx context.Context, signature string)
 // request rotated the same refresh token first.
 var ErrRefreshTokenUsed = errors.New("storage: refresh token already used")
 
+// errRefreshRace is a lost rotation race as fosite wants it reported.
+var errRefreshRace = fmt.Errorf("%w: %w", ErrRefreshTokenUsed, fosite.ErrSerializationFailure)
+
 // RotateRefreshToken implements oauth2.RefreshTokenStorage: the presented
 // refresh token becomes inactive (kept, so that a later reuse is detected) and
 // the access tokens of its family are revoked. Only one of several concurrent
 // rotations of one token succeeds; the others get ErrRefreshTokenUsed.
 func (s *Store) RotateRefreshToken(ctx context.Context, requestID, signature string) error {
-	res, err := s.execPrepared(ctx, deactivate[tableRefresh], false, signature, true)
-	if err != nil {
-		return fmt.Errorf("storage: rotate refresh token: %w", translate(err))
-	}
-	if n, _ := res.RowsAffected(); n != 1 {
-		return fmt.Errorf("%w: %w", ErrRefreshTokenUsed, fosite.ErrSerializationFailure)
+	err := s.execOne(ctx, errRefreshRace, deactivate[tableRefresh], false, signature, true)
+	if err != nil && !errors.Is(err, ErrRefreshTokenUsed) {
+		return fmt.Errorf("storage: rotate refresh token: %w", err)
+	} else if err != nil {
+		return err
 	}
 	return s.RevokeAccessToken(ctx, requestID)
 }
