@@ -159,6 +159,66 @@ func TestGroupCommit(t *testing.T) {
 		}
 	})
 
+	// Units (a SQLite transaction's writes) share batches: of the units
+	// claiming one row exactly one wins, a loser's other writes are undone,
+	// and a unit with a failing statement fails alone and leaves nothing.
+	t.Run("units claim once and undo the losers", func(t *testing.T) {
+		for k := range 20 {
+			if _, err := s.execPrepared(ctx, insert, fmt.Sprintf("f%d", k), 1); err != nil {
+				t.Fatal(err)
+			}
+		}
+		errUsed := errors.New("used")
+		var wins [20]atomic.Int32
+		var wg sync.WaitGroup
+		start := make(chan struct{})
+		errs := make([]error, 200)
+		for i := range 200 {
+			wg.Go(func() {
+				<-start
+				v := i
+				if i%7 == 0 {
+					v = -1 // breaks the constraint
+				}
+				err := s.group.unit([]unitStmt{
+					{query: "UPDATE g SET v = 0 WHERE k = ? AND v = 1", args: []any{fmt.Sprintf("f%d", i%20)}, notOne: errUsed},
+					{query: insert, args: []any{fmt.Sprintf("h%d", i), v}},
+				})
+				switch {
+				case i%7 == 0 && err == nil:
+					errs[i] = fmt.Errorf("unit %d: a broken insert succeeded", i)
+				case err == nil:
+					wins[i%20].Add(1)
+				case i%7 != 0 && !errors.Is(err, errUsed):
+					errs[i] = fmt.Errorf("unit %d: %v", i, err)
+				}
+			})
+		}
+		close(start)
+		wg.Wait()
+		if err := errors.Join(errs...); err != nil {
+			t.Error(err)
+		}
+		won := 0
+		for k := range 20 {
+			if n := wins[k].Load(); n != 1 {
+				t.Errorf("f%d claimed by %d units, want 1", k, n)
+			}
+			won += int(wins[k].Load())
+		}
+		var rows, claimed int
+		if err := s.rdb.NewRaw("SELECT count(*) FROM g WHERE k LIKE 'h%'").Scan(ctx, &rows); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.rdb.NewRaw("SELECT count(*) FROM g WHERE k LIKE 'f%' AND v = 0").Scan(ctx, &claimed); err != nil {
+			t.Fatal(err)
+		}
+		// Every row has unbroken claimants, so each is won exactly once.
+		if rows != 20 || claimed != 20 || won != 20 {
+			t.Errorf("%d units won, %d inserts and %d claims stored; want 20 each", won, rows, claimed)
+		}
+	})
+
 	// Close while writes are under way: none hangs, and each write whose
 	// caller was told it succeeded is in the file.
 	var (
