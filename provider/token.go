@@ -26,6 +26,9 @@ func (p *Provider) token(w http.ResponseWriter, r *http.Request) {
 		p.writeAccessError(w, r, nil, err)
 		return
 	}
+	if r.PostForm.Get("grant_type") == "authorization_code" {
+		storage.NoteRedeemedCode(ctx, r.PostForm.Get("code"))
+	}
 	sess := newSession()
 	ar, err := p.oauth2.NewAccessRequest(ctx, r, sess)
 	if err != nil {

@@ -120,6 +120,27 @@ type requestCache struct {
 	// taken are the rows this request read and deleted in one statement,
 	// by table and signature: fosite's delete that follows is then done.
 	taken map[string]bool
+	// redeemed is the raw authorization code this request redeems, if
+	// any (NoteRedeemedCode); oidc is its OpenID Connect session, read
+	// with the code, and oidcFor the code signature it was read with.
+	redeemed string
+	oidc     *requestRow
+	oidcFor  string
+	// oidcDeleted: the session's delete is queued with the code's use.
+	oidcDeleted bool
+}
+
+// NoteRedeemedCode tells the store, through ctx's request cache, which
+// authorization code the request redeems. Reading the code then reads its
+// OpenID Connect session in the same statement, and marking the code used
+// deletes that session in the same transaction: two statements fewer per
+// redemption. Without a request cache it does nothing.
+func NoteRedeemedCode(ctx context.Context, code string) {
+	if cache := requestCacheOf(ctx); cache != nil {
+		cache.mu.Lock()
+		cache.redeemed = code
+		cache.mu.Unlock()
+	}
 }
 
 // WithRequestCache returns a context for the span of one request in which

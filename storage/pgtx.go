@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/stdlib"
 	"github.com/uptrace/bun"
 )
@@ -40,6 +41,18 @@ type pgTx struct {
 type pgStmt struct {
 	query string
 	args  []any
+	// notOne, when set, is the error to report when the statement does not
+	// change exactly one row (see oneRowQuery).
+	notOne error
+}
+
+// oneRowQuery makes an UPDATE or DELETE fail on the server unless it
+// changes exactly one row, with a division by zero (SQLSTATE 22012): the
+// failure then aborts what is queued behind it (the rest of the
+// transaction and its COMMIT) in the same round trip, so a code's or
+// refresh token's single use is checked without waiting for the answer.
+func oneRowQuery(query string) string {
+	return "WITH one AS (" + query + " RETURNING 1) SELECT 1 / (count(*) = 1)::int FROM one"
 }
 
 type pgTxKey struct{}
@@ -57,12 +70,16 @@ func pgTxOf(ctx context.Context) *pgTx {
 	return t
 }
 
-// enqueue queues a write whose outcome the caller does not wait for.
-func (t *pgTx) enqueue(query string, args []any) error {
+// enqueue queues a write whose outcome the caller does not wait for; one
+// with notOne set fails the transaction unless it changes exactly one row.
+func (t *pgTx) enqueue(query string, args []any, notOne error) error {
 	if t.failed != nil {
 		return t.failed
 	}
-	t.queue = append(t.queue, pgStmt{query: query, args: args})
+	if notOne != nil {
+		query = oneRowQuery(query)
+	}
+	t.queue = append(t.queue, pgStmt{query: query, args: args, notOne: notOne})
 	return nil
 }
 
@@ -85,8 +102,9 @@ func (t *pgTx) send(ctx context.Context, last *pgStmt, read func(pgx.BatchResult
 	if last != nil {
 		b.Queue(last.query, last.args...)
 	}
-	n := len(t.queue)
-	t.queue = t.queue[:0]
+	queue := t.queue
+	t.queue = nil
+	var notOne error
 	err := t.conn.Raw(func(dc any) error {
 		pc, ok := dc.(*stdlib.Conn)
 		if !ok {
@@ -94,8 +112,12 @@ func (t *pgTx) send(ctx context.Context, last *pgStmt, read func(pgx.BatchResult
 		}
 		br := pc.Conn().SendBatch(ctx, &b)
 		var err error
-		for i := 0; i < n && err == nil; i++ {
+		for i := 0; i < len(queue) && err == nil; i++ {
 			_, err = br.Exec()
+			var pgErr *pgconn.PgError
+			if queue[i].notOne != nil && errors.As(err, &pgErr) && pgErr.Code == "22012" {
+				notOne = queue[i].notOne
+			}
 		}
 		if err == nil && last != nil {
 			err = read(br)
@@ -104,10 +126,13 @@ func (t *pgTx) send(ctx context.Context, last *pgStmt, read func(pgx.BatchResult
 	})
 	// BEGIN reached the server even when a later statement failed.
 	t.begun = true
-	if errors.Is(err, pgx.ErrNoRows) {
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
 		return err // an answer, not a failure
-	}
-	if err != nil {
+	case notOne != nil:
+		t.failed = notOne
+		return t.failed
+	case err != nil:
 		t.failed = translate(err)
 		return t.failed
 	}

@@ -78,7 +78,7 @@ func (s *Store) cached(pool *sql.DB, query string) *sql.Stmt {
 // once the tables exist, so that transactions never wait to prepare (on
 // SQLite the writer's only connection may be the transaction's own).
 func (s *Store) prepareAll(ctx context.Context) error {
-	queries := []string{selectClient, selectUser, revokeAccess, selectLoginSession, selectLoginSessionUser}
+	queries := []string{selectClient, selectUser, revokeAccess, selectLoginSession, selectLoginSessionUser, selectCodeWithOIDC}
 	for _, m := range []map[string]string{insertRequest, selectRequest, deleteRequest, deactivate, takeRequest} {
 		for _, q := range m {
 			queries = append(queries, q)
@@ -169,8 +169,9 @@ func (s *Store) execDeferred(ctx context.Context, query string, args ...any) err
 }
 
 // execOne runs a writing statement that must change exactly one row, and
-// returns notOne when it does not. In a SQLite transaction it is queued,
-// and notOne comes from Commit; elsewhere it comes at once.
+// returns notOne when it does not. In a transaction it is queued, and
+// notOne comes from the next statement or Commit; elsewhere it comes at
+// once.
 func (s *Store) execOne(ctx context.Context, notOne error, query string, args ...any) error {
 	return s.execExpect(ctx, unitStmt{query: query, args: args, notOne: notOne})
 }
@@ -179,8 +180,8 @@ func (s *Store) execExpect(ctx context.Context, st unitStmt) error {
 	if t := liteTxOf(ctx); t != nil {
 		return t.enqueue(ctx, st)
 	}
-	if t := pgTxOf(ctx); t != nil && st.notOne == nil {
-		return t.enqueue(s.placeholders(st.query), st.args)
+	if t := pgTxOf(ctx); t != nil {
+		return t.enqueue(s.placeholders(st.query), st.args, st.notOne)
 	}
 	res, err := s.execPrepared(ctx, st.query, st.args...)
 	if err != nil {

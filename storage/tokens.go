@@ -192,6 +192,15 @@ func (s *Store) getRow(ctx context.Context, table, signature string) (*requestRo
 			return &cp, nil
 		}
 	}
+	if table == tableCode && cache != nil && !inTx(ctx) {
+		cache.mu.Lock()
+		code := cache.redeemed
+		cache.redeemed = "" // once
+		cache.mu.Unlock()
+		if code != "" {
+			return s.getCodeWithOIDC(ctx, cache, signature, code)
+		}
+	}
 	q, err := s.queryRowPrepared(ctx, selectRequest[table], signature)
 	if err != nil {
 		return nil, fmt.Errorf("storage: get %s: %w", table, err)
@@ -207,6 +216,65 @@ func (s *Store) getRow(ctx context.Context, table, signature string) (*requestRo
 		cache.mu.Unlock()
 	}
 	return row, nil
+}
+
+// selectCodeWithOIDC reads an authorization code and the OpenID Connect
+// session of its raw value in one statement.
+var selectCodeWithOIDC = "SELECT 'code', " + requestColumns + " FROM " + tableCode + " WHERE signature = ? UNION ALL " +
+	"SELECT 'oidc', " + requestColumns + " FROM " + tableOIDC + " WHERE signature = ?"
+
+// getCodeWithOIDC reads the code row by signature and the OpenID Connect
+// session of the raw code, keeps both in the request cache (the code only
+// while active), and returns the code row.
+func (s *Store) getCodeWithOIDC(ctx context.Context, cache *requestCache, signature, code string) (*requestRow, error) {
+	st, err := s.prepare(ctx, s.rdb.DB, selectCodeWithOIDC)
+	if err != nil {
+		return nil, fmt.Errorf("storage: get %s: %w", tableCode, err)
+	}
+	rows, err := st.QueryContext(ctx, signature, oidcKey(code))
+	if err != nil {
+		return nil, fmt.Errorf("storage: get %s: %w", tableCode, translate(err))
+	}
+	defer rows.Close()
+	var codeRow, oidcRow *requestRow
+	for rows.Next() {
+		var kind string
+		row, err := scanRow(prefixScanner{rows, &kind})
+		if err != nil {
+			return nil, fmt.Errorf("storage: get %s: %w", tableCode, translate(err))
+		}
+		if kind == "code" {
+			codeRow = row
+		} else {
+			oidcRow = row
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("storage: get %s: %w", tableCode, translate(err))
+	}
+	if codeRow == nil {
+		return nil, fmt.Errorf("storage: get %s: %w", tableCode, ErrNotFound)
+	}
+	if codeRow.Active {
+		cp := *codeRow
+		cache.mu.Lock()
+		cache.codes[signature] = &cp
+		if oidcRow != nil {
+			cache.oidc, cache.oidcFor = oidcRow, signature
+		}
+		cache.mu.Unlock()
+	}
+	return codeRow, nil
+}
+
+// prefixScanner scans a row whose first column is read into first.
+type prefixScanner struct {
+	rows  *sql.Rows
+	first *string
+}
+
+func (p prefixScanner) Scan(dest ...any) error {
+	return p.rows.Scan(append([]any{p.first}, dest...)...)
 }
 
 func scanRow(q interface{ Scan(dest ...any) error }) (*requestRow, error) {
@@ -310,8 +378,28 @@ func (s *Store) InvalidateAuthorizeCodeSession(ctx context.Context, signature st
 	err := s.execOne(ctx, ErrCodeAlreadyUsed, deactivate[tableCode], false, signature, true)
 	if err != nil && !errors.Is(err, ErrCodeAlreadyUsed) {
 		return fmt.Errorf("storage: invalidate code: %w", err)
+	} else if err != nil {
+		return err
 	}
-	return err
+	// The code's OpenID Connect session, read with it, goes in the same
+	// transaction.
+	if cache := requestCacheOf(ctx); cache != nil {
+		cache.mu.Lock()
+		oidc := cache.oidc
+		if oidc == nil || cache.oidcFor != signature {
+			oidc = nil
+		}
+		cache.mu.Unlock()
+		if oidc != nil {
+			if err := s.deleteRequest(ctx, tableOIDC, oidc.Signature); err != nil {
+				return err
+			}
+			cache.mu.Lock()
+			cache.oidcDeleted = true
+			cache.mu.Unlock()
+		}
+	}
+	return nil
 }
 
 // oidcKey hashes the raw authorization code fosite uses as the key of
@@ -330,7 +418,22 @@ func (s *Store) CreateOpenIDConnectSession(ctx context.Context, code string, r f
 // consumes the session: fosite reads it only to redeem the code, which
 // is already used by then, and deletes it right after.
 func (s *Store) GetOpenIDConnectSession(ctx context.Context, code string, r fosite.Requester) (fosite.Requester, error) {
-	return s.takeRequest(ctx, tableOIDC, oidcKey(code), r.GetSession())
+	key := oidcKey(code)
+	// Read with the code, and deleted when the code was marked used.
+	if cache := requestCacheOf(ctx); cache != nil {
+		cache.mu.Lock()
+		row := cache.oidc
+		served := row != nil && cache.oidcDeleted && row.Signature == key
+		if served {
+			cache.oidc = nil
+			cache.taken[tableOIDC+" "+key] = true
+		}
+		cache.mu.Unlock()
+		if served {
+			return s.rowRequest(ctx, row, r.GetSession(), nil)
+		}
+	}
+	return s.takeRequest(ctx, tableOIDC, key, r.GetSession())
 }
 
 // DeleteOpenIDConnectSession implements openid.OpenIDConnectRequestStorage.

@@ -34,6 +34,7 @@ func Run(t *testing.T, open func(t testing.TB) *storage.Store) {
 		{"PKCE", testPKCE},
 		{"PKCERace", testPKCERace},
 		{"RequestCache", testRequestCache},
+		{"Redemption", testRedemption},
 		{"AccessTokens", testAccessTokens},
 		{"RefreshRotation", testRefreshRotation},
 		{"RefreshRotationRace", testRefreshRotationRace},
@@ -321,6 +322,62 @@ func testPKCERace(t *testing.T, s *storage.Store) {
 	wg.Wait()
 	if n := reads.Load(); n != 1 {
 		t.Errorf("%d of 20 concurrent redemptions read the challenge, want exactly 1", n)
+	}
+}
+
+// testRedemption: a request that noted the code it redeems reads the code
+// with its OpenID Connect session, and marking the code used deletes that
+// session in the same transaction, or not at all when the code was used
+// meanwhile.
+func testRedemption(t *testing.T, s *storage.Store) {
+	ctx := t.Context()
+	c := mustCreateClient(t, s, "app")
+	for _, raw := range []string{"raw-1.sig-1", "raw-2.sig-2"} {
+		sig := raw[len(raw)-5:]
+		if err := s.CreateAuthorizeCodeSession(ctx, sig, newRequest(c, "req-"+sig, "u")); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.CreateOpenIDConnectSession(ctx, raw, newRequest(c, "req-"+sig, "u")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	holder := fosite.NewAccessRequest(emptySession())
+
+	reqCtx := storage.WithRequestCache(ctx)
+	storage.NoteRedeemedCode(reqCtx, "raw-1.sig-1")
+	if got, err := s.GetAuthorizeCodeSession(reqCtx, "sig-1", emptySession()); err != nil || got.GetID() != "req-sig-1" {
+		t.Fatalf("GetAuthorizeCodeSession = %v, %v", got, err)
+	}
+	if err := s.InTx(reqCtx, func(ctx context.Context) error { return s.InvalidateAuthorizeCodeSession(ctx, "sig-1") }); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.GetOpenIDConnectSession(ctx, "raw-1.sig-1", holder); !errors.Is(err, fosite.ErrNotFound) {
+		t.Errorf("session left after the code was used: %v, want ErrNotFound", err)
+	}
+	got, err := s.GetOpenIDConnectSession(reqCtx, "raw-1.sig-1", holder)
+	if err != nil || got.GetSession().GetSubject() != "u" || got.GetID() != "req-sig-1" {
+		t.Errorf("GetOpenIDConnectSession in the redeeming request = %v, %v", got, err)
+	}
+	if err := s.DeleteOpenIDConnectSession(reqCtx, "raw-1.sig-1"); err != nil {
+		t.Errorf("DeleteOpenIDConnectSession = %v", err)
+	}
+
+	// Used by another request between the read and the redemption: the
+	// redemption fails and the session stays for that other request.
+	reqCtx = storage.WithRequestCache(ctx)
+	storage.NoteRedeemedCode(reqCtx, "raw-2.sig-2")
+	if _, err := s.GetAuthorizeCodeSession(reqCtx, "sig-2", emptySession()); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.InvalidateAuthorizeCodeSession(ctx, "sig-2"); err != nil {
+		t.Fatal(err)
+	}
+	err = s.InTx(reqCtx, func(ctx context.Context) error { return s.InvalidateAuthorizeCodeSession(ctx, "sig-2") })
+	if !errors.Is(err, storage.ErrCodeAlreadyUsed) {
+		t.Errorf("redeeming a code used meanwhile = %v, want ErrCodeAlreadyUsed", err)
+	}
+	if _, err := s.GetOpenIDConnectSession(ctx, "raw-2.sig-2", holder); err != nil {
+		t.Errorf("session of the failed redemption: %v, want it kept", err)
 	}
 }
 
