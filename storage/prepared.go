@@ -61,11 +61,21 @@ func (s *Store) prepare(ctx context.Context, pool *sql.DB, query string) (*sql.S
 }
 
 func (s *Store) placeholders(query string) string {
-	if s.dialect == Postgres {
-		return numberPlaceholders(query)
+	if s.dialect != Postgres {
+		return query
 	}
-	return query
+	// The same few queries run on every request: convert each once.
+	if q, ok := pgQueries.Load(query); ok {
+		return q.(string)
+	}
+	q := numberPlaceholders(query)
+	pgQueries.Store(query, q)
+	return q
 }
+
+// pgQueries caches the $n form of the queries (a fixed set, written in
+// the code).
+var pgQueries sync.Map
 
 // cached returns the statement for query on pool if it was prepared.
 func (s *Store) cached(pool *sql.DB, query string) *sql.Stmt {
