@@ -17,8 +17,11 @@ import (
 // (BEGIN, mark the grant used, revoke, two inserts, COMMIT) was six of
 // them. BEGIN and the writes whose outcome nobody waits for (a token row
 // inserted or deleted) are queued instead, and go to the server together
-// with the next statement whose answer is needed, or with COMMIT: that
-// transaction is now two round trips.
+// with the next statement whose answer is needed, or with COMMIT. A write
+// that must change exactly one row (a code's or refresh token's single
+// use) is queued too, rewritten to fail on the server otherwise
+// (oneRowQuery), which aborts everything queued behind it: that
+// transaction is now one round trip.
 //
 // Statements still run in the order they were made, so a transaction reads
 // what it wrote and takes its locks in the same order. What changes is when
