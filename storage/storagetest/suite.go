@@ -605,6 +605,64 @@ func testTransactions(t *testing.T, s *storage.Store) {
 		t.Errorf("rollback after a failed commit = %v, want nil (fosite rolls back on every error)", err)
 	}
 
+	// A single-use write that fails (the code was used already) fails the
+	// transaction even when other statements ran after it, and nothing of
+	// the transaction remains.
+	if err := s.CreateAuthorizeCodeSession(ctx, "used", newRequest(c, "r7", "u")); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.InvalidateAuthorizeCodeSession(ctx, "used"); err != nil {
+		t.Fatal(err)
+	}
+	err = s.InTx(ctx, func(ctx context.Context) error {
+		if err := s.InvalidateAuthorizeCodeSession(ctx, "used"); err != nil {
+			return err
+		}
+		if err := s.CreateAccessTokenSession(ctx, "of-used", newRequest(c, "r7", "u")); err != nil {
+			return err
+		}
+		// A read in between (it begins the real transaction on SQLite).
+		if _, err := s.GetAccessTokenSession(ctx, "committed", emptySession()); err != nil {
+			return err
+		}
+		return s.CreateAccessTokenSession(ctx, "of-used-2", newRequest(c, "r7", "u"))
+	})
+	if !errors.Is(err, storage.ErrCodeAlreadyUsed) {
+		t.Errorf("transaction redeeming a used code = %v, want ErrCodeAlreadyUsed", err)
+	}
+	for _, sig := range []string{"of-used", "of-used-2"} {
+		if _, err := s.GetAccessTokenSession(ctx, sig, emptySession()); !errors.Is(err, fosite.ErrNotFound) {
+			t.Errorf("token %s of a failed redemption exists: %v", sig, err)
+		}
+	}
+
+	// A transaction whose context ends midway rolls back, and its
+	// connection does not carry it into later work.
+	cctx, cancel := context.WithCancel(ctx)
+	txCtx, err = s.BeginTX(cctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.CreateAccessTokenSession(txCtx, "cancelled", newRequest(c, "r8", "u")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.GetAccessTokenSession(txCtx, "cancelled", emptySession()); err != nil {
+		t.Fatal(err)
+	}
+	cancel()
+	s.Commit(txCtx) // fails or not: the context ended
+	s.Rollback(txCtx)
+	for i := range 40 {
+		if err := s.CreateAccessTokenSession(ctx, fmt.Sprintf("later-%d", i), newRequest(c, "r9", "u")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range 40 {
+		if _, err := s.GetAccessTokenSession(ctx, fmt.Sprintf("later-%d", i), emptySession()); err != nil {
+			t.Errorf("write after a cancelled transaction missing: %v", err)
+		}
+	}
+
 	// A rolled-back transaction leaves its connection clean: many in a
 	// row, more than the pool holds, and the next work is outside them.
 	for i := range 40 {
