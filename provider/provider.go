@@ -124,6 +124,7 @@ type Provider struct {
 	keys    *Keys
 	signer  *signer
 	oauth2  fosite.OAuth2Provider
+	tokens  *tokenStrategy
 	clients *Clients
 	pages   *template.Template
 
@@ -194,12 +195,13 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Provider, error) {
 		ClientAuthenticationStrategy:   clients.authenticate,
 		OmitRedirectScopeParam:         true,
 	}
+	p.tokens = &tokenStrategy{
+		hmac:   oauth2.NewHMACSHAStrategyUnPrefixed(&hmac.HMACStrategy{Config: fcfg}, fcfg),
+		signer: p.signer,
+		issuer: cfg.Issuer,
+	}
 	strategy := compose.CommonStrategy{
-		CoreStrategy: &tokenStrategy{
-			hmac:   oauth2.NewHMACSHAStrategyUnPrefixed(&hmac.HMACStrategy{Config: fcfg}, fcfg),
-			signer: p.signer,
-			issuer: cfg.Issuer,
-		},
+		CoreStrategy:               p.tokens,
 		OpenIDConnectTokenStrategy: &idTokenStrategy{DefaultStrategy: openid.DefaultStrategy{Signer: p.signer, Config: fcfg}},
 		Signer:                     p.signer,
 	}

@@ -26,8 +26,16 @@ func (p *Provider) token(w http.ResponseWriter, r *http.Request) {
 		p.writeAccessError(w, r, nil, err)
 		return
 	}
-	if r.PostForm.Get("grant_type") == "authorization_code" {
-		storage.NoteRedeemedCode(ctx, r.PostForm.Get("code"))
+	// What the request redeems is read with its client (storage.NoteGrant).
+	switch form := r.PostForm; form.Get("grant_type") {
+	case "authorization_code":
+		if code := form.Get("code"); code != "" {
+			storage.NoteGrant(ctx, storage.Grant{Code: code, CodeSignature: p.tokens.AuthorizeCodeSignature(ctx, code)})
+		}
+	case "refresh_token":
+		if rt := form.Get("refresh_token"); rt != "" {
+			storage.NoteGrant(ctx, storage.Grant{RefreshSignature: p.tokens.RefreshTokenSignature(ctx, rt)})
+		}
 	}
 	sess := newSession()
 	ar, err := p.oauth2.NewAccessRequest(ctx, r, sess)

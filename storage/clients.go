@@ -2,11 +2,13 @@ package storage
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
 
 	"github.com/go-jose/go-jose/v3"
+	"github.com/jackc/pgx/v5"
 	"github.com/ory/fosite"
 	"github.com/uptrace/bun"
 )
@@ -120,25 +122,36 @@ type requestCache struct {
 	// taken are the rows this request read and deleted in one statement,
 	// by table and signature: fosite's delete that follows is then done.
 	taken map[string]bool
-	// redeemed is the raw authorization code this request redeems, if
-	// any (NoteRedeemedCode); oidc is its OpenID Connect session, read
-	// with the code, and oidcFor the code signature it was read with.
-	redeemed string
-	oidc     *requestRow
-	oidcFor  string
+	// grant is the grant this request redeems (NoteGrant), until it is
+	// read; oidc is the OpenID Connect session read with a code, and
+	// oidcFor the code signature it was read with.
+	grant   *Grant
+	oidc    *requestRow
+	oidcFor string
 	// oidcDeleted: the session's delete is queued with the code's use.
 	oidcDeleted bool
+	// refresh is the refresh token row read ahead with the client, served
+	// once.
+	refresh *requestRow
 }
 
-// NoteRedeemedCode tells the store, through ctx's request cache, which
-// authorization code the request redeems. Reading the code then reads its
-// OpenID Connect session in the same statement, and marking the code used
-// deletes that session in the same transaction: two statements fewer per
-// redemption. Without a request cache it does nothing.
-func NoteRedeemedCode(ctx context.Context, code string) {
+// Grant names what a token request redeems, known from its form before
+// fosite reads it: an authorization code (raw, and its signature) or a
+// refresh token (its signature).
+type Grant struct {
+	Code, CodeSignature string
+	RefreshSignature    string
+}
+
+// NoteGrant tells the store, through ctx's request cache, what the
+// request redeems. On PostgreSQL the client's read then reads the grant
+// in the same round trip; reading a code reads its OpenID Connect session
+// in the same statement, and marking the code used deletes that session in
+// the same transaction. Without a request cache it does nothing.
+func NoteGrant(ctx context.Context, g Grant) {
 	if cache := requestCacheOf(ctx); cache != nil {
 		cache.mu.Lock()
-		cache.redeemed = code
+		cache.grant = &g
 		cache.mu.Unlock()
 	}
 }
@@ -157,6 +170,15 @@ func WithRequestCache(ctx context.Context) context.Context {
 func requestCacheOf(ctx context.Context) *requestCache {
 	c, _ := ctx.Value(requestCacheKey{}).(*requestCache)
 	return c
+}
+
+// takeGrant returns the noted grant, once.
+func (c *requestCache) takeGrant() *Grant {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	g := c.grant
+	c.grant = nil
+	return g
 }
 
 // Client returns the client with the given ID, or ErrNotFound. It runs on
@@ -183,14 +205,83 @@ func (s *Store) Client(ctx context.Context, id string) (*Client, error) {
 }
 
 func (s *Store) readClient(ctx context.Context, id string) (*Client, error) {
+	if s.dialect == Postgres && !inTx(ctx) {
+		if cache := requestCacheOf(ctx); cache != nil {
+			if g := cache.takeGrant(); g != nil {
+				return s.readClientAndGrant(ctx, cache, id, g)
+			}
+		}
+	}
 	row, err := s.queryRowPrepared(ctx, selectClient, id)
 	if err != nil {
 		return nil, fmt.Errorf("storage: get client: %w", err)
 	}
+	c, err := scanClient(row)
+	if err != nil {
+		return nil, fmt.Errorf("storage: get client: %w", translate(err))
+	}
+	return c, nil
+}
+
+func scanClient(row rowScanner) (*Client, error) {
 	c := new(Client)
-	err = row.Scan(&c.ID, &c.Name, &c.SecretHash, (*jsonList)(&c.RedirectURIs), (*jsonList)(&c.PostLogoutRedirectURIs),
+	err := row.Scan(&c.ID, &c.Name, &c.SecretHash, (*jsonList)(&c.RedirectURIs), (*jsonList)(&c.PostLogoutRedirectURIs),
 		(*jsonList)(&c.GrantTypes), (*jsonList)(&c.ResponseTypes), (*jsonList)(&c.Scopes), (*jsonList)(&c.Audience),
 		&c.Public, &c.SkipConsent, &c.PKCEOptional, &c.TokenFormat, &c.IDTokenAlg, dbTime{&c.CreatedAt}, dbTime{&c.UpdatedAt})
+	if err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// readClientAndGrant reads the client and the grant the request redeems
+// in one round trip (PostgreSQL), and keeps the grant's rows in the
+// request cache for fosite's reads that follow. Reading them before the
+// client is authenticated changes nothing: they are only served to this
+// request's own reads, after fosite's checks.
+func (s *Store) readClientAndGrant(ctx context.Context, cache *requestCache, id string, g *Grant) (*Client, error) {
+	var b pgx.Batch
+	b.Queue(s.placeholders(selectClient), id)
+	switch {
+	case g.CodeSignature != "":
+		b.Queue(s.placeholders(selectCodeWithOIDC), g.CodeSignature, oidcKey(g.Code))
+	case g.RefreshSignature != "":
+		b.Queue(s.placeholders(selectRequest[tableRefresh]), g.RefreshSignature)
+	}
+	var c *Client
+	err := s.pgBatch(ctx, &b, func(br pgx.BatchResults) error {
+		var err error
+		if c, err = scanClient(br.QueryRow()); err != nil {
+			if errors.Is(err, pgx.ErrNoRows) {
+				err = ErrNotFound
+			}
+			return err
+		}
+		switch {
+		case g.CodeSignature != "":
+			rows, err := br.Query()
+			if err != nil {
+				return err
+			}
+			defer rows.Close()
+			_, err = s.cacheCodeWithOIDC(cache, g.CodeSignature, rows)
+			if errors.Is(err, ErrNotFound) {
+				err = nil // fosite's own read says so
+			}
+			return err
+		case g.RefreshSignature != "":
+			row, err := scanRow(br.QueryRow())
+			if errors.Is(err, pgx.ErrNoRows) {
+				return nil
+			} else if err != nil {
+				return err
+			}
+			cache.mu.Lock()
+			cache.refresh = row
+			cache.mu.Unlock()
+		}
+		return nil
+	})
 	if err != nil {
 		return nil, fmt.Errorf("storage: get client: %w", translate(err))
 	}

@@ -206,6 +206,24 @@ func (t *pgTx) rollback(ctx context.Context) error {
 	return t.conn.Close()
 }
 
+// pgBatch sends b on a connection of the pool, outside any transaction,
+// in one round trip, and hands the results to read.
+func (s *Store) pgBatch(ctx context.Context, b *pgx.Batch, read func(pgx.BatchResults) error) error {
+	conn, err := s.db.Conn(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	return conn.Raw(func(dc any) error {
+		pc, ok := dc.(*stdlib.Conn)
+		if !ok {
+			return fmt.Errorf("storage: unexpected PostgreSQL driver connection %T", dc)
+		}
+		br := pc.Conn().SendBatch(ctx, b)
+		return errors.Join(read(br), br.Close())
+	})
+}
+
 // pgResult is the sql.Result of a statement run in a pipelined transaction.
 type pgResult int64
 

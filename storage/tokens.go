@@ -192,13 +192,21 @@ func (s *Store) getRow(ctx context.Context, table, signature string) (*requestRo
 			return &cp, nil
 		}
 	}
-	if table == tableCode && cache != nil && !inTx(ctx) {
+	if table == tableRefresh && cache != nil {
 		cache.mu.Lock()
-		code := cache.redeemed
-		cache.redeemed = "" // once
+		row := cache.refresh
+		served := row != nil && row.Signature == signature
+		if served {
+			cache.refresh = nil // once: a later read sees the database
+		}
 		cache.mu.Unlock()
-		if code != "" {
-			return s.getCodeWithOIDC(ctx, cache, signature, code)
+		if served {
+			return row, nil
+		}
+	}
+	if table == tableCode && cache != nil && !inTx(ctx) {
+		if g := cache.takeGrant(); g != nil && g.CodeSignature == signature && g.Code != "" {
+			return s.getCodeWithOIDC(ctx, cache, signature, g.Code)
 		}
 	}
 	q, err := s.queryRowPrepared(ctx, selectRequest[table], signature)
@@ -236,12 +244,26 @@ func (s *Store) getCodeWithOIDC(ctx context.Context, cache *requestCache, signat
 		return nil, fmt.Errorf("storage: get %s: %w", tableCode, translate(err))
 	}
 	defer rows.Close()
+	row, err := s.cacheCodeWithOIDC(cache, signature, rows)
+	if err != nil {
+		return nil, fmt.Errorf("storage: get %s: %w", tableCode, translate(err))
+	}
+	return row, nil
+}
+
+// cacheCodeWithOIDC reads the rows of selectCodeWithOIDC into the request
+// cache and returns the code row, or ErrNotFound.
+func (s *Store) cacheCodeWithOIDC(cache *requestCache, signature string, rows interface {
+	Next() bool
+	Scan(dest ...any) error
+	Err() error
+}) (*requestRow, error) {
 	var codeRow, oidcRow *requestRow
 	for rows.Next() {
 		var kind string
 		row, err := scanRow(prefixScanner{rows, &kind})
 		if err != nil {
-			return nil, fmt.Errorf("storage: get %s: %w", tableCode, translate(err))
+			return nil, err
 		}
 		if kind == "code" {
 			codeRow = row
@@ -250,10 +272,10 @@ func (s *Store) getCodeWithOIDC(ctx context.Context, cache *requestCache, signat
 		}
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("storage: get %s: %w", tableCode, translate(err))
+		return nil, err
 	}
 	if codeRow == nil {
-		return nil, fmt.Errorf("storage: get %s: %w", tableCode, ErrNotFound)
+		return nil, ErrNotFound
 	}
 	if codeRow.Active {
 		cp := *codeRow
@@ -269,7 +291,7 @@ func (s *Store) getCodeWithOIDC(ctx context.Context, cache *requestCache, signat
 
 // prefixScanner scans a row whose first column is read into first.
 type prefixScanner struct {
-	rows  *sql.Rows
+	rows  rowScanner
 	first *string
 }
 

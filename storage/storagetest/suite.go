@@ -344,7 +344,7 @@ func testRedemption(t *testing.T, s *storage.Store) {
 	holder := fosite.NewAccessRequest(emptySession())
 
 	reqCtx := storage.WithRequestCache(ctx)
-	storage.NoteRedeemedCode(reqCtx, "raw-1.sig-1")
+	storage.NoteGrant(reqCtx, storage.Grant{Code: "raw-1.sig-1", CodeSignature: "sig-1"})
 	if got, err := s.GetAuthorizeCodeSession(reqCtx, "sig-1", emptySession()); err != nil || got.GetID() != "req-sig-1" {
 		t.Fatalf("GetAuthorizeCodeSession = %v, %v", got, err)
 	}
@@ -365,7 +365,7 @@ func testRedemption(t *testing.T, s *storage.Store) {
 	// Used by another request between the read and the redemption: the
 	// redemption fails and the session stays for that other request.
 	reqCtx = storage.WithRequestCache(ctx)
-	storage.NoteRedeemedCode(reqCtx, "raw-2.sig-2")
+	storage.NoteGrant(reqCtx, storage.Grant{Code: "raw-2.sig-2", CodeSignature: "sig-2"})
 	if _, err := s.GetAuthorizeCodeSession(reqCtx, "sig-2", emptySession()); err != nil {
 		t.Fatal(err)
 	}
@@ -378,6 +378,67 @@ func testRedemption(t *testing.T, s *storage.Store) {
 	}
 	if _, err := s.GetOpenIDConnectSession(ctx, "raw-2.sig-2", holder); err != nil {
 		t.Errorf("session of the failed redemption: %v, want it kept", err)
+	}
+
+	// The grant read with the client (PostgreSQL reads both in one round
+	// trip): the same outcomes.
+	if err := s.CreateAuthorizeCodeSession(ctx, "sig-3", newRequest(c, "req-sig-3", "u")); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.CreateOpenIDConnectSession(ctx, "raw-3.sig-3", newRequest(c, "req-sig-3", "u")); err != nil {
+		t.Fatal(err)
+	}
+	reqCtx = storage.WithRequestCache(ctx)
+	storage.NoteGrant(reqCtx, storage.Grant{Code: "raw-3.sig-3", CodeSignature: "sig-3"})
+	if got, err := s.Client(reqCtx, "app"); err != nil || got.ID != "app" {
+		t.Fatalf("Client = %v, %v", got, err)
+	}
+	if got, err := s.GetAuthorizeCodeSession(reqCtx, "sig-3", emptySession()); err != nil || got.GetID() != "req-sig-3" {
+		t.Fatalf("GetAuthorizeCodeSession after the client = %v, %v", got, err)
+	}
+	if err := s.InTx(reqCtx, func(ctx context.Context) error { return s.InvalidateAuthorizeCodeSession(ctx, "sig-3") }); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.GetOpenIDConnectSession(reqCtx, "raw-3.sig-3", holder); err != nil || got.GetID() != "req-sig-3" {
+		t.Errorf("GetOpenIDConnectSession = %v, %v", got, err)
+	}
+	if _, err := s.GetOpenIDConnectSession(ctx, "raw-3.sig-3", holder); !errors.Is(err, fosite.ErrNotFound) {
+		t.Errorf("session left after the code was used: %v", err)
+	}
+	// An unknown code read with the client is simply not found.
+	reqCtx = storage.WithRequestCache(ctx)
+	storage.NoteGrant(reqCtx, storage.Grant{Code: "nope.nope", CodeSignature: "nope"})
+	if _, err := s.Client(reqCtx, "app"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.GetAuthorizeCodeSession(reqCtx, "nope", emptySession()); !errors.Is(err, fosite.ErrNotFound) {
+		t.Errorf("unknown code = %v, want ErrNotFound", err)
+	}
+
+	// A refresh token read with the client: whatever the request read, it
+	// cannot rotate a token that another request rotated meanwhile.
+	if err := s.CreateRefreshTokenSession(ctx, "rt-1", "at-1", newRequest(c, "req-rt", "u")); err != nil {
+		t.Fatal(err)
+	}
+	reqCtx = storage.WithRequestCache(ctx)
+	storage.NoteGrant(reqCtx, storage.Grant{RefreshSignature: "rt-1"})
+	if _, err := s.Client(reqCtx, "app"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.RotateRefreshToken(ctx, "req-rt", "rt-1"); err != nil {
+		t.Fatal(err)
+	}
+	got, err = s.GetRefreshTokenSession(reqCtx, "rt-1", emptySession())
+	if got == nil || got.GetID() != "req-rt" || (err != nil && !errors.Is(err, fosite.ErrInactiveToken)) {
+		t.Fatalf("GetRefreshTokenSession = %v, %v", got, err)
+	}
+	err = s.InTx(reqCtx, func(ctx context.Context) error { return s.RotateRefreshToken(ctx, "req-rt", "rt-1") })
+	if !errors.Is(err, storage.ErrRefreshTokenUsed) {
+		t.Errorf("rotating a token rotated meanwhile = %v, want ErrRefreshTokenUsed", err)
+	}
+	// Served once: the next read sees the database.
+	if _, err := s.GetRefreshTokenSession(reqCtx, "rt-1", emptySession()); !errors.Is(err, fosite.ErrInactiveToken) {
+		t.Errorf("second read = %v, want ErrInactiveToken", err)
 	}
 }
 
