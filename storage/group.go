@@ -303,10 +303,11 @@ func (g *groupCommitter) close() {
 	<-g.done
 }
 
-// rowsResult is the sql.Result of a grouped statement.
+// rowsResult is the sql.Result of a grouped statement or of one in a
+// pipelined PostgreSQL transaction: a row count, no insert ID.
 type rowsResult int64
 
 func (r rowsResult) LastInsertId() (int64, error) { return 0, errNoInsertID }
 func (r rowsResult) RowsAffected() (int64, error) { return int64(r), nil }
 
-var errNoInsertID = errors.New("storage: grouped statements report no insert ID")
+var errNoInsertID = errors.New("storage: no insert ID (Torii's tables have none)")

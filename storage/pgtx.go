@@ -223,11 +223,3 @@ func (s *Store) pgBatch(ctx context.Context, b *pgx.Batch, read func(pgx.BatchRe
 		return errors.Join(read(br), br.Close())
 	})
 }
-
-// pgResult is the sql.Result of a statement run in a pipelined transaction.
-type pgResult int64
-
-func (r pgResult) LastInsertId() (int64, error) {
-	return 0, errors.New("storage: LastInsertId is not supported")
-}
-func (r pgResult) RowsAffected() (int64, error) { return int64(r), nil }

@@ -159,7 +159,7 @@ func (s *Store) execPrepared(ctx context.Context, query string, args ...any) (sq
 	}
 	if t := pgTxOf(ctx); t != nil {
 		n, err := t.exec(ctx, s.placeholders(query), args)
-		return pgResult(n), err
+		return rowsResult(n), err
 	}
 	if s.group != nil {
 		return s.group.exec(query, args)

@@ -230,6 +230,9 @@ func (s *Store) Close() error {
 	if s.rdb != s.db {
 		err = errors.Join(err, s.rdb.Close())
 	}
+	if s.failed != nil {
+		err = errors.Join(err, s.failed.Close())
+	}
 	return err
 }
 
