@@ -405,6 +405,30 @@ func testRedemption(t *testing.T, s *storage.Store) {
 	if _, err := s.GetOpenIDConnectSession(ctx, "raw-3.sig-3", holder); !errors.Is(err, fosite.ErrNotFound) {
 		t.Errorf("session left after the code was used: %v", err)
 	}
+	// On PostgreSQL the code is read with the client: a use in between is
+	// not seen by the read, and is by the redemption.
+	if err := s.CreateAuthorizeCodeSession(ctx, "sig-4", newRequest(c, "req-sig-4", "u")); err != nil {
+		t.Fatal(err)
+	}
+	reqCtx = storage.WithRequestCache(ctx)
+	storage.NoteGrant(reqCtx, storage.Grant{Code: "raw-4.sig-4", CodeSignature: "sig-4"})
+	if _, err := s.Client(reqCtx, "app"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.InvalidateAuthorizeCodeSession(ctx, "sig-4"); err != nil {
+		t.Fatal(err)
+	}
+	_, err = s.GetAuthorizeCodeSession(reqCtx, "sig-4", emptySession())
+	if s.Dialect() == storage.Postgres && err != nil {
+		t.Errorf("GetAuthorizeCodeSession = %v, want the row read with the client", err)
+	} else if s.Dialect() != storage.Postgres && !errors.Is(err, fosite.ErrInvalidatedAuthorizeCode) {
+		t.Errorf("GetAuthorizeCodeSession = %v, want ErrInvalidatedAuthorizeCode", err)
+	}
+	err = s.InTx(reqCtx, func(ctx context.Context) error { return s.InvalidateAuthorizeCodeSession(ctx, "sig-4") })
+	if !errors.Is(err, storage.ErrCodeAlreadyUsed) {
+		t.Errorf("redeeming a code used meanwhile = %v, want ErrCodeAlreadyUsed", err)
+	}
+
 	// An unknown code read with the client is simply not found.
 	reqCtx = storage.WithRequestCache(ctx)
 	storage.NoteGrant(reqCtx, storage.Grant{Code: "nope.nope", CodeSignature: "nope"})
@@ -429,8 +453,15 @@ func testRedemption(t *testing.T, s *storage.Store) {
 		t.Fatal(err)
 	}
 	got, err = s.GetRefreshTokenSession(reqCtx, "rt-1", emptySession())
-	if got == nil || got.GetID() != "req-rt" || (err != nil && !errors.Is(err, fosite.ErrInactiveToken)) {
+	if got == nil || got.GetID() != "req-rt" {
 		t.Fatalf("GetRefreshTokenSession = %v, %v", got, err)
+	}
+	// PostgreSQL read it with the client, before the rotation; SQLite
+	// reads it now.
+	if s.Dialect() == storage.Postgres && err != nil {
+		t.Errorf("GetRefreshTokenSession = %v, want the row read with the client", err)
+	} else if s.Dialect() != storage.Postgres && !errors.Is(err, fosite.ErrInactiveToken) {
+		t.Errorf("GetRefreshTokenSession = %v, want ErrInactiveToken", err)
 	}
 	err = s.InTx(reqCtx, func(ctx context.Context) error { return s.RotateRefreshToken(ctx, "req-rt", "rt-1") })
 	if !errors.Is(err, storage.ErrRefreshTokenUsed) {
