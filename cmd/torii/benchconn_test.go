@@ -15,8 +15,7 @@ import (
 // carries every request of a worker, bodies of every framing are read, and
 // a connection the server closes is replaced.
 func TestConnTransport(t *testing.T) {
-	var conns atomic.Int32
-	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	srv, conns := countingServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case "/echo":
 			b, _ := io.ReadAll(r.Body)
@@ -34,13 +33,6 @@ func TestConnTransport(t *testing.T) {
 			w.Write([]byte(strings.Repeat("y", 200<<10)))
 		}
 	}))
-	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
-		if s == http.StateNew {
-			conns.Add(1)
-		}
-	}
-	srv.Start()
-	defer srv.Close()
 
 	tr := newConnTransport(strings.TrimPrefix(srv.URL, "http://"), 5*time.Second)
 	defer tr.close()
@@ -126,8 +118,7 @@ func TestConnTransport(t *testing.T) {
 
 // TestConnTransportDo checks the lean request path the scenarios use.
 func TestConnTransportDo(t *testing.T) {
-	var conns atomic.Int32
-	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	srv, conns := countingServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		b, _ := io.ReadAll(r.Body)
 		switch r.URL.Path {
 		case "/form":
@@ -147,13 +138,6 @@ func TestConnTransportDo(t *testing.T) {
 			http.Error(w, "nothing here", http.StatusNotFound)
 		}
 	}))
-	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
-		if s == http.StateNew {
-			conns.Add(1)
-		}
-	}
-	srv.Start()
-	defer srv.Close()
 	tr := newConnTransport(strings.TrimPrefix(srv.URL, "http://"), 5*time.Second)
 	defer tr.close()
 
@@ -191,4 +175,19 @@ func TestConnTransportDo(t *testing.T) {
 			t.Errorf("do after the server closed = %d %q %v, want 200 \"again\"", status, body, err)
 		}
 	})
+}
+
+// countingServer starts a test server for h and counts the connections
+// made to it.
+func countingServer(t *testing.T, h http.Handler) (*httptest.Server, *atomic.Int32) {
+	conns := new(atomic.Int32)
+	srv := httptest.NewUnstartedServer(h)
+	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			conns.Add(1)
+		}
+	}
+	srv.Start()
+	t.Cleanup(srv.Close)
+	return srv, conns
 }
