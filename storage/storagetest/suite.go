@@ -678,20 +678,21 @@ func testTransactions(t *testing.T, s *storage.Store) {
 	if _, err := s.GetAccessTokenSession(ctx, "half", emptySession()); !errors.Is(err, fosite.ErrNotFound) {
 		t.Errorf("write of a failed transaction exists: %v", err)
 	}
-	// A failed write is reported by the write itself or, when it was
-	// queued (PostgreSQL), by the next statement; then the commit fails.
+	// A token row's insert in a transaction is queued (pipelined on
+	// PostgreSQL, lazy on SQLite): its failure is reported by the next
+	// statement, and then the commit fails.
 	txCtx, err = s.BeginTX(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	createErr := s.CreateAccessTokenSession(txCtx, "committed", newRequest(c, "r4", "u"))
-	if _, readErr := s.GetAccessTokenSession(txCtx, "committed", emptySession()); createErr == nil {
-		if readErr == nil {
-			t.Error("a duplicate insert was reported neither by the insert nor by the read after it")
-		}
-		if err := s.Commit(txCtx); err == nil {
-			t.Error("commit after a failed queued write succeeded")
-		}
+	if err := s.CreateAccessTokenSession(txCtx, "committed", newRequest(c, "r4", "u")); err != nil {
+		t.Errorf("queued duplicate insert = %v, want nil (its error comes with the next statement)", err)
+	}
+	if _, err := s.GetAccessTokenSession(txCtx, "committed", emptySession()); !errors.Is(err, storage.ErrAlreadyExists) {
+		t.Errorf("read after a queued duplicate insert = %v, want ErrAlreadyExists", err)
+	}
+	if err := s.Commit(txCtx); err == nil {
+		t.Error("commit after a failed queued write succeeded")
 	}
 	if err := s.Rollback(txCtx); err != nil {
 		t.Errorf("rollback after a failed commit = %v, want nil (fosite rolls back on every error)", err)
