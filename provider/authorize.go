@@ -68,6 +68,7 @@ func (p *Provider) authorize(w http.ResponseWriter, r *http.Request) {
 	r.Form.Del("request")
 	r.Form.Del("request_uri")
 	ctx := r.Context()
+	who := p.readSignIn(r, r.Form.Get("client_id"))
 	ar, err := p.oauth2.NewAuthorizeRequest(ctx, r)
 	if err != nil {
 		p.writeAuthorizeError(w, r, ar, err)
@@ -85,7 +86,23 @@ func (p *Provider) authorize(w http.ResponseWriter, r *http.Request) {
 		p.writeAuthorizeError(w, r, ar, err)
 		return
 	}
-	p.proceed(w, r, ar, nil)
+	p.proceed(w, r, ar, nil, who)
+}
+
+// browserSignIn is what a browser's session cookie says (Browser.SignedIn).
+type browserSignIn struct {
+	SignIn
+	ok  bool
+	err error
+}
+
+// readSignIn reads the browser's sign-in before the authorization request
+// is validated, so that on PostgreSQL the request's client, which fosite
+// reads next, comes in the same round trip (storage.NoteReads).
+func (p *Provider) readSignIn(r *http.Request, clientID string) browserSignIn {
+	storage.NoteReads(r.Context(), storage.ReadAhead{ClientID: clientID})
+	signin, ok, err := p.browser.SignedIn(r)
+	return browserSignIn{signin, ok, err}
 }
 
 // checkAuthorizeRequest adds Torii's rules to fosite's validation.
@@ -137,7 +154,7 @@ func (p *Provider) checkAuthorizeRequest(ar fosite.AuthorizeRequester) error {
 // proceed carries a validated authorization request forward: to the login
 // page, the consent page, or the client with a code. pending is the stored
 // request when the browser comes back from a login or consent page.
-func (p *Provider) proceed(w http.ResponseWriter, r *http.Request, ar fosite.AuthorizeRequester, pending *storage.AuthRequest) {
+func (p *Provider) proceed(w http.ResponseWriter, r *http.Request, ar fosite.AuthorizeRequester, pending *storage.AuthRequest, who browserSignIn) {
 	ctx := r.Context()
 	prompts := strings.Fields(ar.GetRequestForm().Get("prompt"))
 	requestedAt := time.Now().UTC().Truncate(time.Second)
@@ -148,9 +165,9 @@ func (p *Provider) proceed(w http.ResponseWriter, r *http.Request, ar fosite.Aut
 		req.RequestedAt = requestedAt
 	}
 
-	signin, signedIn, err := p.browser.SignedIn(r)
-	if err != nil {
-		p.writeAuthorizeError(w, r, ar, fosite.ErrTemporarilyUnavailable.WithWrap(err))
+	signin, signedIn := who.SignIn, who.ok
+	if who.err != nil {
+		p.writeAuthorizeError(w, r, ar, fosite.ErrTemporarilyUnavailable.WithWrap(who.err))
 		return
 	}
 	needLogin := !signedIn
@@ -202,6 +219,7 @@ func (p *Provider) proceed(w http.ResponseWriter, r *http.Request, ar fosite.Aut
 	}
 
 	user := signin.User
+	var err error
 	if user == nil {
 		user, err = p.store.User(ctx, signin.Subject)
 	}
@@ -354,6 +372,7 @@ func (p *Provider) resume(w http.ResponseWriter, r *http.Request) {
 	orig.URL.RawQuery = form.Encode()
 	orig.Form, orig.PostForm = nil, nil
 	orig.Body = http.NoBody
+	who := p.readSignIn(r, pending.ClientID)
 	ar, err := p.oauth2.NewAuthorizeRequest(ctx, orig)
 	if err != nil {
 		p.writeAuthorizeError(w, r, ar, err)
@@ -366,7 +385,7 @@ func (p *Provider) resume(w http.ResponseWriter, r *http.Request) {
 		p.writeAuthorizeError(w, r, ar, fosite.ErrAccessDenied.WithHint("The user denied the request."))
 		return
 	}
-	p.proceed(w, r, ar, pending)
+	p.proceed(w, r, ar, pending, who)
 }
 
 // browserID returns this browser's flow-binding ID, setting the cookie when

@@ -25,6 +25,11 @@ func (p *Provider) introspect(w http.ResponseWriter, r *http.Request) {
 		p.writeAccessError(w, r, nil, err)
 		return
 	}
+	// The access token asked about is read with the client
+	// (storage.NoteReads).
+	if token := r.PostForm.Get("token"); token != "" && r.PostForm.Get("token_type_hint") != "refresh_token" {
+		storage.NoteReads(ctx, storage.ReadAhead{AccessSignature: p.tokens.AccessTokenSignature(ctx, token)})
+	}
 	client, err := p.clients.authenticate(ctx, r, r.PostForm)
 	if err == nil && client.IsPublic() {
 		err = errClientAuth

@@ -26,33 +26,47 @@ func (p *Provider) token(w http.ResponseWriter, r *http.Request) {
 		p.writeAccessError(w, r, nil, err)
 		return
 	}
-	// What the request redeems is read with its client (storage.NoteGrant).
+	// What the request redeems is read with its client (storage.NoteReads).
 	switch form := r.PostForm; form.Get("grant_type") {
 	case "authorization_code":
 		if code := form.Get("code"); code != "" {
-			storage.NoteGrant(ctx, storage.Grant{Code: code, CodeSignature: p.tokens.AuthorizeCodeSignature(ctx, code)})
+			storage.NoteReads(ctx, storage.ReadAhead{Code: code, CodeSignature: p.tokens.AuthorizeCodeSignature(ctx, code)})
 		}
 	case "refresh_token":
 		if rt := form.Get("refresh_token"); rt != "" {
-			storage.NoteGrant(ctx, storage.Grant{RefreshSignature: p.tokens.RefreshTokenSignature(ctx, rt)})
+			storage.NoteReads(ctx, storage.ReadAhead{RefreshSignature: p.tokens.RefreshTokenSignature(ctx, rt)})
 		}
 	}
-	sess := newSession()
-	ar, err := p.oauth2.NewAccessRequest(ctx, r, sess)
+	ar, resp, err := p.exchange(ctx, r)
+	// A code whose redemption failed once its PKCE challenge was read
+	// loses the challenge now, before the answer: it can never be redeemed.
+	if endErr := p.store.EndRequest(ctx); endErr != nil {
+		p.log.ErrorContext(ctx, "consume PKCE challenge", "err", endErr)
+		if err == nil {
+			err = storageFault(endErr)
+		}
+	}
 	if err != nil {
 		p.writeAccessError(w, r, ar, err)
-		return
-	}
-	if err := p.prepareGrant(ctx, ar); err != nil {
-		p.writeAccessError(w, r, ar, err)
-		return
-	}
-	resp, err := p.oauth2.NewAccessResponse(ctx, ar)
-	if err != nil {
-		p.writeAccessError(w, r, ar, raceToInvalidGrant(err))
 		return
 	}
 	p.oauth2.WriteAccessResponse(ctx, w, ar, resp)
+}
+
+// exchange runs a token request through fosite and Torii's own checks.
+func (p *Provider) exchange(ctx context.Context, r *http.Request) (fosite.AccessRequester, fosite.AccessResponder, error) {
+	ar, err := p.oauth2.NewAccessRequest(ctx, r, newSession())
+	if err != nil {
+		return ar, nil, err
+	}
+	if err := p.prepareGrant(ctx, ar); err != nil {
+		return ar, nil, err
+	}
+	resp, err := p.oauth2.NewAccessResponse(ctx, ar)
+	if err != nil {
+		return ar, nil, raceToInvalidGrant(err)
+	}
+	return ar, resp, nil
 }
 
 // checkTokenRequest refuses what fosite would accept but RFC 6749 does not:

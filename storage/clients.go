@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync"
 	"time"
 
 	"github.com/go-jose/go-jose/v3"
@@ -110,106 +109,26 @@ const selectClient = `SELECT id, name, secret_hash, redirect_uris, post_logout_r
 response_types, scopes, audience, public, skip_consent, pkce_optional, token_format, id_token_alg,
 created_at, updated_at FROM clients WHERE id = ?`
 
-type requestCacheKey struct{}
-
-// requestCache holds what one request has read, and what it has taken.
-type requestCache struct {
-	mu      sync.Mutex
-	clients map[string]*Client
-	// codes are the active authorization code rows read, by signature:
-	// fosite reads a code twice in one redemption.
-	codes map[string]*requestRow
-	// taken are the rows this request read and deleted in one statement,
-	// by table and signature: fosite's delete that follows is then done.
-	taken map[string]bool
-	// grant is the grant this request redeems (NoteGrant), until it is
-	// read; oidc is the OpenID Connect session read with a code, and
-	// oidcFor the code signature it was read with.
-	grant   *Grant
-	oidc    *requestRow
-	oidcFor string
-	// oidcDeleted: the session's delete is queued with the code's use.
-	oidcDeleted bool
-	// refresh is the refresh token row read ahead with the client, served
-	// once.
-	refresh *requestRow
-}
-
-// Grant names what a token request redeems, known from its form before
-// fosite reads it: an authorization code (raw, and its signature) or a
-// refresh token (its signature).
-type Grant struct {
-	Code, CodeSignature string
-	RefreshSignature    string
-}
-
-// NoteGrant tells the store, through ctx's request cache, what the
-// request redeems. On PostgreSQL the client's read then reads the grant
-// in the same round trip; reading a code reads its OpenID Connect session
-// in the same statement, and marking the code used deletes that session in
-// the same transaction. Without a request cache it does nothing.
-func NoteGrant(ctx context.Context, g Grant) {
-	if cache := requestCacheOf(ctx); cache != nil {
-		cache.mu.Lock()
-		cache.grant = &g
-		cache.mu.Unlock()
-	}
-}
-
-// WithRequestCache returns a context for the span of one request in which
-// the store remembers what the request read: each client once (a token
-// exchange reads its client five times or more) and each authorization
-// code once (fosite reads it twice; its single use is still decided by the
-// conditional update that marks it used).
-func WithRequestCache(ctx context.Context) context.Context {
-	return context.WithValue(ctx, requestCacheKey{}, &requestCache{
-		clients: map[string]*Client{}, codes: map[string]*requestRow{}, taken: map[string]bool{},
-	})
-}
-
-func requestCacheOf(ctx context.Context) *requestCache {
-	c, _ := ctx.Value(requestCacheKey{}).(*requestCache)
-	return c
-}
-
-// takeGrant returns the noted grant, once.
-func (c *requestCache) takeGrant() *Grant {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	g := c.grant
-	c.grant = nil
-	return g
-}
-
 // Client returns the client with the given ID, or ErrNotFound. It runs on
 // every token request, as a prepared statement.
 func (s *Store) Client(ctx context.Context, id string) (*Client, error) {
 	cache := requestCacheOf(ctx)
 	if cache != nil {
-		cache.mu.Lock()
-		c, ok := cache.clients[id]
-		cache.mu.Unlock()
-		if ok {
-			cp := *c
-			return &cp, nil
+		if c, ok := cache.client(id); ok {
+			return c, nil
 		}
 	}
-	c, err := s.readClient(ctx, id)
+	c, err := s.readClient(ctx, cache, id)
 	if err == nil && cache != nil {
-		cp := *c
-		cache.mu.Lock()
-		cache.clients[id] = &cp
-		cache.mu.Unlock()
+		cache.putClient(c)
 	}
 	return c, err
 }
 
-func (s *Store) readClient(ctx context.Context, id string) (*Client, error) {
-	if s.dialect == Postgres && !inTx(ctx) {
-		if cache := requestCacheOf(ctx); cache != nil {
-			if g := cache.takeGrant(); g != nil {
-				return s.readClientAndGrant(ctx, cache, id, g)
-			}
+func (s *Store) readClient(ctx context.Context, cache *requestCache, id string) (*Client, error) {
+	if s.dialect == Postgres && cache != nil && !inTx(ctx) {
+		if n := cache.takeTokenReads(); n != (ReadAhead{}) {
+			return s.readClientAhead(ctx, cache, id, n)
 		}
 	}
 	row, err := s.queryRowPrepared(ctx, selectClient, id)
@@ -234,19 +153,27 @@ func scanClient(row rowScanner) (*Client, error) {
 	return c, nil
 }
 
-// readClientAndGrant reads the client and the grant the request redeems
-// in one round trip (PostgreSQL), and keeps the grant's rows in the
-// request cache for fosite's reads that follow. Reading them before the
-// client is authenticated changes nothing: they are only served to this
-// request's own reads, after fosite's checks.
-func (s *Store) readClientAndGrant(ctx context.Context, cache *requestCache, id string, g *Grant) (*Client, error) {
+// selectUserOfRefresh reads the user of a refresh token.
+var selectUserOfRefresh = "SELECT " + userColumns + " FROM users WHERE id = (SELECT subject FROM " + tableRefresh +
+	" WHERE signature = ?)"
+
+// readClientAhead reads the client and the token rows n names in one
+// round trip (PostgreSQL), and keeps the rows in the request cache for
+// fosite's reads that follow. Reading them before the client is
+// authenticated changes nothing: they are only served to this request's
+// own reads, after fosite's checks.
+func (s *Store) readClientAhead(ctx context.Context, cache *requestCache, id string, n ReadAhead) (*Client, error) {
 	var b pgx.Batch
 	b.Queue(s.placeholders(selectClient), id)
-	switch {
-	case g.CodeSignature != "":
-		b.Queue(s.placeholders(selectCodeWithOIDC), g.CodeSignature, oidcKey(g.Code))
-	case g.RefreshSignature != "":
-		b.Queue(s.placeholders(selectRequest[tableRefresh]), g.RefreshSignature)
+	if n.CodeSignature != "" {
+		b.Queue(s.placeholders(selectCodeGrant), n.CodeSignature, oidcKey(n.Code), n.CodeSignature)
+	}
+	if n.RefreshSignature != "" {
+		b.Queue(s.placeholders(selectRequest[tableRefresh]), n.RefreshSignature)
+		b.Queue(s.placeholders(selectUserOfRefresh), n.RefreshSignature)
+	}
+	if n.AccessSignature != "" {
+		b.Queue(s.placeholders(selectRequest[tableAccess]), n.AccessSignature)
 	}
 	var c *Client
 	err := s.pgBatch(ctx, &b, func(br pgx.BatchResults) error {
@@ -257,28 +184,30 @@ func (s *Store) readClientAndGrant(ctx context.Context, cache *requestCache, id 
 			}
 			return err
 		}
-		switch {
-		case g.CodeSignature != "":
+		if n.CodeSignature != "" {
 			rows, err := br.Query()
 			if err != nil {
 				return err
 			}
-			defer rows.Close()
-			_, err = s.cacheCodeWithOIDC(cache, g.CodeSignature, rows)
-			if errors.Is(err, ErrNotFound) {
-				err = nil // fosite's own read says so
-			}
-			return err
-		case g.RefreshSignature != "":
-			row, err := scanRow(br.QueryRow())
-			if errors.Is(err, pgx.ErrNoRows) {
-				return nil
-			} else if err != nil {
+			_, err = s.cacheCodeGrant(cache, n.CodeSignature, rows)
+			rows.Close()
+			if err != nil && !errors.Is(err, ErrNotFound) { // not found: fosite's own read says so
 				return err
 			}
-			cache.mu.Lock()
-			cache.refresh = row
-			cache.mu.Unlock()
+		}
+		if n.RefreshSignature != "" {
+			if err := cacheRowAhead(cache, tableRefresh, br.QueryRow()); err != nil {
+				return err
+			}
+			u := new(User)
+			if err := br.QueryRow().Scan(u.scanDest(nil)...); err == nil {
+				cache.putUser(u)
+			} else if !errors.Is(err, pgx.ErrNoRows) {
+				return err
+			}
+		}
+		if n.AccessSignature != "" {
+			return cacheRowAhead(cache, tableAccess, br.QueryRow())
 		}
 		return nil
 	})
@@ -286,6 +215,41 @@ func (s *Store) readClientAndGrant(ctx context.Context, cache *requestCache, id 
 		return nil, fmt.Errorf("storage: get client: %w", translate(err))
 	}
 	return c, nil
+}
+
+// readWithClient runs a query of one row on PostgreSQL, scanning it into
+// dest, and reads the client id in the same round trip into the request
+// cache. No row is ErrNotFound; an unknown client is left to fosite's own
+// read.
+func (s *Store) readWithClient(ctx context.Context, cache *requestCache, id, query string, args, dest []any) error {
+	var b pgx.Batch
+	b.Queue(s.placeholders(query), args...)
+	b.Queue(s.placeholders(selectClient), id)
+	return s.pgBatch(ctx, &b, func(br pgx.BatchResults) error {
+		err := br.QueryRow().Scan(dest...)
+		if errors.Is(err, pgx.ErrNoRows) {
+			err = ErrNotFound
+		}
+		c, cerr := scanClient(br.QueryRow())
+		if cerr == nil {
+			cache.putClient(c)
+		} else if !errors.Is(cerr, pgx.ErrNoRows) && err == nil {
+			err = cerr
+		}
+		return err
+	})
+}
+
+// cacheRowAhead keeps a token row read ahead; no row is kept as nothing.
+func cacheRowAhead(cache *requestCache, table string, row rowScanner) error {
+	r, err := scanRow(row)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil
+	} else if err != nil {
+		return err
+	}
+	cache.putRow(table, r)
+	return nil
 }
 
 // Clients lists every client, ordered by ID.

@@ -88,7 +88,7 @@ func (s *Store) cached(pool *sql.DB, query string) *sql.Stmt {
 // once the tables exist, so that transactions never wait to prepare (on
 // SQLite the writer's only connection may be the transaction's own).
 func (s *Store) prepareAll(ctx context.Context) error {
-	queries := []string{selectClient, selectUser, revokeAccess, selectLoginSession, selectLoginSessionUser, selectCodeWithOIDC}
+	queries := []string{selectClient, selectUser, revokeAccess, selectLoginSession, selectLoginSessionUser, selectCodeGrant}
 	for _, m := range []map[string]string{insertRequest, selectRequest, deleteRequest, deactivate, takeRequest} {
 		for _, q := range m {
 			queries = append(queries, q)

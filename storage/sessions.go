@@ -77,16 +77,29 @@ FROM login_sessions ls JOIN users u ON u.id = ls.subject WHERE ls.id_hash = ? AN
 
 // LoginSessionUser returns the unexpired session with the given ID hash
 // and its user, or ErrNotFound when either is missing. Every request of a
-// signed-in browser reads both: one prepared statement.
+// signed-in browser reads both: one prepared statement. On PostgreSQL a
+// client noted with NoteReads (an authorization request's) comes in the
+// same round trip.
 func (s *Store) LoginSessionUser(ctx context.Context, idHash string) (*LoginSession, *User, error) {
-	row, err := s.queryRowPrepared(ctx, selectLoginSessionUser, idHash, s.formatTime(s.nowUTC()))
+	ls, u := new(LoginSession), new(User)
+	dest := u.scanDest([]any{&ls.IDHash, &ls.Subject, dbTime{&ls.AuthTime}, (*jsonList)(&ls.AMR), &ls.UserAgent,
+		&ls.Stage, dbTime{&ls.CreatedAt}, dbTime{&ls.ExpiresAt}})
+	now := s.formatTime(s.nowUTC())
+	var err error
+	if cache := requestCacheOf(ctx); cache != nil && s.dialect == Postgres && !inTx(ctx) {
+		if id := cache.takeClientRead(); id != "" {
+			err = s.readWithClient(ctx, cache, id, selectLoginSessionUser, []any{idHash, now}, dest)
+			if err != nil {
+				return nil, nil, fmt.Errorf("storage: get login session: %w", translate(err))
+			}
+			return ls, u, nil
+		}
+	}
+	row, err := s.queryRowPrepared(ctx, selectLoginSessionUser, idHash, now)
 	if err != nil {
 		return nil, nil, fmt.Errorf("storage: get login session: %w", err)
 	}
-	ls, u := new(LoginSession), new(User)
-	err = row.Scan(u.scanDest([]any{&ls.IDHash, &ls.Subject, dbTime{&ls.AuthTime}, (*jsonList)(&ls.AMR), &ls.UserAgent,
-		&ls.Stage, dbTime{&ls.CreatedAt}, dbTime{&ls.ExpiresAt}})...)
-	if err != nil {
+	if err := row.Scan(dest...); err != nil {
 		return nil, nil, fmt.Errorf("storage: get login session: %w", translate(err))
 	}
 	return ls, u, nil

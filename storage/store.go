@@ -307,6 +307,9 @@ func (s *Store) Commit(ctx context.Context) error {
 	} else {
 		return errors.New("storage: commit without a transaction")
 	}
+	if c := requestCacheOf(ctx); c != nil {
+		c.settle(err == nil)
+	}
 	if err != nil {
 		return fmt.Errorf("storage: commit: %w", err)
 	}
@@ -315,6 +318,9 @@ func (s *Store) Commit(ctx context.Context) error {
 
 // Rollback aborts the transaction carried by ctx.
 func (s *Store) Rollback(ctx context.Context) error {
+	if c := requestCacheOf(ctx); c != nil {
+		c.settle(false)
+	}
 	if t := pgTxOf(ctx); t != nil {
 		return t.rollback(ctx)
 	}

@@ -183,30 +183,19 @@ func (s *Store) createRequest(ctx context.Context, table, signature string, r fo
 
 func (s *Store) getRow(ctx context.Context, table, signature string) (*requestRow, error) {
 	cache := requestCacheOf(ctx)
-	if table == tableCode && cache != nil {
-		cache.mu.Lock()
-		row, ok := cache.codes[signature]
-		cache.mu.Unlock()
-		if ok {
-			cp := *row
-			return &cp, nil
+	if cache != nil {
+		if table == tableCode {
+			if row, ok := cache.code(signature); ok {
+				return row, nil
+			}
 		}
-	}
-	if table == tableRefresh && cache != nil {
-		cache.mu.Lock()
-		row := cache.refresh
-		served := row != nil && row.Signature == signature
-		if served {
-			cache.refresh = nil // once: a later read sees the database
-		}
-		cache.mu.Unlock()
-		if served {
+		if row := cache.takeRow(table, signature); row != nil {
 			return row, nil
 		}
-	}
-	if table == tableCode && cache != nil && !inTx(ctx) {
-		if g := cache.takeGrant(); g != nil && g.CodeSignature == signature && g.Code != "" {
-			return s.getCodeWithOIDC(ctx, cache, signature, g.Code)
+		if table == tableCode && !inTx(ctx) {
+			if n := cache.takeTokenReads(); n.CodeSignature == signature && n.Code != "" {
+				return s.getCodeGrant(ctx, cache, signature, n.Code)
+			}
 		}
 	}
 	q, err := s.queryRowPrepared(ctx, selectRequest[table], signature)
@@ -217,58 +206,60 @@ func (s *Store) getRow(ctx context.Context, table, signature string) (*requestRo
 	if err != nil {
 		return nil, fmt.Errorf("storage: get %s: %w", table, translate(err))
 	}
-	if table == tableCode && cache != nil && row.Active {
-		cp := *row
-		cache.mu.Lock()
-		cache.codes[signature] = &cp
-		cache.mu.Unlock()
+	if table == tableCode && cache != nil {
+		cache.putCode(row)
 	}
 	return row, nil
 }
 
-// selectCodeWithOIDC reads an authorization code and the OpenID Connect
-// session of its raw value in one statement.
-var selectCodeWithOIDC = "SELECT 'code', " + requestColumns + " FROM " + tableCode + " WHERE signature = ? UNION ALL " +
-	"SELECT 'oidc', " + requestColumns + " FROM " + tableOIDC + " WHERE signature = ?"
+// selectCodeGrant reads an authorization code, the OpenID Connect session
+// of its raw value and its PKCE challenge in one statement.
+var selectCodeGrant = "SELECT 'code', " + requestColumns + " FROM " + tableCode + " WHERE signature = ? UNION ALL " +
+	"SELECT 'oidc', " + requestColumns + " FROM " + tableOIDC + " WHERE signature = ? UNION ALL " +
+	"SELECT 'pkce', " + requestColumns + " FROM " + tablePKCE + " WHERE signature = ?"
 
-// getCodeWithOIDC reads the code row by signature and the OpenID Connect
-// session of the raw code, keeps both in the request cache (the code only
-// while active), and returns the code row.
-func (s *Store) getCodeWithOIDC(ctx context.Context, cache *requestCache, signature, code string) (*requestRow, error) {
-	st, err := s.prepare(ctx, s.rdb.DB, selectCodeWithOIDC)
+// getCodeGrant reads the code row by signature with the OpenID Connect
+// session of the raw code and the code's PKCE challenge, keeps them in the
+// request cache, and returns the code row.
+func (s *Store) getCodeGrant(ctx context.Context, cache *requestCache, signature, code string) (*requestRow, error) {
+	st, err := s.prepare(ctx, s.rdb.DB, selectCodeGrant)
 	if err != nil {
 		return nil, fmt.Errorf("storage: get %s: %w", tableCode, err)
 	}
-	rows, err := st.QueryContext(ctx, signature, oidcKey(code))
+	rows, err := st.QueryContext(ctx, signature, oidcKey(code), signature)
 	if err != nil {
 		return nil, fmt.Errorf("storage: get %s: %w", tableCode, translate(err))
 	}
 	defer rows.Close()
-	row, err := s.cacheCodeWithOIDC(cache, signature, rows)
+	row, err := s.cacheCodeGrant(cache, signature, rows)
 	if err != nil {
 		return nil, fmt.Errorf("storage: get %s: %w", tableCode, translate(err))
 	}
 	return row, nil
 }
 
-// cacheCodeWithOIDC reads the rows of selectCodeWithOIDC into the request
-// cache and returns the code row, or ErrNotFound.
-func (s *Store) cacheCodeWithOIDC(cache *requestCache, signature string, rows interface {
+// cacheCodeGrant reads the rows of selectCodeGrant into the request
+// cache and returns the code row, or ErrNotFound. The code's OpenID
+// Connect session and PKCE challenge are kept only with an active code.
+func (s *Store) cacheCodeGrant(cache *requestCache, signature string, rows interface {
 	Next() bool
 	Scan(dest ...any) error
 	Err() error
 }) (*requestRow, error) {
-	var codeRow, oidcRow *requestRow
+	var codeRow, oidcRow, pkceRow *requestRow
 	for rows.Next() {
 		var kind string
 		row, err := scanRow(prefixScanner{rows, &kind})
 		if err != nil {
 			return nil, err
 		}
-		if kind == "code" {
+		switch kind {
+		case "code":
 			codeRow = row
-		} else {
+		case "oidc":
 			oidcRow = row
+		case "pkce":
+			pkceRow = row
 		}
 	}
 	if err := rows.Err(); err != nil {
@@ -278,13 +269,13 @@ func (s *Store) cacheCodeWithOIDC(cache *requestCache, signature string, rows in
 		return nil, ErrNotFound
 	}
 	if codeRow.Active {
-		cp := *codeRow
-		cache.mu.Lock()
-		cache.codes[signature] = &cp
+		cache.putCode(codeRow)
 		if oidcRow != nil {
-			cache.oidc, cache.oidcFor = oidcRow, signature
+			cache.putOIDC(oidcRow, signature)
 		}
-		cache.mu.Unlock()
+		if pkceRow != nil {
+			cache.putRow(tablePKCE, pkceRow)
+		}
 	}
 	return codeRow, nil
 }
@@ -335,22 +326,15 @@ func (s *Store) takeRequest(ctx context.Context, table, signature string, sessio
 		return nil, toFosite(fmt.Errorf("storage: take %s: %w", table, translate(err)))
 	}
 	if cache := requestCacheOf(ctx); cache != nil {
-		cache.mu.Lock()
-		cache.taken[table+" "+signature] = true
-		cache.mu.Unlock()
+		cache.markTaken(table, signature)
 	}
 	return s.rowRequest(ctx, row, session, nil)
 }
 
 // deleteTaken deletes a row unless this request took it already.
 func (s *Store) deleteTaken(ctx context.Context, table, signature string) error {
-	if cache := requestCacheOf(ctx); cache != nil {
-		cache.mu.Lock()
-		taken := cache.taken[table+" "+signature]
-		cache.mu.Unlock()
-		if taken {
-			return nil
-		}
+	if cache := requestCacheOf(ctx); cache != nil && cache.wasTaken(table, signature) {
+		return nil
 	}
 	return s.deleteRequest(ctx, table, signature)
 }
@@ -384,18 +368,26 @@ func (s *Store) GetAuthorizeCodeSession(ctx context.Context, signature string, s
 	return s.getRequest(ctx, tableCode, signature, session, fosite.ErrInvalidatedAuthorizeCode)
 }
 
-// ErrCodeAlreadyUsed is returned by InvalidateAuthorizeCodeSession when
-// another request redeemed the code first.
+// ErrCodeAlreadyUsed is returned by InvalidateAuthorizeCodeSession (or by
+// the Commit of its transaction) when another request redeemed the code
+// first, or consumed its PKCE challenge.
 var ErrCodeAlreadyUsed = errors.New("storage: authorization code already used")
+
+// errPKCEConsumed is a redemption whose PKCE challenge another request
+// consumed between this request's read and its use of the code: a
+// redemption whose verifier failed.
+var errPKCEConsumed = fmt.Errorf("%w: its PKCE challenge was consumed by another request", ErrCodeAlreadyUsed)
 
 // InvalidateAuthorizeCodeSession implements oauth2.AuthorizeCodeStorage. It
 // marks the code used, and fails with ErrCodeAlreadyUsed when a concurrent
-// redemption got there first, so a code is redeemed at most once.
+// redemption got there first, so a code is redeemed at most once. The
+// code's OpenID Connect session, read with it, and its PKCE challenge,
+// read by this request, are deleted in the same transaction; the
+// challenge must still be there, or the redemption fails.
 func (s *Store) InvalidateAuthorizeCodeSession(ctx context.Context, signature string) error {
-	if cache := requestCacheOf(ctx); cache != nil {
-		cache.mu.Lock()
-		delete(cache.codes, signature)
-		cache.mu.Unlock()
+	cache := requestCacheOf(ctx)
+	if cache != nil {
+		cache.dropCode(signature)
 	}
 	err := s.execOne(ctx, ErrCodeAlreadyUsed, deactivate[tableCode], false, signature, true)
 	if err != nil && !errors.Is(err, ErrCodeAlreadyUsed) {
@@ -403,22 +395,23 @@ func (s *Store) InvalidateAuthorizeCodeSession(ctx context.Context, signature st
 	} else if err != nil {
 		return err
 	}
-	// The code's OpenID Connect session, read with it, goes in the same
-	// transaction.
-	if cache := requestCacheOf(ctx); cache != nil {
-		cache.mu.Lock()
-		oidc := cache.oidc
-		if oidc == nil || cache.oidcFor != signature {
-			oidc = nil
+	if cache == nil {
+		return nil
+	}
+	if oidc := cache.oidcOf(signature); oidc != nil {
+		if err := s.deleteRequest(ctx, tableOIDC, oidc.Signature); err != nil {
+			return err
 		}
-		cache.mu.Unlock()
-		if oidc != nil {
-			if err := s.deleteRequest(ctx, tableOIDC, oidc.Signature); err != nil {
-				return err
-			}
-			cache.mu.Lock()
-			cache.oidcDeleted = true
-			cache.mu.Unlock()
+		cache.oidcQueued()
+	}
+	// A PKCE challenge is keyed by its code's signature.
+	if cache.pkceStep(signature, pkceDeferred, pkceQueued) {
+		err := s.execOne(ctx, errPKCEConsumed, deleteRequest[tablePKCE], signature)
+		if !inTx(ctx) {
+			cache.settle(err == nil || errors.Is(err, errPKCEConsumed))
+		}
+		if err != nil {
+			return err
 		}
 	}
 	return nil
@@ -443,15 +436,7 @@ func (s *Store) GetOpenIDConnectSession(ctx context.Context, code string, r fosi
 	key := oidcKey(code)
 	// Read with the code, and deleted when the code was marked used.
 	if cache := requestCacheOf(ctx); cache != nil {
-		cache.mu.Lock()
-		row := cache.oidc
-		served := row != nil && cache.oidcDeleted && row.Signature == key
-		if served {
-			cache.oidc = nil
-			cache.taken[tableOIDC+" "+key] = true
-		}
-		cache.mu.Unlock()
-		if served {
+		if row := cache.takeDeletedOIDC(key); row != nil {
 			return s.rowRequest(ctx, row, r.GetSession(), nil)
 		}
 	}
@@ -468,17 +453,36 @@ func (s *Store) CreatePKCERequestSession(ctx context.Context, signature string, 
 	return s.createRequest(ctx, tablePKCE, signature, r, "")
 }
 
-// GetPKCERequestSession implements pkce.PKCERequestStorage. It consumes the
-// challenge: fosite deletes it right after reading, before it checks the
-// verifier, so that a code whose verifier failed once can never be
-// redeemed; reading and deleting in one statement also leaves no moment
-// in which two redemptions both read it.
+// GetPKCERequestSession implements pkce.PKCERequestStorage. fosite reads
+// the challenge to redeem its code and deletes it right after, before it
+// checks the verifier, so that a code whose verifier failed once can never
+// be redeemed.
+//
+// In a request cache the read is only a read, and the delete fosite then
+// asks for waits: it goes into the redemption's transaction as a
+// statement that must delete the row (so a concurrent request that
+// consumed the challenge fails this redemption, as the code's own single
+// use does), or, when no redemption commits, to EndRequest. Without a
+// request cache the challenge is read and deleted in one statement.
 func (s *Store) GetPKCERequestSession(ctx context.Context, signature string, session fosite.Session) (fosite.Requester, error) {
-	return s.takeRequest(ctx, tablePKCE, signature, session)
+	cache := requestCacheOf(ctx)
+	if cache == nil {
+		return s.takeRequest(ctx, tablePKCE, signature, session)
+	}
+	r, err := s.getRequest(ctx, tablePKCE, signature, session, nil)
+	if err != nil {
+		return nil, err
+	}
+	cache.readPKCE(signature)
+	return r, nil
 }
 
-// DeletePKCERequestSession implements pkce.PKCERequestStorage.
+// DeletePKCERequestSession implements pkce.PKCERequestStorage. The delete of
+// a challenge this request read waits (see GetPKCERequestSession).
 func (s *Store) DeletePKCERequestSession(ctx context.Context, signature string) error {
+	if cache := requestCacheOf(ctx); cache != nil && cache.pkceStep(signature, pkceRead, pkceDeferred) {
+		return nil
+	}
 	return s.deleteTaken(ctx, tablePKCE, signature)
 }
 

@@ -65,8 +65,14 @@ created_at, updated_at`
 const selectUser = `SELECT ` + userColumns + ` FROM users WHERE id = ?`
 
 // User returns the user with the given ID, or ErrNotFound. It runs on many
-// requests (sessions, refreshes, userinfo), as a prepared statement.
+// requests (sessions, refreshes, userinfo), as a prepared statement, or
+// not at all when the user was read ahead (a refresh on PostgreSQL).
 func (s *Store) User(ctx context.Context, id string) (*User, error) {
+	if cache := requestCacheOf(ctx); cache != nil {
+		if u := cache.takeUser(id); u != nil {
+			return u, nil
+		}
+	}
 	row, err := s.queryRowPrepared(ctx, selectUser, id)
 	if err != nil {
 		return nil, fmt.Errorf("storage: get user: %w", err)
