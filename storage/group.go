@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"slices"
 	"sync"
 )
 
@@ -239,31 +240,52 @@ func (g *groupCommitter) commitTogether(batch []*groupedExec) bool {
 	return true
 }
 
-// runUnit runs a unit in the batch transaction tx under a savepoint. When
-// a statement that must change one row does not, the unit is undone and
-// undone is that statement's error; err is a failure that fails the batch.
+// runUnit runs a unit in the batch transaction tx. When a statement that
+// must change one row does not, the unit is undone and undone is that
+// statement's error; err is a failure that fails the batch.
+//
+// Undoing takes a savepoint, and a savepoint costs the writer: SAVEPOINT
+// and RELEASE are statements, and every page the unit changes is first
+// copied to the sub-journal. A unit needs one only when such a statement
+// comes after another: when it comes first (a refresh's rotation) and
+// changes no row, nothing was written. Should it change more than one,
+// the batch fails and each unit runs again in a transaction of its own.
 func (g *groupCommitter) runUnit(ctx context.Context, tx *sql.Tx, unit []unitStmt) (undone, err error) {
-	if _, err := tx.ExecContext(ctx, "SAVEPOINT unit"); err != nil {
-		return nil, err
+	guarded := slices.ContainsFunc(unit[min(1, len(unit)):], func(st unitStmt) bool { return st.notOne != nil })
+	if guarded {
+		if _, err := tx.ExecContext(ctx, "SAVEPOINT unit"); err != nil {
+			return nil, err
+		}
 	}
-	for _, st := range unit {
-		ok, err := g.s.execUnitStmt(ctx, tx, st)
+	for i, st := range unit {
+		n, err := g.s.execUnitStmt(ctx, tx, st)
 		if err != nil {
 			return nil, err
 		}
-		if !ok {
+		if st.notOne == nil || n == 1 {
+			continue
+		}
+		switch {
+		case guarded:
 			if _, err := tx.ExecContext(ctx, "ROLLBACK TO unit"); err != nil {
 				return nil, err
 			}
-			undone = st.notOne
-			break
+		case i > 0 || n > 1:
+			return nil, errUnitUndo
 		}
+		undone = st.notOne
+		break
 	}
-	if _, err := tx.ExecContext(ctx, "RELEASE unit"); err != nil {
-		return nil, err
+	if guarded {
+		if _, err := tx.ExecContext(ctx, "RELEASE unit"); err != nil {
+			return nil, err
+		}
 	}
 	return undone, nil
 }
+
+// errUnitUndo fails a batch whose unit must be undone without a savepoint.
+var errUnitUndo = errors.New("storage: unit to undo without a savepoint")
 
 // execAlone runs one statement in its own (implicit) transaction, or a
 // unit in its own transaction.

@@ -160,7 +160,8 @@ func TestGroupCommit(t *testing.T) {
 	})
 
 	// Units (a SQLite transaction's writes) share batches: of the units
-	// claiming one row exactly one wins, a loser's other writes are undone,
+	// claiming one row exactly one wins, a loser's other writes are undone
+	// (whether the claim comes first, with no savepoint, or after a write),
 	// and a unit with a failing statement fails alone and leaves nothing.
 	t.Run("units claim once and undo the losers", func(t *testing.T) {
 		for k := range 20 {
@@ -180,10 +181,14 @@ func TestGroupCommit(t *testing.T) {
 				if i%7 == 0 {
 					v = -1 // breaks the constraint
 				}
-				err := s.group.unit([]unitStmt{
+				unit := []unitStmt{
 					{query: "UPDATE g SET v = 0 WHERE k = ? AND v = 1", args: []any{fmt.Sprintf("f%d", i%20)}, notOne: errUsed},
 					{query: insert, args: []any{fmt.Sprintf("h%d", i), v}},
-				})
+				}
+				if i%2 == 1 {
+					unit[0], unit[1] = unit[1], unit[0]
+				}
+				err := s.group.unit(unit)
 				switch {
 				case i%7 == 0 && err == nil:
 					errs[i] = fmt.Errorf("unit %d: a broken insert succeeded", i)
@@ -216,6 +221,40 @@ func TestGroupCommit(t *testing.T) {
 		// Every row has unbroken claimants, so each is won exactly once.
 		if rows != 20 || claimed != 20 || won != 20 {
 			t.Errorf("%d units won, %d inserts and %d claims stored; want 20 each", won, rows, claimed)
+		}
+	})
+
+	// A unit's first statement that must change one row and changes more
+	// is undone all the same, among other writes or alone.
+	t.Run("a first statement changing more rows than one is undone", func(t *testing.T) {
+		errUsed := errors.New("used")
+		for round := range 5 {
+			for _, k := range []string{"m1", "m2"} {
+				if _, err := s.execPrepared(ctx, "INSERT OR REPLACE INTO g (k, v) VALUES (?, ?)", k, 1); err != nil {
+					t.Fatal(err)
+				}
+			}
+			var wg sync.WaitGroup
+			for i := range 10 {
+				wg.Go(func() {
+					if _, err := s.execPrepared(ctx, insert, fmt.Sprintf("o%d-%d", round, i), i); err != nil {
+						t.Error(err)
+					}
+				})
+			}
+			err := s.group.unit([]unitStmt{
+				{query: "UPDATE g SET v = 0 WHERE k IN ('m1', 'm2') AND v = 1", notOne: errUsed},
+				{query: insert, args: []any{fmt.Sprintf("n%d", round), 1}},
+			})
+			wg.Wait()
+			if !errors.Is(err, errUsed) {
+				t.Errorf("round %d: unit = %v, want errUsed", round, err)
+			}
+			var changed int
+			if err := s.rdb.NewRaw("SELECT count(*) FROM g WHERE k IN ('m1', 'm2') AND v = 0 OR k LIKE 'n%'").
+				Scan(ctx, &changed); err != nil || changed != 0 {
+				t.Errorf("round %d: %d rows of the undone unit left (%v), want 0", round, changed, err)
+			}
 		}
 	})
 

@@ -150,33 +150,30 @@ func (t *liteTx) rollback() error {
 
 // runUnitStmt runs a queued statement in tx and checks its row count.
 func (s *Store) runUnitStmt(ctx context.Context, tx *sql.Tx, st unitStmt) error {
-	ok, err := s.execUnitStmt(ctx, tx, st)
+	n, err := s.execUnitStmt(ctx, tx, st)
 	if err != nil {
 		return translate(err)
 	}
-	if !ok {
+	if st.notOne != nil && n != 1 {
 		return st.notOne
 	}
 	return nil
 }
 
-// execUnitStmt runs a queued statement in tx; ok is false when it must
-// change exactly one row and did not.
-func (s *Store) execUnitStmt(ctx context.Context, tx *sql.Tx, st unitStmt) (ok bool, err error) {
+// execUnitStmt runs a queued statement in tx and returns how many rows it
+// changed.
+func (s *Store) execUnitStmt(ctx context.Context, tx *sql.Tx, st unitStmt) (int64, error) {
 	var res sql.Result
+	var err error
 	if cached := s.cached(s.db.DB, st.query); cached != nil {
 		res, err = tx.StmtContext(ctx, cached).ExecContext(ctx, st.args...)
 	} else {
 		res, err = tx.ExecContext(ctx, st.query, st.args...)
 	}
 	if err != nil {
-		return false, err
+		return 0, err
 	}
-	if st.notOne == nil {
-		return true, nil
-	}
-	n, err := res.RowsAffected()
-	return err == nil && n == 1, err
+	return res.RowsAffected()
 }
 
 // errTxFailed is what a query gets in a SQLite transaction that could not
