@@ -129,17 +129,21 @@ func (c *requestCache) takeClientRead() string {
 	return id
 }
 
-// client returns a copy of the client read with this ID, if any.
-func (c *requestCache) client(id string) (*Client, bool) {
+// copyFrom returns a copy of m[key], if any, under c's lock: a caller
+// may change what it gets without changing the cache.
+func copyFrom[T any](c *requestCache, m map[string]*T, key string) (*T, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	cl, ok := c.clients[id]
+	v, ok := m[key]
 	if !ok {
 		return nil, false
 	}
-	cp := *cl
+	cp := *v
 	return &cp, true
 }
+
+// client returns a copy of the client read with this ID, if any.
+func (c *requestCache) client(id string) (*Client, bool) { return copyFrom(c, c.clients, id) }
 
 func (c *requestCache) putClient(cl *Client) {
 	cp := *cl
@@ -150,14 +154,7 @@ func (c *requestCache) putClient(cl *Client) {
 
 // code returns a copy of the active code row read with this signature.
 func (c *requestCache) code(signature string) (*requestRow, bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	row, ok := c.codes[signature]
-	if !ok {
-		return nil, false
-	}
-	cp := *row
-	return &cp, true
+	return copyFrom(c, c.codes, signature)
 }
 
 // putCode keeps a code row while it is active: a used code is never served
