@@ -48,6 +48,19 @@ func redeem(ctx context.Context, s *storage.Store, raw, sig string, note, verifi
 	return errors.Join(err, s.EndRequest(reqCtx))
 }
 
+// readAhead returns the context of a request that noted n and then read
+// its client "app", as the token endpoint does first: on PostgreSQL that
+// read brings the rows n names.
+func readAhead(t *testing.T, s *storage.Store, n storage.ReadAhead) context.Context {
+	t.Helper()
+	reqCtx := storage.WithRequestCache(t.Context())
+	storage.NoteReads(reqCtx, n)
+	if _, err := s.Client(reqCtx, "app"); err != nil {
+		t.Fatal(err)
+	}
+	return reqCtx
+}
+
 // pkceLeft reports whether the PKCE challenge of sig is stored, without
 // reading it through the store (which would consume it).
 func pkceLeft(t *testing.T, s *storage.Store, sig string) bool {
@@ -153,11 +166,7 @@ func testPKCEConsumption(t *testing.T, s *storage.Store) {
 	// Consumed by another request between this one's read and its use of
 	// the code: the redemption fails whole, the code stays unused.
 	mustCreateCodeWithPKCE(t, s, c, "raw.race", "race")
-	reqCtx = storage.WithRequestCache(ctx)
-	storage.NoteReads(reqCtx, storage.ReadAhead{Code: "raw.race", CodeSignature: "race"})
-	if _, err := s.Client(reqCtx, "app"); err != nil {
-		t.Fatal(err)
-	}
+	reqCtx = readAhead(t, s, storage.ReadAhead{Code: "raw.race", CodeSignature: "race"})
 	if _, err := s.GetAuthorizeCodeSession(reqCtx, "race", emptySession()); err != nil {
 		t.Fatal(err)
 	}
@@ -292,11 +301,7 @@ func testReadAhead(t *testing.T, s *storage.Store) {
 	}
 
 	// A refresh token's user, with the client.
-	reqCtx := storage.WithRequestCache(ctx)
-	storage.NoteReads(reqCtx, storage.ReadAhead{RefreshSignature: "rt-1"})
-	if _, err := s.Client(reqCtx, "app"); err != nil {
-		t.Fatal(err)
-	}
+	reqCtx := readAhead(t, s, storage.ReadAhead{RefreshSignature: "rt-1"})
 	u.Name = "Grace"
 	if err := s.UpdateUser(ctx, u, "name"); err != nil {
 		t.Fatal(err)
@@ -313,11 +318,7 @@ func testReadAhead(t *testing.T, s *storage.Store) {
 	}
 
 	// An introspected access token, with the client.
-	reqCtx = storage.WithRequestCache(ctx)
-	storage.NoteReads(reqCtx, storage.ReadAhead{AccessSignature: "at-1"})
-	if _, err := s.Client(reqCtx, "app"); err != nil {
-		t.Fatal(err)
-	}
+	reqCtx = readAhead(t, s, storage.ReadAhead{AccessSignature: "at-1"})
 	if err := s.DeleteAccessTokenSession(ctx, "at-1"); err != nil {
 		t.Fatal(err)
 	}
@@ -331,11 +332,7 @@ func testReadAhead(t *testing.T, s *storage.Store) {
 		t.Errorf("second GetAccessTokenSession = %v, want ErrNotFound", err)
 	}
 	// Unknown rows read ahead are simply not found.
-	reqCtx = storage.WithRequestCache(ctx)
-	storage.NoteReads(reqCtx, storage.ReadAhead{AccessSignature: "nope", RefreshSignature: "nope"})
-	if _, err := s.Client(reqCtx, "app"); err != nil {
-		t.Fatal(err)
-	}
+	reqCtx = readAhead(t, s, storage.ReadAhead{AccessSignature: "nope", RefreshSignature: "nope"})
 	if _, err := s.GetAccessTokenSession(reqCtx, "nope", emptySession()); !errors.Is(err, fosite.ErrNotFound) {
 		t.Errorf("unknown access token = %v, want ErrNotFound", err)
 	}

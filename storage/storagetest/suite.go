@@ -387,11 +387,7 @@ func testRedemption(t *testing.T, s *storage.Store) {
 	if err := s.CreateAuthorizeCodeSession(ctx, "sig-4", newRequest(c, "req-sig-4", "u")); err != nil {
 		t.Fatal(err)
 	}
-	reqCtx = storage.WithRequestCache(ctx)
-	storage.NoteReads(reqCtx, storage.ReadAhead{Code: "raw-4.sig-4", CodeSignature: "sig-4"})
-	if _, err := s.Client(reqCtx, "app"); err != nil {
-		t.Fatal(err)
-	}
+	reqCtx = readAhead(t, s, storage.ReadAhead{Code: "raw-4.sig-4", CodeSignature: "sig-4"})
 	if err := s.InvalidateAuthorizeCodeSession(ctx, "sig-4"); err != nil {
 		t.Fatal(err)
 	}
@@ -407,11 +403,7 @@ func testRedemption(t *testing.T, s *storage.Store) {
 	}
 
 	// An unknown code read with the client is simply not found.
-	reqCtx = storage.WithRequestCache(ctx)
-	storage.NoteReads(reqCtx, storage.ReadAhead{Code: "nope.nope", CodeSignature: "nope"})
-	if _, err := s.Client(reqCtx, "app"); err != nil {
-		t.Fatal(err)
-	}
+	reqCtx = readAhead(t, s, storage.ReadAhead{Code: "nope.nope", CodeSignature: "nope"})
 	if _, err := s.GetAuthorizeCodeSession(reqCtx, "nope", emptySession()); !errors.Is(err, fosite.ErrNotFound) {
 		t.Errorf("unknown code = %v, want ErrNotFound", err)
 	}
@@ -421,11 +413,7 @@ func testRedemption(t *testing.T, s *storage.Store) {
 	if err := s.CreateRefreshTokenSession(ctx, "rt-1", "at-1", newRequest(c, "req-rt", "u")); err != nil {
 		t.Fatal(err)
 	}
-	reqCtx = storage.WithRequestCache(ctx)
-	storage.NoteReads(reqCtx, storage.ReadAhead{RefreshSignature: "rt-1"})
-	if _, err := s.Client(reqCtx, "app"); err != nil {
-		t.Fatal(err)
-	}
+	reqCtx = readAhead(t, s, storage.ReadAhead{RefreshSignature: "rt-1"})
 	if err := s.RotateRefreshToken(ctx, "req-rt", "rt-1"); err != nil {
 		t.Fatal(err)
 	}
