@@ -40,11 +40,9 @@ func (p *Provider) token(w http.ResponseWriter, r *http.Request) {
 	ar, resp, err := p.exchange(ctx, r)
 	// A code whose redemption failed once its PKCE challenge was read
 	// loses the challenge now, before the answer: it can never be redeemed.
+	// (A redemption that succeeded consumed it in its own transaction.)
 	if endErr := p.store.EndRequest(ctx); endErr != nil {
 		p.log.ErrorContext(ctx, "consume PKCE challenge", "err", endErr)
-		if err == nil {
-			err = storageFault(endErr)
-		}
 	}
 	if err != nil {
 		p.writeAccessError(w, r, ar, err)

@@ -257,7 +257,7 @@ func (g *groupCommitter) runUnit(ctx context.Context, tx *sql.Tx, unit []unitStm
 			return nil, err
 		}
 	}
-	for i, st := range unit {
+	for _, st := range unit {
 		n, err := g.s.execUnitStmt(ctx, tx, st)
 		if err != nil {
 			return nil, err
@@ -270,7 +270,7 @@ func (g *groupCommitter) runUnit(ctx context.Context, tx *sql.Tx, unit []unitStm
 			if _, err := tx.ExecContext(ctx, "ROLLBACK TO unit"); err != nil {
 				return nil, err
 			}
-		case i > 0 || n > 1:
+		case n > 1: // unguarded, so this is the first statement
 			return nil, errUnitUndo
 		}
 		undone = st.notOne

@@ -85,11 +85,9 @@ func (s *Store) LoginSessionUser(ctx context.Context, idHash string) (*LoginSess
 	dest := u.scanDest([]any{&ls.IDHash, &ls.Subject, dbTime{&ls.AuthTime}, (*jsonList)(&ls.AMR), &ls.UserAgent,
 		&ls.Stage, dbTime{&ls.CreatedAt}, dbTime{&ls.ExpiresAt}})
 	now := s.formatTime(s.nowUTC())
-	var err error
 	if cache := requestCacheOf(ctx); cache != nil && s.dialect == Postgres && !inTx(ctx) {
 		if id := cache.takeClientRead(); id != "" {
-			err = s.readWithClient(ctx, cache, id, selectLoginSessionUser, []any{idHash, now}, dest)
-			if err != nil {
+			if err := s.readWithClient(ctx, cache, id, selectLoginSessionUser, []any{idHash, now}, dest); err != nil {
 				return nil, nil, fmt.Errorf("storage: get login session: %w", translate(err))
 			}
 			return ls, u, nil
