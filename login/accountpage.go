@@ -164,11 +164,15 @@ func (h *Handler) accountAction(w http.ResponseWriter, r *http.Request) error {
 		case pw != pw2:
 			return h.accountError(w, r, ls, u, http.StatusBadRequest, "password2", "The two passwords differ.")
 		}
-		err := h.accounts.ChangePassword(ctx, u.ID, old, pw, ls.IDHash)
+		done, wait, ok := h.attempt(r)
+		if !ok {
+			return h.tooMany(w, wait)
+		}
+		err := h.accounts.ChangePassword(ctx, u.ID, old, pw, ls.IDHash, h.deviceToken(r))
+		done(errors.Is(err, account.ErrInvalidCredentials))
 		if errors.Is(err, account.ErrInvalidCredentials) {
 			// 403, not 401: the person is signed in, the proof is wrong
 			// (SECURITY 50); counted toward the lockout by account.
-			h.failed(r)
 			return h.accountError(w, r, ls, u, http.StatusForbidden, "old-password", "The current password is not right.")
 		} else if err != nil {
 			return fieldErr(err, "")
@@ -214,6 +218,13 @@ func (h *Handler) accountAction(w http.ResponseWriter, r *http.Request) error {
 		if id == ls.IDHash {
 			return h.logoutDone(w, r)
 		}
+	case "signout-everywhere":
+		// Every session, this one too, and every application's tokens.
+		if err := h.accounts.SignOutEverywhere(ctx, u.ID); err != nil {
+			return err
+		}
+		h.log.InfoContext(ctx, "login: signed out everywhere", "subject", u.ID)
+		return h.logoutDone(w, r)
 	case "app-revoke":
 		clientID, err := get("client_id")
 		if err != nil {
@@ -232,8 +243,13 @@ func (h *Handler) accountAction(w http.ResponseWriter, r *http.Request) error {
 		if err != nil {
 			return err
 		}
-		if err := h.accounts.Deactivate(ctx, u.ID, pw); errors.Is(err, account.ErrInvalidCredentials) {
-			h.failed(r)
+		done, wait, ok := h.attempt(r)
+		if !ok {
+			return h.tooMany(w, wait)
+		}
+		err = h.accounts.Deactivate(ctx, u.ID, pw, h.deviceToken(r))
+		done(errors.Is(err, account.ErrInvalidCredentials))
+		if errors.Is(err, account.ErrInvalidCredentials) {
 			return h.accountError(w, r, ls, u, http.StatusForbidden, "deactivate", "The password is not right.")
 		} else if err != nil {
 			return err

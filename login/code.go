@@ -104,8 +104,13 @@ func (h *Handler) checkCode(w http.ResponseWriter, r *http.Request) error {
 	if len(code) > 64 {
 		code = ""
 	}
+	done, wait, ok := h.attempt(r)
+	if !ok {
+		return h.tooMany(w, wait)
+	}
 	err = h.accounts.CheckOTP(ctx, u.ID, binding, code)
 	var locked *account.LockedError
+	done(errors.As(err, &locked) || errors.Is(err, account.ErrCodeInvalid) || errors.Is(err, account.ErrCodeDead))
 	switch {
 	case err == nil:
 		if err := h.startSession(ctx, w, r, u.ID, []string{"pwd", "otp"}); err != nil {
@@ -114,17 +119,8 @@ func (h *Handler) checkCode(w http.ResponseWriter, r *http.Request) error {
 		h.log.InfoContext(ctx, "login: signed in", "subject", u.ID, "amr", "pwd otp")
 		return h.afterSignIn(w, r, req)
 	case errors.As(err, &locked):
-		h.failed(r)
-		if err := h.endSession(ctx, w, r); err != nil {
-			return err
-		}
-		h.log.InfoContext(ctx, "login: code step locked", "subject", u.ID)
-		return h.render(w, http.StatusUnauthorized, "login.html", templates.LoginPage{
-			CSRF: h.csrfToken(w, r), Req: req,
-			Error: "Too many wrong codes. Wait " + humanWait(locked.Until.Sub(h.cfg.Now())) + " before signing in again, or reset your password.",
-		})
+		return h.codeLocked(w, r, u.ID, req, locked)
 	case errors.Is(err, account.ErrCodeInvalid), errors.Is(err, account.ErrCodeDead):
-		h.failed(r)
 		page := h.codePage(w, r, u, req, channelOf(r.URL.Query().Get("via")))
 		page.Error = "That code is not right. Check it and try again."
 		if errors.Is(err, account.ErrCodeDead) {
@@ -134,6 +130,20 @@ func (h *Handler) checkCode(w http.ResponseWriter, r *http.Request) error {
 	default:
 		return err
 	}
+}
+
+// codeLocked ends the half-signed-in session of a user whose code step is
+// locked by wrong codes and shows the sign-in page saying how long to wait.
+func (h *Handler) codeLocked(w http.ResponseWriter, r *http.Request, userID, req string, locked *account.LockedError) error {
+	ctx := r.Context()
+	if err := h.endSession(ctx, w, r); err != nil {
+		return err
+	}
+	h.log.InfoContext(ctx, "login: code step locked", "subject", userID)
+	return h.render(w, http.StatusUnauthorized, "login.html", templates.LoginPage{
+		CSRF: h.csrfToken(w, r), Req: req,
+		Error: "Too many wrong codes. Wait " + humanWait(locked.Until.Sub(h.cfg.Now())) + " before signing in again, or reset your password.",
+	})
 }
 
 // resendCode serves POST /login/code/resend: a new code, by email or SMS.
@@ -164,9 +174,12 @@ func (h *Handler) resendCode(w http.ResponseWriter, r *http.Request) error {
 	_, err = h.accounts.StartOTP(r.Context(), u.ID, binding, ch)
 	var rl *account.RateLimitError
 	var ve *account.ValidationError
+	var locked *account.LockedError
 	switch {
 	case err == nil:
 		return redirect(w, r, codeURL(req, ch, "sent"))
+	case errors.As(err, &locked):
+		return h.codeLocked(w, r, u.ID, req, locked)
 	case errors.As(err, &rl):
 		page := h.codePage(w, r, u, req, ch)
 		page.Wait = humanWait(rl.RetryAfter)

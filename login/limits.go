@@ -35,20 +35,29 @@ type ipLimiter struct {
 type bucket struct {
 	lim  *rate.Limiter
 	seen time.Time
+	// inflight counts attempts admitted by begin whose outcome is not
+	// known yet; guarded by ipLimiter.mu.
+	inflight int
 }
 
 func newIPLimiter(l Limit, now func() time.Time) *ipLimiter {
 	return &ipLimiter{limit: l, now: now, buckets: map[netip.Addr]*bucket{}}
 }
 
-// get returns ip's bucket, creating a full one.
+// get returns ip's token bucket, creating a full one.
 func (l *ipLimiter) get(ip netip.Addr) *rate.Limiter {
 	now := l.now()
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	return l.bucketLocked(ip, now).lim
+}
+
+// bucketLocked returns ip's bucket, creating a full one, and forgets idle
+// buckets now and then; l.mu is held.
+func (l *ipLimiter) bucketLocked(ip netip.Addr, now time.Time) *bucket {
 	if now.Sub(l.swept) > l.limit.Per {
 		for k, b := range l.buckets {
-			if now.Sub(b.seen) > 2*l.limit.Per {
+			if now.Sub(b.seen) > 2*l.limit.Per && b.inflight == 0 {
 				delete(l.buckets, k)
 			}
 		}
@@ -60,7 +69,7 @@ func (l *ipLimiter) get(ip netip.Addr) *rate.Limiter {
 		l.buckets[ip] = b
 	}
 	b.seen = now
-	return b.lim
+	return b
 }
 
 // take spends one event; when none is left it returns how long to wait.
@@ -73,6 +82,34 @@ func (l *ipLimiter) take(ip netip.Addr) (time.Duration, bool) {
 		return d, false
 	}
 	return 0, true
+}
+
+// begin admits one attempt whose outcome is not known yet (a password or
+// code about to be checked): it is admitted only while the bucket holds a
+// token for it and for every attempt still under way, so a burst of
+// parallel attempts cannot all pass a check made before any is counted.
+// The caller calls done once the outcome is known: a failure spends a
+// token, a success spends none. When no token is left it returns how long
+// to wait, and done is nil.
+func (l *ipLimiter) begin(ip netip.Addr) (done func(failed bool), wait time.Duration, ok bool) {
+	now := l.now()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	b := l.bucketLocked(ip, now)
+	if short := float64(b.inflight+1) - b.lim.TokensAt(now); short > 0 {
+		perToken := l.limit.Per / time.Duration(l.limit.N)
+		return nil, max(time.Duration(math.Ceil(short*float64(perToken))), time.Second), false
+	}
+	b.inflight++
+	return func(failed bool) {
+		now := l.now()
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		b.inflight--
+		if failed {
+			b.lim.AllowN(now, 1)
+		}
+	}, 0, true
 }
 
 // wait reports, without spending, how long until an event is allowed.
@@ -145,10 +182,20 @@ func (h *Handler) limited(fn func(w http.ResponseWriter, r *http.Request) error)
 	}
 }
 
-// failed counts one failed attempt (wrong password or code, bad link)
-// against the client IP.
+// failed counts one failed attempt (bad link, wrong verification code)
+// against the client IP, after the fact.
 func (h *Handler) failed(r *http.Request) {
 	h.failures.take(h.clientIP(r))
+}
+
+// attempt admits a password or sign-in code check against the client IP's
+// failure budget before the check is made (ipLimiter.begin), so that a
+// burst of parallel attempts cannot all pass a check made before any is
+// counted. ok false: the budget is spent, and the caller answers
+// tooMany(wait). Otherwise the caller calls done with the outcome: a
+// failure spends from the budget, a right password or code does not.
+func (h *Handler) attempt(r *http.Request) (done func(failed bool), wait time.Duration, ok bool) {
+	return h.failures.begin(h.clientIP(r))
 }
 
 // tooMany answers 429 with Retry-After and a page saying when to retry.

@@ -110,8 +110,8 @@ type Handler struct {
 	csrfKey  []byte
 	secure   bool
 	// Cookie names: with the __Host- prefix on https.
-	sessionCookie, csrfCookie, verifyCookie string
-	requests, failures                      *ipLimiter
+	sessionCookie, csrfCookie, verifyCookie, deviceCookie string
+	requests, failures                                    *ipLimiter
 }
 
 // OTP modes.
@@ -163,6 +163,7 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Handler, error) {
 		sessionCookie: "torii_session",
 		csrfCookie:    "torii_csrf",
 		verifyCookie:  "torii_verify",
+		deviceCookie:  "torii_device",
 	}
 	if h.log == nil {
 		h.log = slog.New(slog.DiscardHandler)
@@ -173,6 +174,7 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Handler, error) {
 		h.sessionCookie = "__Host-" + h.sessionCookie
 		h.csrfCookie = "__Host-" + h.csrfCookie
 		h.verifyCookie = "__Host-" + h.verifyCookie
+		h.deviceCookie = "__Host-" + h.deviceCookie
 	}
 	if h.csrfKey, err = deps.Store.Secret(ctx, "csrf"); err != nil {
 		return nil, fmt.Errorf("login: load CSRF key: %w", err)

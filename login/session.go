@@ -109,9 +109,29 @@ func (h *Handler) halfSignedIn(r *http.Request) (*storage.LoginSession, *storage
 // startSession signs subject in on this browser with a new random session
 // ID. The session the browser had, if any, is deleted: a session ID is never
 // carried across a sign-in (no fixation).
+//
+// Every caller has just checked the user's password in this browser, so the
+// browser becomes (or stays) a device trusted for the account: it gets or
+// keeps its device cookie (see account.RememberDevice).
 func (h *Handler) startSession(ctx context.Context, w http.ResponseWriter, r *http.Request, subject string, amr []string) error {
-	_, err := h.newSession(ctx, w, r, subject, amr, storage.SessionComplete, h.cfg.SessionLifetime)
-	return err
+	if _, err := h.newSession(ctx, w, r, subject, amr, storage.SessionComplete, h.cfg.SessionLifetime); err != nil {
+		return err
+	}
+	tok, err := h.accounts.RememberDevice(ctx, subject, h.deviceToken(r), cleanUserAgent(r.UserAgent()))
+	if err != nil {
+		return err
+	}
+	http.SetCookie(w, h.cookie(h.deviceCookie, tok, int(h.accounts.DeviceLifetime().Seconds())))
+	return nil
+}
+
+// deviceToken returns the browser's device token ("" for none).
+func (h *Handler) deviceToken(r *http.Request) string {
+	c, err := r.Cookie(h.deviceCookie)
+	if err != nil {
+		return ""
+	}
+	return c.Value
 }
 
 // otpSessionLifetime bounds a session that waits for its one-time code.

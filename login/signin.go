@@ -124,11 +124,17 @@ func (h *Handler) signIn(w http.ResponseWriter, r *http.Request) error {
 			return err
 		}
 	}
-	u, err := h.accounts.Authenticate(ctx, username, password)
+	// The client IP's failure budget, like the account's, admits the
+	// attempt before the password is compared.
+	done, wait, ok := h.attempt(r)
+	if !ok {
+		return h.tooMany(w, wait)
+	}
+	u, err := h.accounts.AuthenticateOnDevice(ctx, username, password, h.deviceToken(r))
+	done(errors.Is(err, account.ErrInvalidCredentials))
 	if errors.Is(err, account.ErrInvalidCredentials) {
 		var locked *account.LockedError
 		h.log.InfoContext(ctx, "login: sign-in failed", "locked", errors.As(err, &locked))
-		h.failed(r)
 		page.Error = msgInvalidCredentials
 		if errors.As(err, &locked) {
 			// Told for known and unknown names alike: account.Authenticate
@@ -166,7 +172,10 @@ func (h *Handler) signIn(w http.ResponseWriter, r *http.Request) error {
 	h.log.InfoContext(ctx, "login: password accepted, code step", "subject", u.ID)
 	_, err = h.accounts.StartOTP(ctx, u.ID, binding, notify.Email)
 	var rl *account.RateLimitError
-	if errors.As(err, &rl) {
+	var locked *account.LockedError
+	if errors.As(err, &locked) {
+		return h.codeLocked(w, r, u.ID, req, locked)
+	} else if errors.As(err, &rl) {
 		// Over the caps (a first code is not held back by the resend
 		// interval): no code for this attempt, and the page says so and
 		// when a new one can be asked for (an earlier attempt's code is

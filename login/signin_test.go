@@ -138,7 +138,7 @@ func TestLoginFailuresAreIdentical(t *testing.T) {
 		}
 	}
 	locked, _ := e.store.UserByLogin(ctx, "locked@example.com")
-	if err := e.store.LockUser(ctx, locked.ID, time.Now().Add(time.Hour)); err != nil {
+	if err := e.store.LockCounter(ctx, storage.PasswordCounter(locked.ID), time.Now().Add(time.Hour)); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := e.store.DB().NewUpdate().Model((*storage.User)(nil)).Set("disabled = ?", true).Where("email = ?", "disabled@example.com").Exec(ctx); err != nil {

@@ -18,6 +18,7 @@ var expiring = []struct{ table, key, column string }{
 	{"one_time_codes", "id", "purge_at"},
 	{"action_tokens", "token_hash", "expires_at"},
 	{"login_failures", "login_key", "expires_at"},
+	{"devices", "id", "expires_at"},
 }
 
 // DeleteExpired deletes expired codes, tokens, sessions and pending requests

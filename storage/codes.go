@@ -3,7 +3,6 @@ package storage
 import (
 	"context"
 	"database/sql"
-	"errors"
 	"fmt"
 	"time"
 
@@ -294,46 +293,7 @@ type LoginFailures struct {
 
 	LoginKey    string       `bun:"login_key,pk"`
 	Failures    int          `bun:"failures"`
+	Lockouts    int          `bun:"lockouts"`
 	LockedUntil sql.NullTime `bun:"locked_until"`
 	ExpiresAt   time.Time    `bun:"expires_at"`
-}
-
-// PhantomFailures returns the state of an unknown login name (zero when
-// never seen).
-func (s *Store) PhantomFailures(ctx context.Context, key string) (*LoginFailures, error) {
-	f := new(LoginFailures)
-	err := s.idb(ctx).NewSelect().Model(f).Where("login_key = ?", key).Scan(ctx)
-	if errors.Is(translate(err), ErrNotFound) {
-		return &LoginFailures{LoginKey: key}, nil
-	} else if err != nil {
-		return nil, fmt.Errorf("storage: get login failures: %w", translate(err))
-	}
-	return f, nil
-}
-
-// RecordPhantomFailure counts one more failure for an unknown login name
-// and returns the new count.
-func (s *Store) RecordPhantomFailure(ctx context.Context, key string) (int, error) {
-	var n int
-	err := s.InTx(ctx, func(ctx context.Context) error {
-		row := &LoginFailures{LoginKey: key, Failures: 1, ExpiresAt: s.nowUTC().Add(phantomRetention)}
-		if _, err := s.idb(ctx).NewInsert().Model(row).On("CONFLICT (login_key) DO UPDATE").
-			Set("failures = login_failures.failures + 1").Set("expires_at = EXCLUDED.expires_at").Exec(ctx); err != nil {
-			return err
-		}
-		return s.idb(ctx).NewSelect().Model((*LoginFailures)(nil)).Column("failures").Where("login_key = ?", key).Scan(ctx, &n)
-	})
-	if err != nil {
-		return 0, fmt.Errorf("storage: record login failure: %w", translate(err))
-	}
-	return n, nil
-}
-
-// LockPhantom sets until when an unknown login name is "locked".
-func (s *Store) LockPhantom(ctx context.Context, key string, until time.Time) error {
-	if _, err := s.idb(ctx).NewUpdate().Model((*LoginFailures)(nil)).Set("locked_until = ?", until.UTC()).
-		Where("login_key = ?", key).Exec(ctx); err != nil {
-		return fmt.Errorf("storage: lock login: %w", translate(err))
-	}
-	return nil
 }

@@ -26,13 +26,19 @@ type User struct {
 	// PendingPhone is a number being verified, not yet Phone.
 	PendingPhone string `bun:"pending_phone"`
 	// AvatarETag is empty when the user has no avatar.
-	AvatarETag        string       `bun:"avatar_etag"`
-	PasswordHash      string       `bun:"password_hash"`
-	Role              string       `bun:"role"`
-	Disabled          bool         `bun:"disabled"`
+	AvatarETag   string `bun:"avatar_etag"`
+	PasswordHash string `bun:"password_hash"`
+	Role         string `bun:"role"`
+	Disabled     bool   `bun:"disabled"`
+	// FailedLogins, Lockouts and LockedUntil are the password lockout of
+	// browsers the account does not trust (PasswordCounter); FailedOTPs,
+	// OTPLockouts and OTPLockedUntil the code step's (CodeCounter).
 	FailedLogins      int          `bun:"failed_logins"`
-	FailedOTPs        int          `bun:"failed_otps"`
+	Lockouts          int          `bun:"lockouts"`
 	LockedUntil       sql.NullTime `bun:"locked_until"`
+	FailedOTPs        int          `bun:"failed_otps"`
+	OTPLockouts       int          `bun:"otp_lockouts"`
+	OTPLockedUntil    sql.NullTime `bun:"otp_locked_until"`
 	PasswordChangedAt sql.NullTime `bun:"password_changed_at"`
 	CreatedAt         time.Time    `bun:"created_at"`
 	UpdatedAt         time.Time    `bun:"updated_at"`
@@ -59,8 +65,8 @@ func (s *Store) CreateUser(ctx context.Context, u *User) error {
 
 // userColumns are the users table's columns in the order scanUser reads.
 const userColumns = `id, email, email_verified, username, phone, phone_verified, name, bio, pending_phone,
-avatar_etag, password_hash, role, disabled, failed_logins, failed_otps, locked_until, password_changed_at,
-created_at, updated_at`
+avatar_etag, password_hash, role, disabled, failed_logins, lockouts, locked_until, failed_otps, otp_lockouts,
+otp_locked_until, password_changed_at, created_at, updated_at`
 
 const selectUser = `SELECT ` + userColumns + ` FROM users WHERE id = ?`
 
@@ -88,8 +94,9 @@ func (s *Store) User(ctx context.Context, id string) (*User, error) {
 // before's.
 func (u *User) scanDest(before []any) []any {
 	return append(before, &u.ID, &u.Email, &u.EmailVerified, &u.Username, &u.Phone, &u.PhoneVerified, &u.Name, &u.Bio,
-		&u.PendingPhone, &u.AvatarETag, &u.PasswordHash, &u.Role, &u.Disabled, &u.FailedLogins, &u.FailedOTPs,
-		nullTime{&u.LockedUntil}, nullTime{&u.PasswordChangedAt}, dbTime{&u.CreatedAt}, dbTime{&u.UpdatedAt})
+		&u.PendingPhone, &u.AvatarETag, &u.PasswordHash, &u.Role, &u.Disabled, &u.FailedLogins, &u.Lockouts,
+		nullTime{&u.LockedUntil}, &u.FailedOTPs, &u.OTPLockouts, nullTime{&u.OTPLockedUntil}, nullTime{&u.PasswordChangedAt},
+		dbTime{&u.CreatedAt}, dbTime{&u.UpdatedAt})
 }
 
 // UserByLogin returns the user whose canonical email or username equals
@@ -131,46 +138,6 @@ func (s *Store) DeleteUser(ctx context.Context, id string) error {
 	})
 }
 
-// RecordLoginFailure counts one more consecutive failed password for the
-// user in a single atomic update, and returns the new count. Concurrent
-// failures are all counted: none is lost to a race.
-func (s *Store) RecordLoginFailure(ctx context.Context, id string) (int, error) {
-	var n int
-	err := s.InTx(ctx, func(ctx context.Context) error {
-		if _, err := s.idb(ctx).NewUpdate().Model((*User)(nil)).
-			Set("failed_logins = failed_logins + 1").Where("id = ?", id).Exec(ctx); err != nil {
-			return err
-		}
-		return s.idb(ctx).NewSelect().Model((*User)(nil)).Column("failed_logins").Where("id = ?", id).Scan(ctx, &n)
-	})
-	if err != nil {
-		return 0, fmt.Errorf("storage: record login failure: %w", translate(err))
-	}
-	return n, nil
-}
-
-// LockUser sets the time until which the user may not sign in.
-func (s *Store) LockUser(ctx context.Context, id string, until time.Time) error {
-	res, err := s.idb(ctx).NewUpdate().Model((*User)(nil)).
-		Set("locked_until = ?", until.UTC()).Where("id = ?", id).Exec(ctx)
-	if err != nil {
-		return fmt.Errorf("storage: lock user: %w", translate(err))
-	}
-	return oneRow(res, "lock user")
-}
-
-// ResetLoginFailures clears the failure count and any lock after a
-// successful sign-in.
-func (s *Store) ResetLoginFailures(ctx context.Context, id string) error {
-	_, err := s.idb(ctx).NewUpdate().Model((*User)(nil)).
-		Set("failed_logins = 0").Set("locked_until = NULL").
-		Where("id = ?", id).Where("failed_logins <> 0 OR locked_until IS NOT NULL").Exec(ctx)
-	if err != nil {
-		return fmt.Errorf("storage: reset login failures: %w", translate(err))
-	}
-	return nil
-}
-
 // oneRow turns "no row affected" into ErrNotFound.
 func oneRow(res sql.Result, op string) error {
 	n, err := res.RowsAffected()
@@ -191,30 +158,4 @@ func (s *Store) UpdateUser(ctx context.Context, u *User, columns ...string) erro
 		return fmt.Errorf("storage: update user: %w", translate(err))
 	}
 	return oneRow(res, "update user")
-}
-
-// RecordOTPFailure counts one more consecutive wrong one-time code for the
-// user, atomically, and returns the new count.
-func (s *Store) RecordOTPFailure(ctx context.Context, id string) (int, error) {
-	var n int
-	err := s.InTx(ctx, func(ctx context.Context) error {
-		if _, err := s.idb(ctx).NewUpdate().Model((*User)(nil)).
-			Set("failed_otps = failed_otps + 1").Where("id = ?", id).Exec(ctx); err != nil {
-			return err
-		}
-		return s.idb(ctx).NewSelect().Model((*User)(nil)).Column("failed_otps").Where("id = ?", id).Scan(ctx, &n)
-	})
-	if err != nil {
-		return 0, fmt.Errorf("storage: record code failure: %w", translate(err))
-	}
-	return n, nil
-}
-
-// ResetOTPFailures clears the one-time-code failure count.
-func (s *Store) ResetOTPFailures(ctx context.Context, id string) error {
-	if _, err := s.idb(ctx).NewUpdate().Model((*User)(nil)).Set("failed_otps = 0").
-		Where("id = ?", id).Where("failed_otps <> 0").Exec(ctx); err != nil {
-		return fmt.Errorf("storage: reset code failures: %w", translate(err))
-	}
-	return nil
 }

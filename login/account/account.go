@@ -28,10 +28,15 @@ type Config struct {
 	// locks an account; 0 means 5.
 	LockoutThreshold int
 	// LockoutBase is how long the account is locked when it reaches the
-	// threshold; each further failure doubles it. 0 means 1 minute.
+	// threshold; each further lock of the same run of failures doubles it.
+	// 0 means 1 minute.
 	LockoutBase time.Duration
 	// LockoutMax caps the lock duration; 0 means 1 hour.
 	LockoutMax time.Duration
+	// DeviceLifetime is how long a browser stays trusted for an account
+	// after it last completed a sign-in of it (RememberDevice); 0 means 90
+	// days.
+	DeviceLifetime time.Duration
 	// Argon2 holds the costs of new password hashes.
 	Argon2 Argon2Params
 	// Password is the policy for new passwords.
@@ -85,10 +90,12 @@ type Service struct {
 	dummy phcHash
 	slots chan struct{}
 
-	keyOnce   sync.Mutex
-	otpSecret []byte
+	keyOnce sync.Mutex
+	secrets map[string][]byte // by name; see secret
 	// testHook, when set by tests, is called at named points of
-	// Authenticate ("looked-up", "counted") to force interleavings.
+	// Authenticate ("looked-up", then "refused" or "counted" and "compared") and checkCode
+	// ("code-read", "code-compared") to force interleavings and count
+	// comparisons.
 	testHook func(stage string)
 }
 
@@ -117,6 +124,7 @@ func New(store *storage.Store, cfg Config) *Service {
 		}
 	}
 	def(&cfg.OTPLifetime, 10*time.Minute)
+	def(&cfg.DeviceLifetime, 90*24*time.Hour)
 	def(&cfg.ResendInterval, 30*time.Second)
 	cfg.ResendInterval = max(cfg.ResendInterval, 0)
 	def(&cfg.ResendWindow, 15*time.Minute)

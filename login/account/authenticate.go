@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
+	"database/sql"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -28,26 +29,44 @@ func canonicalLogin(login string) (string, bool) {
 }
 
 // Authenticate checks a login name (email or username, in any case) and a
-// password, and returns the user they identify.
+// password from a client the account does not trust (the password grant, a
+// browser without a device token for it), and returns the user they
+// identify. See AuthenticateOnDevice.
+func (s *Service) Authenticate(ctx context.Context, login, password string) (*storage.User, error) {
+	return s.AuthenticateOnDevice(ctx, login, password, "")
+}
+
+// AuthenticateOnDevice checks a login name (email or username, in any
+// case) and a password typed in a browser that carries device, the device
+// token RememberDevice gave it ("" for none), and returns the user they
+// identify.
 //
 // Every failure the person could cause is ErrInvalidCredentials: an unknown
 // or malformed login, a disabled account, a user without a password, a wrong
 // password, and a locked account. A locked account (whatever the password)
-// returns a *LockedError, which also matches ErrInvalidCredentials. The same
-// argon2id work is done in every case, so timing does not reveal whether
-// the account exists. Any other error (the database failing) is returned
-// wrapped; it is not a credential error.
+// returns a *LockedError, which also matches ErrInvalidCredentials. Any
+// other error (the database failing) is returned wrapped; it is not a
+// credential error.
 //
-// Lockout: every attempt on an unlocked account is counted as a failure
-// before the password is checked (one atomic update), and the account is
-// locked in the same transaction once the count reaches the threshold, for
-// LockoutBase·2^(count−threshold) capped at LockoutMax. A right password
-// then resets the count and the lock. Counting first means a burst of
-// parallel guesses cannot all be checked: only attempts whose number is
-// within the threshold (or the first one after a lock expired) can succeed;
-// later ones in the same burst fail with *LockedError even when the password
-// is right. Attempts on a locked account are not counted.
-func (s *Service) Authenticate(ctx context.Context, login, password string) (*storage.User, error) {
+// Lockout: every attempt is admitted, counted as a failure, before the
+// password is compared (storage.AdmitAttempt: one atomic update, shared by
+// every node). An attempt on a locked counter is not counted and compares
+// nothing: it is a *LockedError, the same answer for the right password and
+// a wrong one. The attempt that brings the count to LockoutThreshold locks
+// the counter at once, for LockoutBase doubled per earlier lock of the same
+// run of failures, at most LockoutMax; so of a burst of parallel guesses at
+// most LockoutThreshold are compared, and after a lock runs out one more. A
+// right password ends the run (count, locks and lock cleared).
+//
+// Which counter: a device token trusted for the account (a browser that
+// completed a sign-in of it before, OWASP's device cookies) counts on its
+// own device; every other attempt counts on the account. So others' wrong
+// passwords lock out every browser but the user's own, whose own failures
+// have their own budget of the same size. Unknown login names are counted
+// and locked like accounts. The same argon2id work is done for every
+// admitted attempt, known account or not, so timing does not reveal
+// whether the account exists.
+func (s *Service) AuthenticateOnDevice(ctx context.Context, login, password, device string) (*storage.User, error) {
 	// An over-long password is checked (for the timing) but can never match.
 	tooLong := len(password) > maxPasswordBytes
 	if tooLong {
@@ -59,7 +78,7 @@ func (s *Service) Authenticate(ctx context.Context, login, password string) (*st
 	}
 	u, err := s.store.UserByLogin(ctx, canon)
 	if errors.Is(err, storage.ErrNotFound) {
-		return nil, s.phantomAttempt(ctx, canon, password)
+		return nil, s.unknownLoginAttempt(ctx, canon, password)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("account: authenticate: %w", err)
@@ -71,84 +90,56 @@ func (s *Service) Authenticate(ctx context.Context, login, password string) (*st
 	if err != nil {
 		return nil, fmt.Errorf("account: authenticate user %s: %w", u.ID, err)
 	}
-	now := s.cfg.Now()
-	if u.LockedUntil.Valid && u.LockedUntil.Time.After(now) {
-		// Same work as any other attempt, but not counted.
-		if _, err := s.verify(ctx, h, password); err != nil {
-			return nil, err
-		}
-		return nil, &LockedError{Until: u.LockedUntil.Time}
-	}
-	s.hook("looked-up")
-
-	n, lockedUntil, err := s.countAttempt(ctx, u.ID, now)
+	counter := storage.PasswordCounter(u.ID)
+	d, err := s.trustedDevice(ctx, device, u.ID)
 	if err != nil {
 		return nil, err
 	}
+	if d != nil {
+		counter = storage.DeviceCounter(d.ID)
+	}
+	s.hook("looked-up")
+	adm, err := s.admit(ctx, counter, s.cfg.LockoutThreshold)
+	if err != nil {
+		return nil, err
+	}
+	if !adm.Admitted {
+		s.hook("refused")
+		return nil, &LockedError{Until: adm.Until}
+	}
 	s.hook("counted")
-
+	s.hook("compared")
 	ok, err = s.verify(ctx, h, password)
 	if err != nil {
 		return nil, err
 	}
-	switch {
-	case !ok || tooLong:
+	if !ok || tooLong {
 		return nil, ErrInvalidCredentials
-	case !admitted(n, u.FailedLogins, s.cfg.LockoutThreshold):
-		return nil, &LockedError{Until: lockedUntil}
 	}
-	if err := s.store.ResetLoginFailures(ctx, u.ID); err != nil {
+	if err := s.store.ResetAttempts(ctx, counter); err != nil {
 		return nil, fmt.Errorf("account: authenticate: %w", err)
 	}
-	u.FailedLogins = 0
-	u.LockedUntil.Valid = false
-	u.LockedUntil.Time = time.Time{}
+	if d == nil {
+		u.FailedLogins, u.Lockouts, u.LockedUntil = 0, 0, sql.NullTime{}
+	}
 	return u, nil
 }
 
-// countAttempt counts one more failure for user id and, when the count
-// reaches the threshold, locks the account, in one transaction. It returns
-// the new count and, if it locked the account, the end of the lock.
-func (s *Service) countAttempt(ctx context.Context, id string, now time.Time) (int, time.Time, error) {
-	var (
-		n     int
-		until time.Time
-	)
-	err := s.store.InTx(ctx, func(ctx context.Context) error {
-		var err error
-		if n, err = s.store.RecordLoginFailure(ctx, id); err != nil {
-			return err
-		}
-		if n < s.cfg.LockoutThreshold {
-			return nil
-		}
-		until = now.Add(s.lockFor(n))
-		return s.store.LockUser(ctx, id, until)
-	})
+// admit counts one attempt on c before anything is checked (see
+// storage.AdmitAttempt), locking c once threshold attempts are counted.
+func (s *Service) admit(ctx context.Context, c storage.Counter, threshold int) (storage.Admission, error) {
+	adm, err := s.store.AdmitAttempt(ctx, c, s.cfg.Now(), threshold, s.lockFor)
 	if err != nil {
-		return 0, time.Time{}, fmt.Errorf("account: count sign-in attempt: %w", err)
+		return adm, fmt.Errorf("account: count attempt: %w", err)
 	}
-	return n, until, nil
+	return adm, nil
 }
 
-// admitted reports whether the attempt numbered n may succeed, given the
-// count before it (as read when the attempt began) and the threshold:
-// attempts within the threshold, and the single next attempt after a lock
-// has expired.
-func admitted(n, before, threshold int) bool {
-	return n <= max(threshold, before+1)
-}
-
-// lockFor returns how long to lock an account after its n-th consecutive
-// failure (n ≥ threshold): LockoutBase doubled n−threshold times, at most
-// LockoutMax.
-func (s *Service) lockFor(n int) time.Duration { return s.lockDuration(n, s.cfg.LockoutThreshold) }
-
-// lockDuration is the lock after the n-th failure of a counter whose lock
-// starts at threshold.
-func (s *Service) lockDuration(n, threshold int) time.Duration {
+// lockFor returns how long the n-th lock of a run of failures lasts:
+// LockoutBase doubled n−1 times, at most LockoutMax.
+func (s *Service) lockFor(n int) time.Duration {
 	d := s.cfg.LockoutBase
-	for i := threshold; i < n && d < s.cfg.LockoutMax; i++ {
+	for i := 1; i < n && d < s.cfg.LockoutMax; i++ {
 		d *= 2
 	}
 	return min(d, s.cfg.LockoutMax)
@@ -170,36 +161,26 @@ func (s *Service) hook(stage string) {
 	}
 }
 
-// phantomAttempt answers an attempt on a login name without an account
-// exactly as one on an account: the same hashing work, and the same
-// counting and locking, so that even "try again at 10:42" says nothing
-// about whether the account exists.
-func (s *Service) phantomAttempt(ctx context.Context, canon, password string) error {
+// unknownLoginAttempt answers an attempt on a login name without an
+// account exactly as one on an account: the same counting and locking, and
+// the same hashing work for an admitted attempt, so that even "try again
+// at 10:42" says nothing about whether the account exists.
+func (s *Service) unknownLoginAttempt(ctx context.Context, canon, password string) error {
 	key, err := s.loginKey(ctx, canon)
 	if err != nil {
 		return err
 	}
-	now := s.cfg.Now()
-	f, err := s.store.PhantomFailures(ctx, key)
+	s.hook("looked-up")
+	adm, err := s.admit(ctx, storage.UnknownLoginCounter(key), s.cfg.LockoutThreshold)
 	if err != nil {
-		return fmt.Errorf("account: authenticate: %w", err)
-	}
-	if err := s.fakeCheck(ctx, password); !errors.Is(err, ErrInvalidCredentials) {
 		return err
 	}
-	if f.LockedUntil.Valid && f.LockedUntil.Time.After(now) {
-		return &LockedError{Until: f.LockedUntil.Time}
+	if !adm.Admitted {
+		s.hook("refused")
+		return &LockedError{Until: adm.Until}
 	}
-	n, err := s.store.RecordPhantomFailure(ctx, key)
-	if err != nil {
-		return fmt.Errorf("account: authenticate: %w", err)
-	}
-	if n >= s.cfg.LockoutThreshold {
-		if err := s.store.LockPhantom(ctx, key, now.Add(s.lockFor(n))); err != nil {
-			return fmt.Errorf("account: authenticate: %w", err)
-		}
-	}
-	return ErrInvalidCredentials
+	s.hook("counted")
+	return s.fakeCheck(ctx, password)
 }
 
 // loginKey is the stored name of an unknown login: an HMAC, so the table

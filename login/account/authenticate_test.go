@@ -4,6 +4,7 @@ import (
 	"errors"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -68,7 +69,7 @@ func TestAuthenticate(t *testing.T) {
 					t.Errorf("error %q names the login or password", err)
 				}
 				// Reset between cases so the wrong ones do not lock alice.
-				if err := st.ResetLoginFailures(ctx, alice.ID); err != nil {
+				if err := st.ResetAttempts(ctx, storage.PasswordCounter(alice.ID)); err != nil {
 					t.Fatal(err)
 				}
 			})
@@ -182,85 +183,177 @@ func TestLockoutSequence(t *testing.T) {
 	})
 }
 
-// barrier makes n goroutines wait at a named stage until all have reached it.
-func barrier(n int, stages ...string) func(string) {
-	wgs := map[string]*sync.WaitGroup{}
-	for _, s := range stages {
-		wg := new(sync.WaitGroup)
-		wg.Add(n)
-		wgs[s] = wg
-	}
-	return func(stage string) {
-		if wg := wgs[stage]; wg != nil {
-			wg.Done()
-			wg.Wait()
+// burstProbe makes n parallel attempts all look the account up before any
+// is counted, and every admitted one wait, before it compares, until every
+// attempt has been admitted or refused; it counts the comparisons.
+type burstProbe struct {
+	lookedUp, decided sync.WaitGroup
+	compared          atomic.Int32
+}
+
+func installBurstProbe(s *Service, n int) *burstProbe {
+	p := new(burstProbe)
+	p.lookedUp.Add(n)
+	p.decided.Add(n)
+	s.testHook = func(stage string) {
+		switch stage {
+		case "looked-up":
+			p.lookedUp.Done()
+			p.lookedUp.Wait()
+		case "counted", "refused":
+			p.decided.Done()
+		case "compared":
+			p.compared.Add(1)
+			p.decided.Wait()
 		}
+	}
+	return p
+}
+
+// A burst of parallel attempts on one account (SECURITY 46): at most the
+// threshold's worth is compared, right password or not; every later one is
+// the same *LockedError; the count stops at the threshold, and the burst
+// locks the account once, for the first lock's length (the back-off grows
+// per lock, not per failure counted in one burst).
+func TestLockoutBurst(t *testing.T) {
+	tests := []struct {
+		name  string
+		n     int
+		right func(i int) bool
+	}{
+		{"50 wrong", 50, func(int) bool { return false }},
+		{"150 wrong", 150, func(int) bool { return false }},
+		{"50 right", 50, func(int) bool { return true }},
+		{"150 with every tenth right", 150, func(i int) bool { return i%10 == 0 }},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			storagetest.ForEach(t, func(t *testing.T, open func(testing.TB) *storage.Store) {
+				t.Parallel()
+				s, _, c, alice := aliceService(t, open)
+				p := installBurstProbe(s, tc.n)
+				errs := make([]error, tc.n)
+				var wg sync.WaitGroup
+				for i := range tc.n {
+					pw := "wrong password"
+					if tc.right(i) {
+						pw = alicePassword
+					}
+					wg.Go(func() { _, errs[i] = s.Authenticate(t.Context(), "alice", pw) })
+				}
+				wg.Wait()
+				s.testHook = nil
+				threshold := s.cfg.LockoutThreshold
+				if got := int(p.compared.Load()); got > threshold {
+					t.Errorf("%d passwords compared in a burst of %d, want ≤ %d", got, tc.n, threshold)
+				}
+				var ok, wrong, locked int
+				var until time.Time
+				for i, err := range errs {
+					var le *LockedError
+					switch {
+					case err == nil:
+						ok++
+						if !tc.right(i) {
+							t.Errorf("attempt %d succeeded with a wrong password", i)
+						}
+					case errors.As(err, &le):
+						locked++
+						if !until.IsZero() && !le.Until.Equal(until) {
+							t.Errorf("attempt %d locked until %v, another until %v: answers differ", i, le.Until, until)
+						}
+						until = le.Until
+					case errors.Is(err, ErrInvalidCredentials):
+						wrong++
+					default:
+						t.Errorf("attempt %d = %v", i, err)
+					}
+				}
+				if ok+wrong != threshold || locked != tc.n-threshold {
+					t.Errorf("%d succeeded, %d wrong, %d locked; want %d compared and %d locked", ok, wrong, locked, threshold, tc.n-threshold)
+				}
+				if want := c.Now().Add(time.Minute); !until.Equal(want) {
+					t.Errorf("locked until %v, want %v (the first lock)", until, want)
+				}
+				u, err := s.Get(t.Context(), alice.ID)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if ok == 0 && (u.FailedLogins != threshold || u.Lockouts != 1 || !u.LockedUntil.Time.Equal(until)) {
+					t.Errorf("after the burst: %d failures, %d locks, locked until %v; want %d, 1, %v", u.FailedLogins, u.Lockouts, u.LockedUntil.Time, threshold, until)
+				}
+			})
+		})
 	}
 }
 
-// 50 parallel wrong passwords that all get past the lock check before any
-// is counted: every one is counted and the account ends up locked.
-func TestLockoutParallelWrongPasswords(t *testing.T) {
+// Past the threshold nothing is compared and the right password gets the
+// same answer as a wrong one.
+func TestLockedAnswersAlike(t *testing.T) {
 	storagetest.ForEach(t, func(t *testing.T, open func(testing.TB) *storage.Store) {
 		t.Parallel()
-		s, _, c, alice := aliceService(t, open)
-		const n = 50
-		s.testHook = barrier(n, "looked-up")
-		errs := make([]error, n)
+		s, _, _, _ := aliceService(t, open)
+		ctx := t.Context()
+		for range s.cfg.LockoutThreshold {
+			if _, err := s.Authenticate(ctx, "alice", "wrong password"); !errors.Is(err, ErrInvalidCredentials) {
+				t.Fatal(err)
+			}
+		}
+		p := installBurstProbe(s, 50)
+		errs := make([]error, 50)
 		var wg sync.WaitGroup
-		for i := range n {
-			wg.Go(func() {
-				_, errs[i] = s.Authenticate(t.Context(), "alice", "wrong password")
-			})
+		for i := range 50 {
+			pw := "wrong password"
+			if i%2 == 0 {
+				pw = alicePassword
+			}
+			wg.Go(func() { _, errs[i] = s.Authenticate(ctx, "alice", pw) })
 		}
 		wg.Wait()
 		s.testHook = nil
+		if got := p.compared.Load(); got != 0 {
+			t.Errorf("%d passwords compared on a locked account, want 0", got)
+		}
 		for i, err := range errs {
-			if !errors.Is(err, ErrInvalidCredentials) {
-				t.Fatalf("attempt %d = %v, want ErrInvalidCredentials", i, err)
+			if err == nil || err.Error() != errs[0].Error() {
+				t.Errorf("attempt %d = %v, attempt 0 = %v; want the same LockedError", i, err, errs[0])
 			}
-		}
-		count, until := failures(t, s, alice.ID)
-		if count != n || !until.After(c.Now()) {
-			t.Fatalf("count %d, locked until %v; want %d and locked", count, until, n)
-		}
-		var le *LockedError
-		if _, err := s.Authenticate(t.Context(), "alice", alicePassword); !errors.As(err, &le) {
-			t.Errorf("right password after the burst = %v, want LockedError", err)
+			var le, le0 *LockedError
+			if !errors.As(err, &le) || !errors.As(errs[0], &le0) || !le.Until.Equal(le0.Until) {
+				t.Errorf("attempt %d = %v, want a LockedError until the same time as attempt 0", i, err)
+			}
 		}
 	})
 }
 
-// A burst of parallel attempts cannot overshoot the threshold: even with the
-// right password, only the first LockoutThreshold attempts are checked.
-func TestLockoutBurstIsNotAllChecked(t *testing.T) {
+// Unknown login names are admitted and locked like accounts, bursts too.
+func TestLockoutBurstUnknownLogin(t *testing.T) {
 	storagetest.ForEach(t, func(t *testing.T, open func(testing.TB) *storage.Store) {
 		t.Parallel()
-		s, _, _, _ := aliceService(t, open)
+		s, _, c, _ := aliceService(t, open)
 		const n = 50
-		s.testHook = barrier(n, "looked-up", "counted")
+		installBurstProbe(s, n)
 		errs := make([]error, n)
 		var wg sync.WaitGroup
 		for i := range n {
-			wg.Go(func() {
-				_, errs[i] = s.Authenticate(t.Context(), "alice", alicePassword)
-			})
+			wg.Go(func() { _, errs[i] = s.Authenticate(t.Context(), "nobody@example.com", "wrong password") })
 		}
 		wg.Wait()
-		var ok, locked int
-		for i, err := range errs {
+		s.testHook = nil
+		var locked int
+		for _, err := range errs {
 			var le *LockedError
-			switch {
-			case err == nil:
-				ok++
-			case errors.As(err, &le):
+			if errors.As(err, &le) {
 				locked++
-			default:
-				t.Errorf("attempt %d = %v", i, err)
+				if !le.Until.Equal(c.Now().Add(time.Minute)) {
+					t.Errorf("unknown login locked until %v, want the first lock", le.Until)
+				}
+			} else if !errors.Is(err, ErrInvalidCredentials) {
+				t.Errorf("attempt = %v", err)
 			}
 		}
-		if ok != s.cfg.LockoutThreshold || locked != n-ok {
-			t.Errorf("%d succeeded and %d were refused as locked; want %d and %d", ok, locked, s.cfg.LockoutThreshold, n-s.cfg.LockoutThreshold)
+		if locked != n-s.cfg.LockoutThreshold {
+			t.Errorf("%d of %d attempts on an unknown login refused as locked, want %d", locked, n, n-s.cfg.LockoutThreshold)
 		}
 	})
 }

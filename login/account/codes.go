@@ -80,17 +80,24 @@ func (s *Service) codeMAC(ctx context.Context, id, code string) ([]byte, error) 
 	return m.Sum(nil), nil
 }
 
-func (s *Service) otpKey(ctx context.Context) ([]byte, error) {
+func (s *Service) otpKey(ctx context.Context) ([]byte, error) { return s.secret(ctx, "otp") }
+
+// secret returns the server secret name (shared by every node through the
+// database), read once.
+func (s *Service) secret(ctx context.Context, name string) ([]byte, error) {
 	s.keyOnce.Lock()
 	defer s.keyOnce.Unlock()
-	if s.otpSecret != nil {
-		return s.otpSecret, nil
+	if key := s.secrets[name]; key != nil {
+		return key, nil
 	}
-	key, err := s.store.Secret(ctx, "otp")
+	key, err := s.store.Secret(ctx, name)
 	if err != nil {
-		return nil, fmt.Errorf("account: load code key: %w", err)
+		return nil, fmt.Errorf("account: load %s key: %w", name, err)
 	}
-	s.otpSecret = key
+	if s.secrets == nil {
+		s.secrets = map[string][]byte{}
+	}
+	s.secrets[name] = key
 	return key, nil
 }
 
@@ -208,15 +215,16 @@ func (s *Service) sendCode(ctx context.Context, u *storage.User, purpose, bindin
 // on the code (ClaimCodeAttempt, a conditional update that refuses once the
 // code has had OTPMaxAttempts entries, so a burst of parallel guesses can
 // never compare more), then, for sign-in codes, toward the account's code
-// lockout (as Authenticate counts passwords: only entries numbered within
-// OTPLockoutThreshold, or the first after a lock expired, may succeed; the
-// others fail with *LockedError without being compared, and lock the
-// account). A right code is used up by an update that requires it unused,
-// so of several parallel right entries exactly one succeeds. Errors:
-// ErrCodeInvalid (wrong), ErrCodeDead (no usable code, or the last allowed
-// entry was wrong), *LockedError.
+// lockout (storage.CodeCounter, admitted as Authenticate admits passwords:
+// an entry on a locked code step is not compared and fails with
+// *LockedError; the entry that brings the count to OTPLockoutThreshold
+// locks it, with the same back-off as passwords). A right code is used up
+// by an update that requires it unused, so of several parallel right
+// entries exactly one succeeds. Errors: ErrCodeInvalid (wrong), ErrCodeDead
+// (no usable code, or the last allowed entry was wrong), *LockedError.
 func (s *Service) checkCode(ctx context.Context, u *storage.User, purpose, binding, code string) (*storage.OneTimeCode, error) {
-	if locked, until := s.lockedAt(u); locked {
+	login := purpose == purposeLogin
+	if locked, until := s.codeLockedAt(u); login && locked {
 		return nil, &LockedError{Until: until}
 	}
 	now := s.cfg.Now()
@@ -232,7 +240,6 @@ func (s *Service) checkCode(ctx context.Context, u *storage.User, purpose, bindi
 		return nil, err
 	}
 	s.hook("code-read")
-	login := purpose == purposeLogin
 	var result error
 	err = s.store.InTx(ctx, func(ctx context.Context) error {
 		n, err := s.store.ClaimCodeAttempt(ctx, c.ID, s.cfg.OTPMaxAttempts, now)
@@ -242,17 +249,13 @@ func (s *Service) checkCode(ctx context.Context, u *storage.User, purpose, bindi
 		} else if err != nil {
 			return err
 		}
-		fails := 0
+		var adm storage.Admission
 		if login {
-			if fails, err = s.store.RecordOTPFailure(ctx, u.ID); err != nil {
+			if adm, err = s.admit(ctx, storage.CodeCounter(u.ID), s.cfg.OTPLockoutThreshold); err != nil {
 				return err
 			}
-			if !admitted(fails, u.FailedOTPs, s.cfg.OTPLockoutThreshold) {
-				le, err := s.lockForCodes(ctx, u.ID, fails, now)
-				if err != nil {
-					return err
-				}
-				result = le
+			if !adm.Admitted {
+				result = &LockedError{Until: adm.Until}
 				return nil
 			}
 		}
@@ -265,18 +268,14 @@ func (s *Service) checkCode(ctx context.Context, u *storage.User, purpose, bindi
 				return err
 			}
 			if login {
-				return s.store.ResetOTPFailures(ctx, u.ID)
+				return s.store.ResetAttempts(ctx, storage.CodeCounter(u.ID))
 			}
 			return nil
 		}
 		switch {
-		case login && fails >= s.cfg.OTPLockoutThreshold:
-			le, err := s.lockForCodes(ctx, u.ID, fails, now)
-			if err != nil {
-				return err
-			}
-			result = le
-			return nil
+		case login && !adm.Until.IsZero():
+			// This wrong entry reached the threshold and locked the code step.
+			result = &LockedError{Until: adm.Until}
 		case n >= s.cfg.OTPMaxAttempts:
 			result = ErrCodeDead
 		default:
@@ -293,21 +292,11 @@ func (s *Service) checkCode(ctx context.Context, u *storage.User, purpose, bindi
 	return c, nil
 }
 
-// lockForCodes locks the account after its fails-th consecutive wrong code
-// (fails ≥ OTPLockoutThreshold), inside ctx's transaction, and returns the
-// *LockedError to answer.
-func (s *Service) lockForCodes(ctx context.Context, userID string, fails int, now time.Time) (*LockedError, error) {
-	until := now.Add(s.lockDuration(fails, s.cfg.OTPLockoutThreshold))
-	if err := s.store.LockUser(ctx, userID, until); err != nil {
-		return nil, err
-	}
-	return &LockedError{Until: until}, nil
-}
-
-// lockedAt reports whether u is locked now, and until when.
-func (s *Service) lockedAt(u *storage.User) (bool, time.Time) {
-	if u.LockedUntil.Valid && u.LockedUntil.Time.After(s.cfg.Now()) {
-		return true, u.LockedUntil.Time
+// codeLockedAt reports whether u's code step is locked now (too many wrong
+// sign-in codes), and until when.
+func (s *Service) codeLockedAt(u *storage.User) (bool, time.Time) {
+	if u.OTPLockedUntil.Valid && u.OTPLockedUntil.Time.After(s.cfg.Now()) {
+		return true, u.OTPLockedUntil.Time
 	}
 	return false, time.Time{}
 }
@@ -316,11 +305,15 @@ func (s *Service) lockedAt(u *storage.User) (bool, time.Time) {
 // phone), bound to binding — an opaque string from the pages naming this
 // sign-in attempt, so that a code never works for another attempt, session
 // or user. It kills the previous code of that binding. Too many sends give
-// a *RateLimitError.
+// a *RateLimitError; a code step locked by wrong codes, a *LockedError (no
+// code is sent).
 func (s *Service) StartOTP(ctx context.Context, userID, binding string, ch notify.Channel) (*OTPChallenge, error) {
 	u, err := s.Get(ctx, userID)
 	if err != nil {
 		return nil, err
+	}
+	if locked, until := s.codeLockedAt(u); locked {
+		return nil, &LockedError{Until: until}
 	}
 	if binding == "" {
 		return nil, errors.New("account: a code needs a binding")

@@ -275,19 +275,22 @@ func TestCodeLockoutParallel(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got.FailedOTPs != codes*perCode || !got.LockedUntil.Valid || !got.LockedUntil.Time.After(e.clock.Now()) {
-			t.Errorf("failed_otps %d, locked until %v; want %d and locked", got.FailedOTPs, got.LockedUntil, codes*perCode)
+		// Only admitted entries are counted, and the burst made one lock of
+		// the first lock's length: the back-off grows per lock.
+		if got.FailedOTPs != threshold || got.OTPLockouts != 1 || !got.OTPLockedUntil.Time.Equal(e.clock.Now().Add(time.Minute)) {
+			t.Errorf("failed_otps %d, %d locks, locked until %v; want %d, 1 lock, 1 minute", got.FailedOTPs, got.OTPLockouts, got.OTPLockedUntil, threshold)
 		}
-		if got.FailedLogins != 0 {
-			t.Errorf("failed_logins = %d, want 0: codes count apart from passwords", got.FailedLogins)
+		if got.FailedLogins != 0 || got.LockedUntil.Valid {
+			t.Errorf("failed_logins = %d, locked until %v; want 0 and no password lock: codes count apart from passwords", got.FailedLogins, got.LockedUntil)
 		}
-		// A new code, entered right, is refused while the lock lasts.
-		if _, err := e.s.StartOTP(ctx, u.ID, "z", notify.Email); err != nil {
-			t.Fatal(err)
-		}
+		// No new code is sent while the lock lasts, and a code sent before
+		// it is refused even when right.
 		var le *LockedError
-		if err := e.s.CheckOTP(ctx, u.ID, "z", codeIn(t, e.rec.last(t, u.Email))); !errors.As(err, &le) || !le.Until.Equal(got.LockedUntil.Time) {
-			t.Errorf("right code while locked = %v, want a LockedError until %v", err, got.LockedUntil.Time)
+		if _, err := e.s.StartOTP(ctx, u.ID, "z", notify.Email); !errors.As(err, &le) || !le.Until.Equal(got.OTPLockedUntil.Time) {
+			t.Errorf("StartOTP while locked = %v, want a LockedError until %v", err, got.OTPLockedUntil.Time)
+		}
+		if err := e.s.CheckOTP(ctx, u.ID, "a", right[0]); !errors.As(err, &le) || !le.Until.Equal(got.OTPLockedUntil.Time) {
+			t.Errorf("right code while locked = %v, want a LockedError until %v", err, got.OTPLockedUntil.Time)
 		}
 	})
 }
@@ -333,11 +336,14 @@ func TestCodeLockoutThreshold(t *testing.T) {
 					}
 				}
 				got, _ := e.store.User(ctx, u.ID)
-				if tc.tenthRight && (got.FailedOTPs != 0 || got.LockedUntil.Valid) {
-					t.Errorf("after the right code: failed_otps %d, locked %v; want 0 and no lock", got.FailedOTPs, got.LockedUntil)
+				if tc.tenthRight && (got.FailedOTPs != 0 || got.OTPLockouts != 0 || got.OTPLockedUntil.Valid) {
+					t.Errorf("after the right code: failed_otps %d, %d locks, locked %v; want 0 and no lock", got.FailedOTPs, got.OTPLockouts, got.OTPLockedUntil)
 				}
-				if !tc.tenthRight && (got.FailedOTPs != 10 || !got.LockedUntil.Time.Equal(e.clock.Now().Add(time.Minute))) {
-					t.Errorf("after 10 wrong codes: failed_otps %d, locked until %v; want 10 and 1 minute", got.FailedOTPs, got.LockedUntil)
+				if !tc.tenthRight && (got.FailedOTPs != 10 || !got.OTPLockedUntil.Time.Equal(e.clock.Now().Add(time.Minute))) {
+					t.Errorf("after 10 wrong codes: failed_otps %d, locked until %v; want 10 and 1 minute", got.FailedOTPs, got.OTPLockedUntil)
+				}
+				if got.LockedUntil.Valid {
+					t.Errorf("wrong codes set the password lock (until %v): the code step locks apart", got.LockedUntil)
 				}
 			})
 		})

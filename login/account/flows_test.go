@@ -420,13 +420,13 @@ func TestChangePasswordAndDeactivate(t *testing.T) {
 	u := e.user(t, "hal@example.com", "")
 	e.store.CreateLoginSession(ctx, &storage.LoginSession{IDHash: "keep", Subject: u.ID, AuthTime: time.Now(), ExpiresAt: time.Now().Add(time.Hour)})
 	e.store.CreateLoginSession(ctx, &storage.LoginSession{IDHash: "other", Subject: u.ID, AuthTime: time.Now(), ExpiresAt: time.Now().Add(time.Hour)})
-	if err := e.s.ChangePassword(ctx, u.ID, "wrong password", "a brand new walrus", "keep"); !errors.Is(err, ErrInvalidCredentials) {
+	if err := e.s.ChangePassword(ctx, u.ID, "wrong password", "a brand new walrus", "keep", ""); !errors.Is(err, ErrInvalidCredentials) {
 		t.Errorf("wrong old password: %v", err)
 	}
 	if got, _ := e.store.User(ctx, u.ID); got.FailedLogins != 1 {
 		t.Errorf("a wrong old password was not counted toward the lockout")
 	}
-	if err := e.s.ChangePassword(ctx, u.ID, "a quiet walrus sings", "a brand new walrus", "keep"); err != nil {
+	if err := e.s.ChangePassword(ctx, u.ID, "a quiet walrus sings", "a brand new walrus", "keep", ""); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := e.store.LoginSession(ctx, "keep"); err != nil {
@@ -435,10 +435,10 @@ func TestChangePasswordAndDeactivate(t *testing.T) {
 	if _, err := e.store.LoginSession(ctx, "other"); !errors.Is(err, storage.ErrNotFound) {
 		t.Errorf("another session survived the change: %v", err)
 	}
-	if err := e.s.Deactivate(ctx, u.ID, "wrong"); !errors.Is(err, ErrInvalidCredentials) {
+	if err := e.s.Deactivate(ctx, u.ID, "wrong", ""); !errors.Is(err, ErrInvalidCredentials) {
 		t.Errorf("deactivate with a wrong password: %v", err)
 	}
-	if err := e.s.Deactivate(ctx, u.ID, "a brand new walrus"); err != nil {
+	if err := e.s.Deactivate(ctx, u.ID, "a brand new walrus", ""); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := e.s.Authenticate(ctx, "hal@example.com", "a brand new walrus"); !errors.Is(err, ErrInvalidCredentials) {

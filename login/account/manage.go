@@ -122,10 +122,12 @@ func (s *Service) ResetPassword(ctx context.Context, token, newPassword string) 
 }
 
 // ChangePassword sets a new password for a signed-in user who proves the
-// old one. A wrong old password is ErrInvalidCredentials and counts toward
-// the lockout. Every other session ends (keepSessionIDHash stays), refresh
-// tokens are revoked, reset links die, and the owner is mailed.
-func (s *Service) ChangePassword(ctx context.Context, userID, oldPassword, newPassword, keepSessionIDHash string) error {
+// old one, typed in the browser that carries device (its device token, or
+// ""). A wrong old password is ErrInvalidCredentials and counts toward the
+// lockout as at sign-in (AuthenticateOnDevice). Every other session ends
+// (keepSessionIDHash stays), refresh tokens are revoked, reset links die,
+// every trusted device is forgotten, and the owner is mailed.
+func (s *Service) ChangePassword(ctx context.Context, userID, oldPassword, newPassword, keepSessionIDHash, device string) error {
 	u, err := s.Get(ctx, userID)
 	if err != nil {
 		return err
@@ -133,7 +135,7 @@ func (s *Service) ChangePassword(ctx context.Context, userID, oldPassword, newPa
 	if err := s.cfg.Password.Check(newPassword); err != nil {
 		return err
 	}
-	if _, err := s.Authenticate(ctx, u.Email, oldPassword); err != nil {
+	if _, err := s.AuthenticateOnDevice(ctx, u.Email, oldPassword, device); err != nil {
 		return err
 	}
 	hash, err := s.hashPassword(ctx, newPassword)
@@ -162,9 +164,13 @@ func (s *Service) setPassword(ctx context.Context, u *storage.User, hash, keepSe
 		}
 		u.PasswordHash = hash
 		u.PasswordChangedAt = sql.NullTime{Time: now, Valid: true}
-		u.FailedLogins, u.FailedOTPs = 0, 0
-		u.LockedUntil = sql.NullTime{}
-		if err := s.store.UpdateUser(ctx, u, "password_hash", "password_changed_at", "failed_logins", "failed_otps", "locked_until"); err != nil {
+		u.FailedLogins, u.Lockouts, u.LockedUntil = 0, 0, sql.NullTime{}
+		u.FailedOTPs, u.OTPLockouts, u.OTPLockedUntil = 0, 0, sql.NullTime{}
+		if err := s.store.UpdateUser(ctx, u, "password_hash", "password_changed_at", "failed_logins", "lockouts",
+			"locked_until", "failed_otps", "otp_lockouts", "otp_locked_until"); err != nil {
+			return err
+		}
+		if err := s.store.ForgetDevices(ctx, u.ID); err != nil {
 			return err
 		}
 		if err := s.store.DeleteLoginSessions(ctx, u.ID, keepSession); err != nil {
@@ -327,6 +333,25 @@ func (s *Service) EndSession(ctx context.Context, userID, idHash string) error {
 	return nil
 }
 
+// SignOutEverywhere ends every session of the user, this browser's too,
+// and revokes every access and refresh token issued to them, offline
+// access included, in one transaction: every application must sign the
+// user in again. (Signing out one browser, or an application's logout,
+// ends only that browser's session; see the README.) Trusted devices stay
+// trusted: they are browsers the user signed in with, not sessions.
+func (s *Service) SignOutEverywhere(ctx context.Context, userID string) error {
+	err := s.store.InTx(ctx, func(ctx context.Context) error {
+		if err := s.store.DeleteLoginSessions(ctx, userID, ""); err != nil {
+			return err
+		}
+		return s.store.RevokeSubjectTokens(ctx, userID)
+	})
+	if err != nil {
+		return fmt.Errorf("account: sign out everywhere: %w", err)
+	}
+	return nil
+}
+
 // App is an application the user allowed.
 type App struct {
 	ClientID, ClientName string
@@ -366,15 +391,16 @@ func (s *Service) RevokeApp(ctx context.Context, userID, clientID string) error 
 	return nil
 }
 
-// Deactivate disables the user's own account after checking the password:
+// Deactivate disables the user's own account after checking the password
+// typed in the browser that carries device (its device token, or ""):
 // every session ends and every token is revoked. Wrong password:
-// ErrInvalidCredentials (counted toward the lockout).
-func (s *Service) Deactivate(ctx context.Context, userID, password string) error {
+// ErrInvalidCredentials (counted toward the lockout as at sign-in).
+func (s *Service) Deactivate(ctx context.Context, userID, password, device string) error {
 	u, err := s.Get(ctx, userID)
 	if err != nil {
 		return err
 	}
-	if _, err := s.Authenticate(ctx, u.Email, password); err != nil {
+	if _, err := s.AuthenticateOnDevice(ctx, u.Email, password, device); err != nil {
 		return err
 	}
 	err = s.store.InTx(ctx, func(ctx context.Context) error {

@@ -43,8 +43,14 @@ func TestLockedAccountRecoversByReset(t *testing.T) {
 				u := e.user(t, "wes@example.com", "")
 				tc.lock(t, e, u.ID)
 				var le *LockedError
-				if _, err := e.s.Authenticate(ctx, "wes@example.com", password); !errors.As(err, &le) || !le.Until.After(e.clock.Now()) {
+				// Wrong passwords lock the password step; wrong codes lock
+				// the code step (the password is still accepted, no code is
+				// sent).
+				if _, err := e.s.Authenticate(ctx, "wes@example.com", password); tc.name == "wrong passwords" && (!errors.As(err, &le) || !le.Until.After(e.clock.Now())) {
 					t.Fatalf("right password after the attack = %v, want a LockedError", err)
+				}
+				if _, err := e.s.StartOTP(ctx, u.ID, "after", notify.Email); tc.name == "wrong codes" && (!errors.As(err, &le) || !le.Until.After(e.clock.Now())) {
+					t.Fatalf("a code after the attack = %v, want a LockedError", err)
 				}
 				e.clock.Advance(time.Second)
 				if err := e.s.RequestPasswordReset(ctx, "wes@example.com"); err != nil {
@@ -61,8 +67,11 @@ func TestLockedAccountRecoversByReset(t *testing.T) {
 				if err != nil || got.ID != u.ID {
 					t.Fatalf("sign-in with the new password at once = %v, %v; want the user", got, err)
 				}
-				if got.FailedLogins != 0 || got.FailedOTPs != 0 || got.LockedUntil.Valid {
-					t.Errorf("after the reset: failed_logins %d, failed_otps %d, locked %v; want 0, 0, none", got.FailedLogins, got.FailedOTPs, got.LockedUntil)
+				if got.FailedLogins != 0 || got.FailedOTPs != 0 || got.LockedUntil.Valid || got.OTPLockedUntil.Valid || got.Lockouts != 0 || got.OTPLockouts != 0 {
+					t.Errorf("after the reset: %+v; want no failures and no locks", got)
+				}
+				if _, err := e.s.StartOTP(ctx, u.ID, "after-reset", notify.Email); err != nil {
+					t.Errorf("a code after the reset = %v", err)
 				}
 				if _, err := e.s.Authenticate(ctx, "wes@example.com", password); !errors.Is(err, ErrInvalidCredentials) {
 					t.Errorf("old password after the reset = %v, want ErrInvalidCredentials", err)

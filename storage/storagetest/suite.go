@@ -42,7 +42,9 @@ func Run(t *testing.T, open func(t testing.TB) *storage.Store) {
 		{"RefreshRotationRace", testRefreshRotationRace},
 		{"Transactions", testTransactions},
 		{"Users", testUsers},
-		{"UserLoginFailuresRace", testLoginFailuresRace},
+		{"AdmitAttempt", testAdmitAttempt},
+		{"AdmitAttemptRace", testAdmitAttemptRace},
+		{"Devices", testDevices},
 		{"UserSameEmailRace", testSameEmailRace},
 		{"LoginSessions", testLoginSessions},
 		{"AuthRequestsAndConsents", testAuthRequestsAndConsents},
@@ -784,47 +786,9 @@ func testUsers(t *testing.T, s *storage.Store) {
 	if _, err := s.UserByLogin(ctx, "' OR '1'='1"); !errors.Is(err, storage.ErrNotFound) {
 		t.Errorf("UserByLogin(injection) = %v, want ErrNotFound", err)
 	}
-	if n, err := s.RecordLoginFailure(ctx, "u1"); err != nil || n != 1 {
-		t.Errorf("RecordLoginFailure = %d, %v; want 1", n, err)
-	}
-	until := time.Now().Add(time.Minute).UTC().Truncate(time.Second)
-	if err := s.LockUser(ctx, "u1", until); err != nil {
-		t.Fatal(err)
-	}
-	got, _ := s.User(ctx, "u1")
-	if !got.LockedUntil.Valid || !got.LockedUntil.Time.Equal(until) || got.FailedLogins != 1 {
-		t.Errorf("after lock: locked_until=%v failed=%d", got.LockedUntil, got.FailedLogins)
-	}
-	if err := s.ResetLoginFailures(ctx, "u1"); err != nil {
-		t.Fatal(err)
-	}
-	got, _ = s.User(ctx, "u1")
-	if got.LockedUntil.Valid || got.FailedLogins != 0 {
-		t.Errorf("after reset: locked_until=%v failed=%d", got.LockedUntil, got.FailedLogins)
-	}
 	list, err := s.Users(ctx, 0, 10)
 	if err != nil || len(list) != 1 {
 		t.Errorf("Users() = %v, %v", list, err)
-	}
-}
-
-func testLoginFailuresRace(t *testing.T, s *storage.Store) {
-	ctx := t.Context()
-	if err := s.CreateUser(ctx, newUser("u1", "a@example.com")); err != nil {
-		t.Fatal(err)
-	}
-	var wg sync.WaitGroup
-	for range 50 {
-		wg.Go(func() {
-			if _, err := s.RecordLoginFailure(ctx, "u1"); err != nil {
-				t.Errorf("RecordLoginFailure: %v", err)
-			}
-		})
-	}
-	wg.Wait()
-	got, _ := s.User(ctx, "u1")
-	if got.FailedLogins != 50 {
-		t.Errorf("failed_logins after 50 parallel failures = %d, want 50", got.FailedLogins)
 	}
 }
 
