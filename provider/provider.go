@@ -258,9 +258,14 @@ type fositeStore struct {
 
 var _ oauth2.ResourceOwnerPasswordCredentialsGrantStorage = (*fositeStore)(nil)
 
+// codeStepAskedKey marks the context of a password grant whose request
+// asked for the code step (acr_values=mfa).
+type codeStepAskedKey struct{}
+
 // Authenticate implements the password grant's credential check. Every
 // credential failure (unknown user, wrong password, locked account) looks
-// the same to the client: invalid_grant.
+// the same to the client: invalid_grant. The password is checked through
+// the same admission as the sign-in page's (Accounts.Authenticate).
 func (s *fositeStore) Authenticate(ctx context.Context, login, password string) (string, error) {
 	u, err := s.accounts.Authenticate(ctx, login, password)
 	if err != nil {
@@ -269,9 +274,12 @@ func (s *fositeStore) Authenticate(ctx context.Context, login, password string) 
 		}
 		return "", err
 	}
-	if s.secondFactor || !u.EmailVerified {
-		// The password grant has no code step, and an unverified
-		// account gets no tokens: the same answer as a wrong password.
+	asked, _ := ctx.Value(codeStepAskedKey{}).(bool)
+	if s.secondFactor || asked || !u.EmailVerified {
+		// The password grant has no code step: while the code step
+		// applies (TORII_OTP=always, or acr_values=mfa on the request) it
+		// never issues tokens. Nor does an unverified account get any. The
+		// same answer as a wrong password.
 		return "", fosite.ErrNotFound
 	}
 	return u.ID, nil

@@ -36,6 +36,12 @@ func (p *Provider) token(w http.ResponseWriter, r *http.Request) {
 		if rt := form.Get("refresh_token"); rt != "" {
 			storage.NoteReads(ctx, storage.ReadAhead{RefreshSignature: p.tokens.RefreshTokenSignature(ctx, rt)})
 		}
+	case "password":
+		// The password grant's credential check must know whether the
+		// client asked for the code step.
+		if slices.Contains(strings.Fields(strings.Join(form["acr_values"], " ")), ACRMFA) {
+			ctx = context.WithValue(ctx, codeStepAskedKey{}, true)
+		}
 	}
 	ar, resp, err := p.exchange(ctx, r)
 	// A code whose redemption failed once its PKCE challenge was read

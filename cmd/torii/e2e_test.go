@@ -569,3 +569,76 @@ func TestNoNonce(t *testing.T) {
 		t.Errorf("nonce = %q, want none", c.Nonce)
 	}
 }
+
+// The password grant never skips the code step while it applies
+// (TORII_OTP=always, or acr_values=mfa on the request): the right password
+// then gets the same invalid_grant as a wrong one.
+func TestPasswordGrantNeverSkipsCodeStep(t *testing.T) {
+	tests := []struct {
+		name, otp string
+		acr       []string
+		wantOK    bool
+	}{
+		{"otp off", "off", nil, true},
+		{"otp off, acr_values=pwd", "off", []string{"pwd"}, true},
+		{"otp always", "always", nil, false},
+		{"otp always, acr_values=pwd", "always", []string{"pwd"}, false},
+		{"otp off, acr_values=mfa", "off", []string{"mfa"}, false},
+		{"otp off, acr_values=pwd mfa", "off", []string{"pwd mfa"}, false},
+		{"otp off, acr_values pwd then mfa", "off", []string{"pwd", "mfa"}, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t, backends[0].url(t), func(c *Config, _ *serverOptions) { c.OTP = tc.otp })
+			e.user("carol@example.com")
+			id, secret := e.client(provider.ClientSpec{ID: "first-party", GrantTypes: []string{"password"}})
+			form := url.Values{"grant_type": {"password"}, "username": {"carol@example.com"}, "password": {testPassword}, "scope": {"openid"}}
+			if tc.acr != nil {
+				form["acr_values"] = tc.acr
+			}
+			status, body, _ := e.postForm("/oauth2/token", form, id, secret)
+			if tc.wantOK {
+				if status != 200 || body["access_token"] == nil {
+					t.Fatalf("password grant = %d %v, want tokens", status, body)
+				}
+				return
+			}
+			wantOAuthError(t, status, body, 400, "invalid_grant")
+			_, wrong, _ := e.postForm("/oauth2/token", url.Values{"grant_type": {"password"}, "username": {"carol@example.com"},
+				"password": {"wrong password"}, "scope": {"openid"}}, id, secret)
+			if body["error_description"] != wrong["error_description"] {
+				t.Errorf("right password while the code step applies = %v, wrong password = %v: answers differ", body, wrong)
+			}
+		})
+	}
+}
+
+// The password grant goes through the same admission as the sign-in page
+// (SECURITY 46): a burst of parallel wrong passwords counts the threshold's
+// worth and locks once; then the right password fails like the others.
+func TestPasswordGrantBurst(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, dbURL string) {
+		e := newEnv(t, dbURL)
+		sub := e.user("dave@example.com")
+		id, secret := e.client(provider.ClientSpec{ID: "first-party", GrantTypes: []string{"password"}})
+		var wg sync.WaitGroup
+		for range 30 {
+			wg.Go(func() {
+				status, body, _ := e.postForm("/oauth2/token", url.Values{"grant_type": {"password"}, "username": {"dave@example.com"},
+					"password": {"wrong password"}}, id, secret)
+				wantOAuthError(t, status, body, 400, "invalid_grant")
+			})
+		}
+		wg.Wait()
+		u, err := e.srv.store.User(e.ctx(), sub)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if u.FailedLogins != 5 || u.Lockouts != 1 || !u.LockedUntil.Valid {
+			t.Errorf("after 30 parallel wrong passwords: %d failures, %d locks, locked %v; want 5, 1, locked", u.FailedLogins, u.Lockouts, u.LockedUntil.Valid)
+		}
+		status, body, _ := e.postForm("/oauth2/token", url.Values{"grant_type": {"password"}, "username": {"dave@example.com"},
+			"password": {testPassword}}, id, secret)
+		wantOAuthError(t, status, body, 400, "invalid_grant")
+	})
+}
