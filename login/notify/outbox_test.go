@@ -20,6 +20,7 @@ import (
 	"github.com/torii-idp/torii/login/notify/notifytest"
 	"github.com/torii-idp/torii/storage"
 	"github.com/torii-idp/torii/storage/storagetest"
+	"github.com/torii-idp/torii/templates"
 )
 
 type logBuffer struct {
@@ -745,5 +746,42 @@ func TestCompose(t *testing.T) {
 	}
 	if _, _, _, err := notify.Compose("nope", data); err == nil {
 		t.Error("Compose of an unknown message succeeded")
+	}
+}
+
+// No subject holds a code or a link: a subject is kept beside the message
+// after it was sent and shows on lock screens and in notification previews
+// (SECURITY 44). Every subject template is rendered with a value for each
+// field a message has.
+func TestSubjectsHoldNoSecrets(t *testing.T) {
+	text, _, err := templates.Mail()
+	if err != nil {
+		t.Fatal(err)
+	}
+	secrets := map[string]string{"Code": "424242", "Link": "https://id.example/verify?token=LINKTOKEN",
+		"ResetLink": "https://id.example/reset?token=RESETTOKEN"}
+	data := map[string]any{"Minutes": 10, "Name": "Ada", "Email": "ada@example.com", "When": "23 Nov 2026 10:00 UTC"}
+	for field, v := range secrets {
+		data[field] = v
+	}
+	n := 0
+	for _, tmpl := range text.Templates() {
+		name, ok := strings.CutSuffix(tmpl.Name(), ".subject")
+		if !ok {
+			continue
+		}
+		n++
+		subject, _, _, err := notify.Compose(name, data)
+		if err != nil {
+			t.Errorf("Compose(%s) = %v", name, err)
+		}
+		for field, v := range secrets {
+			if strings.Contains(subject, v) || strings.Contains(subject, strings.TrimPrefix(v, "https://")) {
+				t.Errorf("Compose(%s) subject = %q, holds the %s", name, subject, field)
+			}
+		}
+	}
+	if n < 6 {
+		t.Errorf("%d subject templates found, want at least 6", n)
 	}
 }
