@@ -785,3 +785,38 @@ func TestSubjectsHoldNoSecrets(t *testing.T) {
 		t.Errorf("%d subject templates found, want at least 6", n)
 	}
 }
+
+// A server that quotes the message it refuses, as some content filters do,
+// leaves no code, token or address in the error kept with the failed
+// message, nor in the log (SECURITY 44).
+func TestRefusalQuotingTheMessage(t *testing.T) {
+	storagetest.ForEach(t, func(t *testing.T, open func(testing.TB) *storage.Store) {
+		s := open(t)
+		smtpd := notifytest.NewSMTPServer(t)
+		smtpd.RefuseAt(notifytest.AtData, 554)
+		smtpd.QuoteRefused(true)
+		o, logs := newOutbox(t, s, notify.Config{SMTPURL: smtpd.URL(), RootCAs: smtpd.RootCAs(), MaxAttempts: 1})
+		token := "N5XGQYLOMVZWC3DJNZTWK4TFMJQWY3DJNZTWK4TFMJQWY3DJ"
+		subject, text, html, err := notify.Compose("verify_email", map[string]any{"Code": "424242", "Minutes": 10, "Name": "Dee",
+			"Link": "https://id.example/verify?token=" + token})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := o.Enqueue(t.Context(), notify.Message{Channel: notify.Email, To: "dee@example.com", Subject: subject, Text: text, HTML: html}); err != nil {
+			t.Fatal(err)
+		}
+		flushTimed(t, o)
+		m := onlyMessage(t, s)
+		if m.Status != storage.OutboxFailed || !strings.Contains(m.LastError, "554") || !strings.Contains(m.LastError, "[redacted]") {
+			t.Errorf("message %q with error %q; want failed, with the server's answer and the quote redacted", m.Status, m.LastError)
+		}
+		for what, v := range map[string]string{"code": "424242", "token": token, "recipient": "dee@example.com"} {
+			if strings.Contains(m.LastError, v) {
+				t.Errorf("the stored error holds the %s: %q", what, m.LastError)
+			}
+			if strings.Contains(logs.String(), v) {
+				t.Errorf("the log holds the %s:\n%s", what, logs)
+			}
+		}
+	})
+}
