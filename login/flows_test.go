@@ -261,6 +261,58 @@ func TestRegistrationPages(t *testing.T) {
 	})
 }
 
+// Look-alike addresses (SECURITY 53) are answered on the pages exactly as
+// a new address: 303 to the verification page, which shows the address
+// typed; no account is made, and the owner of the account it looks like is
+// mailed.
+func TestRegistrationPagesLookAlike(t *testing.T) {
+	storagetest.ForEach(t, func(t *testing.T, open func(testing.TB) *storage.Store) {
+		e := otpEnv(t, open)
+		register := func(email string) (*response, *response) {
+			b := e.browser()
+			r := b.post(login.RegisterPath, url.Values{"csrf": {b.csrf(login.RegisterPath)}, "email": {email},
+				"password": {"zoe likes long passwords"}, "password2": {"zoe likes long passwords"}})
+			return r, b.get(login.VerifyPath)
+		}
+		rNew, pNew := register("zoe@example.com")
+		masked := regexp.MustCompile(`value="[^"]*"|<strong>[^<]*</strong>`)
+		for _, tc := range []struct {
+			name, email, shown string
+			owner              bool
+		}{
+			{"dotless ı", "alıce@example.com", "a•••@example.com", true},
+			{"Cyrillic а first", "аlice@example.com", "а•••@example.com", true},
+			{"Cyrillic а in the domain", "alice@exаmple.com", "a•••@exаmple.com", true},
+			{"1 for l", "a1ice@examp1e.com", "a•••@examp1e.com", true},
+			{"mixed scripts, like no account", "zоe.b@example.com", "z•••@example.com", false},
+		} {
+			before := e.mail.count()
+			r, p := register(tc.email)
+			if r.StatusCode != http.StatusSeeOther || r.Header.Get("Location") != rNew.Header.Get("Location") {
+				t.Errorf("%s: %d → %q; want %d → %q as for a new address", tc.name, r.StatusCode, r.Header.Get("Location"),
+					rNew.StatusCode, rNew.Header.Get("Location"))
+			}
+			if p.StatusCode != http.StatusOK || !strings.Contains(p.body, "<strong>"+tc.shown+"</strong>") ||
+				masked.ReplaceAllString(p.body, "") != masked.ReplaceAllString(pNew.body, "") {
+				t.Errorf("%s: the verification page (%d) differs from a new address's or does not show %s", tc.name, p.StatusCode, tc.shown)
+			}
+			wantMails := 0
+			if tc.owner {
+				wantMails = 1
+				if !strings.Contains(e.mail.last(t, aliceEmail).Subject, "tried to register") {
+					t.Errorf("%s: the owner got no notice", tc.name)
+				}
+			}
+			if got := e.mail.count() - before; got != wantMails {
+				t.Errorf("%s: %d messages, want %d", tc.name, got, wantMails)
+			}
+		}
+		if us, err := e.accounts.List(t.Context(), 0, 100); err != nil || len(us) != 2 {
+			t.Errorf("List() = %d users, %v; want alice and zoe", len(us), err)
+		}
+	})
+}
+
 func TestResetPages(t *testing.T) {
 	storagetest.ForEach(t, func(t *testing.T, open func(testing.TB) *storage.Store) {
 		e := otpEnv(t, open)

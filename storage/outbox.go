@@ -18,9 +18,9 @@ const (
 	OutboxFailed  = "failed"
 )
 
-// OutboxMessage is a mail or SMS waiting to be sent (or the record of one
-// that was: its body is erased once sent, since it may hold a one-time
-// code).
+// OutboxMessage is a mail or SMS waiting to be sent, or the record of one
+// that was sent or given up on: then its body, the only field that may hold
+// a one-time code or a link's token, is erased.
 type OutboxMessage struct {
 	bun.BaseModel `bun:"table:outbox"`
 

@@ -402,6 +402,24 @@ func (s *Store) formatTime(t time.Time) any {
 	return t.UTC().Format("2006-01-02 15:04:05.999999-07:00")
 }
 
+// nullString scans a text column that may be NULL into a string (NULL
+// reads as "").
+type nullString struct{ s *string }
+
+func (n nullString) Scan(src any) error {
+	switch v := src.(type) {
+	case nil:
+		*n.s = ""
+	case string:
+		*n.s = v
+	case []byte:
+		*n.s = string(v)
+	default:
+		return fmt.Errorf("storage: cannot read %T as text", src)
+	}
+	return nil
+}
+
 // nullTime reads a nullable timestamp column from either driver.
 type nullTime struct{ t *sql.NullTime }
 

@@ -1,8 +1,10 @@
 package storage_test
 
 import (
+	"slices"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/torii-idp/torii/storage"
 	"github.com/torii-idp/torii/storage/storagetest"
@@ -105,4 +107,49 @@ func TestConcurrentMigrate(t *testing.T) {
 	if migrators != 1 {
 		t.Errorf("%d nodes applied migrations, want exactly one (%v)", migrators, applied)
 	}
+}
+
+// FillEmailSkeletons fills users without a skeleton oldest first, page by
+// page; a user whose skeleton an older one holds, in an earlier page, the
+// same page or among users that had one already, keeps none and is
+// reported with the holder. A second run changes nothing.
+func TestFillEmailSkeletons(t *testing.T) {
+	defer func(n int) { *storage.SkeletonFillPage = n }(*storage.SkeletonFillPage)
+	*storage.SkeletonFillPage = 2
+	storagetest.ForEach(t, func(t *testing.T, open func(testing.TB) *storage.Store) {
+		s := open(t)
+		ctx := t.Context()
+		users := []struct{ id, email, had, skeleton, want string }{
+			{"u1", "a@x", "", "A", "A"},
+			{"u2", "a2@x", "", "A", ""},
+			{"u3", "b@x", "", "B", "B"},
+			{"u4", "a3@x", "", "A", ""},
+			{"u5", "e@x", "E", "E", "E"}, // stored with a skeleton
+			{"u6", "c@x", "", "C", "C"},
+			{"u7", "b2@x", "", "B", ""},
+			{"u8", "e2@x", "", "E", ""},
+			{"u9", "d@x", "", "D", "D"},
+		}
+		skeletons := map[string]string{}
+		for _, u := range users {
+			skeletons[u.email] = u.skeleton
+			if err := s.CreateUser(ctx, &storage.User{ID: u.id, Email: u.email, EmailSkeleton: u.had, PasswordHash: "$argon2id$fake", Role: "user"}); err != nil {
+				t.Fatal(err)
+			}
+			time.Sleep(time.Millisecond) // created_at apart
+		}
+		skeleton := func(email string) string { return skeletons[email] }
+		want := []storage.SkeletonClash{{UserID: "u2", OtherID: "u1"}, {UserID: "u4", OtherID: "u1"}, {UserID: "u7", OtherID: "u3"}, {UserID: "u8", OtherID: "u5"}}
+		for run := 1; run <= 2; run++ {
+			clashes, err := s.FillEmailSkeletons(ctx, skeleton)
+			if err != nil || !slices.Equal(clashes, want) {
+				t.Errorf("run %d: FillEmailSkeletons() = %v, %v; want %v", run, clashes, err, want)
+			}
+			for _, u := range users {
+				if got, err := s.User(ctx, u.id); err != nil || got.EmailSkeleton != u.want {
+					t.Errorf("run %d: user %s has skeleton %q (%v), want %q", run, u.id, got.EmailSkeleton, err, u.want)
+				}
+			}
+		}
+	})
 }

@@ -3,6 +3,7 @@ package storage
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"time"
 
@@ -23,6 +24,10 @@ type User struct {
 	PhoneVerified bool    `bun:"phone_verified"`
 	Name          string  `bun:"name"`
 	Bio           string  `bun:"bio"`
+	// EmailSkeleton is the UTS #39 skeleton of Email, which look-alike
+	// addresses share; unique. Empty (NULL) for a user from before
+	// skeletons were stored until FillEmailSkeletons gives them one.
+	EmailSkeleton string `bun:"email_skeleton,nullzero"`
 	// PendingPhone is a number being verified, not yet Phone.
 	PendingPhone string `bun:"pending_phone"`
 	// AvatarETag is empty when the user has no avatar.
@@ -66,7 +71,7 @@ func (s *Store) CreateUser(ctx context.Context, u *User) error {
 // userColumns are the users table's columns in the order scanUser reads.
 const userColumns = `id, email, email_verified, username, phone, phone_verified, name, bio, pending_phone,
 avatar_etag, password_hash, role, disabled, failed_logins, lockouts, locked_until, failed_otps, otp_lockouts,
-otp_locked_until, password_changed_at, created_at, updated_at`
+otp_locked_until, password_changed_at, created_at, updated_at, email_skeleton`
 
 const selectUser = `SELECT ` + userColumns + ` FROM users WHERE id = ?`
 
@@ -96,7 +101,7 @@ func (u *User) scanDest(before []any) []any {
 	return append(before, &u.ID, &u.Email, &u.EmailVerified, &u.Username, &u.Phone, &u.PhoneVerified, &u.Name, &u.Bio,
 		&u.PendingPhone, &u.AvatarETag, &u.PasswordHash, &u.Role, &u.Disabled, &u.FailedLogins, &u.Lockouts,
 		nullTime{&u.LockedUntil}, &u.FailedOTPs, &u.OTPLockouts, nullTime{&u.OTPLockedUntil}, nullTime{&u.PasswordChangedAt},
-		dbTime{&u.CreatedAt}, dbTime{&u.UpdatedAt})
+		dbTime{&u.CreatedAt}, dbTime{&u.UpdatedAt}, nullString{&u.EmailSkeleton})
 }
 
 // UserByLogin returns the user whose canonical email or username equals
@@ -111,6 +116,85 @@ func (s *Store) UserByLogin(ctx context.Context, login string) (*User, error) {
 		return nil, fmt.Errorf("storage: get user by login: %w", translate(err))
 	}
 	return u, nil
+}
+
+// UserByEmailLookAlike returns the user whose canonical email is email or,
+// when none is, whose email skeleton is skeleton (an address that looks the
+// same), or ErrNotFound.
+func (s *Store) UserByEmailLookAlike(ctx context.Context, email, skeleton string) (*User, error) {
+	u := new(User)
+	err := s.idb(ctx).NewSelect().Model(u).
+		WhereGroup(" AND ", func(q *bun.SelectQuery) *bun.SelectQuery {
+			return q.Where("email = ?", email).WhereOr("email_skeleton = ?", skeleton)
+		}).OrderExpr("CASE WHEN email = ? THEN 0 ELSE 1 END", email).Limit(1).Scan(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("storage: get user by email: %w", translate(err))
+	}
+	return u, nil
+}
+
+// SkeletonClash names two users with look-alike addresses: UserID was left
+// without an email skeleton because OtherID, created before, holds it.
+type SkeletonClash struct{ UserID, OtherID string }
+
+// skeletonFillPage is how many users FillEmailSkeletons fills in one
+// transaction.
+var skeletonFillPage = 500
+
+// FillEmailSkeletons gives every user without an email skeleton (a user
+// from before skeletons were stored) the skeleton of their email, computed
+// by skeleton, oldest user first. A user whose skeleton an older user holds
+// keeps none and is returned with that user. It can run while others
+// register: the unique index decides, and a page that loses a race to a
+// registration is filled again.
+func (s *Store) FillEmailSkeletons(ctx context.Context, skeleton func(email string) string) ([]SkeletonClash, error) {
+	var clashes []SkeletonClash
+	skipped := 0 // the users left without a skeleton so far, first in the order
+	for races := 0; ; {
+		var page []User
+		err := s.db.NewSelect().Model(&page).Column("id", "email").Where("email_skeleton IS NULL").
+			Order("created_at", "id").Offset(int64(skipped)).Limit(int64(skeletonFillPage)).Scan(ctx)
+		if err != nil {
+			return clashes, fmt.Errorf("storage: fill email skeletons: %w", translate(err))
+		}
+		if len(page) == 0 {
+			return clashes, nil
+		}
+		ids := make([]string, len(page))
+		err = s.InTx(ctx, func(ctx context.Context) error {
+			for i, u := range page {
+				ids[i] = u.ID
+				sk := skeleton(u.Email)
+				if _, err := s.idb(ctx).NewUpdate().Model((*User)(nil)).Set("email_skeleton = ?", sk).
+					Where("id = ?", u.ID).Where("email_skeleton IS NULL").
+					Where("NOT EXISTS (SELECT 1 FROM users AS other WHERE other.email_skeleton = ?)", sk).Exec(ctx); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if errors.Is(translate(err), ErrAlreadyExists) && races < 3 {
+			races++ // a registration took a skeleton meanwhile: fill the page again
+			continue
+		}
+		if err != nil {
+			return clashes, fmt.Errorf("storage: fill email skeletons: %w", translate(err))
+		}
+		var left []User
+		if err := s.db.NewSelect().Model(&left).Column("id", "email").Where("id IN (?)", bun.In(ids)).
+			Where("email_skeleton IS NULL").Scan(ctx); err != nil {
+			return clashes, fmt.Errorf("storage: fill email skeletons: %w", translate(err))
+		}
+		skipped += len(left)
+		for _, u := range left {
+			var other string
+			err := s.db.NewSelect().Model((*User)(nil)).Column("id").Where("email_skeleton = ?", skeleton(u.Email)).Scan(ctx, &other)
+			if err != nil && !errors.Is(translate(err), ErrNotFound) {
+				return clashes, fmt.Errorf("storage: fill email skeletons: %w", translate(err))
+			}
+			clashes = append(clashes, SkeletonClash{UserID: u.ID, OtherID: other})
+		}
+	}
 }
 
 // Users lists users ordered by email, at most limit of them after skipping

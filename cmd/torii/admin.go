@@ -21,7 +21,7 @@ func (a *app) openStore(ctx context.Context) (*storage.Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	if _, err := store.Migrate(ctx); err != nil {
+	if _, err := migrate(ctx, store, a.log); err != nil {
 		store.Close()
 		return nil, err
 	}
@@ -219,8 +219,13 @@ func (a *app) usersCmd() *cobra.Command {
 	var nu account.NewUser
 	var verified bool
 	create := &cobra.Command{
-		Use:     "create",
-		Short:   "Create a user and print it as JSON",
+		Use:   "create",
+		Short: "Create a user and print it as JSON",
+		Long: `Create a user and print it as JSON.
+
+The address must not be taken, nor look like a taken one (the same UTS #39
+skeleton: alıce@ or a1ice@ beside alice@example.com; also rn and m), nor mix
+scripts in its local part or a domain label (alice@exаmple.com with a Cyrillic а).`,
 		Example: `  torii users create --email alice@example.com --password 'correct horse battery staple' --verified`,
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {

@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/torii-idp/torii/storage"
 )
 
 // torii runs the command line in-process and returns its exit status and
@@ -319,6 +321,46 @@ func TestCLIUsers(t *testing.T) {
 	}
 	if code, _, _ := torii(t, "users", "delete", "alice@example.com"); code != 1 {
 		t.Errorf("deleting twice = %d, want 1", code)
+	}
+}
+
+// users create refuses look-alike addresses (SECURITY 53) with exit
+// status 2 and an explicit message; users stored before skeletons existed
+// get theirs when the database is migrated, and a look-alike pair among
+// them is logged by user ID.
+func TestCLIUsersLookAlike(t *testing.T) {
+	db := cliEnv(t)
+	store, err := storage.Open(t.Context(), db, storage.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := store.Migrate(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	for _, u := range []*storage.User{{ID: "old-first", Email: "alice@example.com"}, {ID: "old-second", Email: "a1ice@example.com"}} {
+		u.PasswordHash, u.Role = "$argon2id$fake", "user"
+		if err := store.CreateUser(t.Context(), u); err != nil { // without a skeleton, as before the migration
+			t.Fatal(err)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	store.Close()
+	code, _, stderr := torii(t, "migrate")
+	if code != 0 || !strings.Contains(stderr, " user_id=old-second ") || !strings.Contains(stderr, "other_user_id=old-first\n") ||
+		strings.Contains(stderr, "@") {
+		t.Errorf("migrate = %d, %q; want 0 and a warning naming both users by ID only", code, stderr)
+	}
+	tests := []struct{ email, want string }{
+		{"alıce@example.com", "torii: account: email address already registered in a form that looks the same\n"},
+		{"alice@examp1e.com", "torii: account: email address already registered in a form that looks the same\n"},
+		{"alice@exаmple.com", "torii: account: invalid email: The email address mixes letters of different scripts (such as Latin and Cyrillic) in one part.\n"},
+	}
+	for _, tc := range tests {
+		// Every command migrates first, and warns again about the pair.
+		code, _, stderr := torii(t, "users", "create", "--email", tc.email, "--password", testPassword)
+		if lines := strings.SplitAfter(stderr, "\n"); code != 2 || len(lines) < 2 || lines[len(lines)-2] != tc.want {
+			t.Errorf("users create --email %q = %d, %q; want 2, ending with %q", tc.email, code, stderr, tc.want)
+		}
 	}
 }
 

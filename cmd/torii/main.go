@@ -22,6 +22,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/torii-idp/torii/login/account"
 	"github.com/torii-idp/torii/storage"
 )
 
@@ -247,7 +248,7 @@ func (a *app) migrateCmd() *cobra.Command {
 				return err
 			}
 			defer store.Close()
-			applied, err := store.Migrate(cmd.Context())
+			applied, err := migrate(cmd.Context(), store, a.log)
 			if err != nil {
 				return err
 			}
@@ -261,6 +262,19 @@ func (a *app) migrateCmd() *cobra.Command {
 			return nil
 		},
 	}
+}
+
+// migrate applies pending migrations to store, then fills in what SQL
+// cannot compute: the email skeletons of users from before they existed.
+func migrate(ctx context.Context, store *storage.Store, log *slog.Logger) ([]string, error) {
+	applied, err := store.Migrate(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if err := account.FillEmailSkeletons(ctx, store, log); err != nil {
+		return applied, err
+	}
+	return applied, nil
 }
 
 func (a *app) versionCmd() *cobra.Command {

@@ -59,7 +59,7 @@ func newServer(ctx context.Context, cfg Config, log *slog.Logger, opts serverOpt
 			store.Close()
 		}
 	}()
-	applied, err := store.Migrate(ctx)
+	applied, err := migrate(ctx, store, log)
 	if err != nil {
 		return nil, err
 	}

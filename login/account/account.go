@@ -9,6 +9,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"log/slog"
 	"runtime"
 	"strings"
 	"sync"
@@ -93,9 +94,9 @@ type Service struct {
 	keyOnce sync.Mutex
 	secrets map[string][]byte // by name; see secret
 	// testHook, when set by tests, is called at named points of
-	// Authenticate ("looked-up", then "refused" or "counted" and "compared") and checkCode
-	// ("code-read", "code-compared") to force interleavings and count
-	// comparisons.
+	// Authenticate ("looked-up", then "refused" or "counted" and
+	// "compared"), checkCode ("code-read", "code-compared") and Register
+	// ("register-looked-up") to force interleavings and count comparisons.
 	testHook func(stage string)
 }
 
@@ -159,6 +160,10 @@ var (
 	ErrInvalidCredentials = errors.New("account: invalid credentials")
 	// ErrEmailTaken means another user has the same canonical email.
 	ErrEmailTaken = errors.New("account: email address already registered")
+	// ErrEmailLookAlike means another user's email looks the same (the
+	// same UTS #39 skeleton: alice@example.com and alıce@example.com). It
+	// matches ErrEmailTaken with errors.Is.
+	ErrEmailLookAlike = fmt.Errorf("%w in a form that looks the same", ErrEmailTaken)
 	// ErrUsernameTaken means another user has the same canonical username.
 	ErrUsernameTaken = errors.New("account: username already taken")
 	// ErrNotFound means no user has the given ID.
@@ -218,13 +223,19 @@ type NewUser struct {
 
 // Create validates nu, hashes the password and stores a new user with a
 // fresh random ID (a UUIDv4, the OIDC "sub"; never derived from the email).
-// It fails with a *ValidationError for bad input (the first problem found),
+// It fails with a *ValidationError for bad input (the first problem found;
+// an email whose local part or a domain label mixes scripts is one),
 // ErrEmailTaken or ErrUsernameTaken when the canonical email or username is
-// in use (whatever case it was typed in), or a wrapped database error.
+// in use (whatever case it was typed in), ErrEmailLookAlike (matching
+// ErrEmailTaken) when another user's email looks the same, or a wrapped
+// database error.
 func (s *Service) Create(ctx context.Context, nu NewUser) (*storage.User, error) {
 	u, err := s.newUser(nu)
 	if err != nil {
 		return nil, err
+	}
+	if mixesScripts(u.Email) {
+		return nil, mixedScriptsError()
 	}
 	if u.PasswordHash, err = s.hashPassword(ctx, nu.Password); err != nil {
 		return nil, err
@@ -239,6 +250,23 @@ func (s *Service) Create(ctx context.Context, nu NewUser) (*storage.User, error)
 	return u, nil
 }
 
+// FillEmailSkeletons gives every user stored before email skeletons
+// existed the skeleton of their address (storage.Store.FillEmailSkeletons);
+// it runs right after the migrations. Of two existing users whose addresses
+// look alike, the later is left without one (both still sign in); each such
+// pair is logged at warn, by user ID only, for an operator to look at.
+func FillEmailSkeletons(ctx context.Context, store *storage.Store, log *slog.Logger) error {
+	clashes, err := store.FillEmailSkeletons(ctx, emailSkeleton)
+	for _, c := range clashes {
+		log.WarnContext(ctx, "account: two users have email addresses that look alike; the later is left without an email skeleton",
+			"user_id", c.UserID, "other_user_id", c.OtherID)
+	}
+	if err != nil {
+		return fmt.Errorf("account: %w", err)
+	}
+	return nil
+}
+
 // newUser validates nu into a user without a password hash.
 func (s *Service) newUser(nu NewUser) (*storage.User, error) {
 	email, err := CanonicalEmail(nu.Email)
@@ -248,6 +276,7 @@ func (s *Service) newUser(nu NewUser) (*storage.User, error) {
 	u := &storage.User{
 		ID:            uuid.NewString(),
 		Email:         email,
+		EmailSkeleton: emailSkeleton(email),
 		EmailVerified: nu.EmailVerified,
 		PhoneVerified: nu.PhoneVerified,
 		Role:          nu.Role,
@@ -285,14 +314,21 @@ func (s *Service) newUser(nu NewUser) (*storage.User, error) {
 	return u, nil
 }
 
+// mixedScriptsError refuses an email address that mixes scripts.
+func mixedScriptsError() error {
+	return &ValidationError{Field: "email", Message: "The email address mixes letters of different scripts (such as Latin and Cyrillic) in one part."}
+}
+
 // whichTaken tells which unique field of u made CreateUser fail with
 // ErrAlreadyExists.
 func (s *Service) whichTaken(ctx context.Context, u *storage.User, createErr error) error {
-	_, err := s.store.UserByLogin(ctx, u.Email)
-	if err == nil {
+	other, err := s.store.UserByEmailLookAlike(ctx, u.Email, u.EmailSkeleton)
+	switch {
+	case err == nil && other.Email == u.Email:
 		return ErrEmailTaken
-	}
-	if !errors.Is(err, storage.ErrNotFound) {
+	case err == nil:
+		return ErrEmailLookAlike
+	case !errors.Is(err, storage.ErrNotFound):
 		return fmt.Errorf("account: create user: %w", err)
 	}
 	if u.Username != nil {

@@ -398,3 +398,19 @@ func TestAuthenticateTiming(t *testing.T) {
 		t.Errorf("median unknown user %v < 0.8 × one argon2id hash (%v): no dummy hash is checked", mu, mh)
 	}
 }
+
+// barrier makes n goroutines wait at a named stage until all have reached it.
+func barrier(n int, stages ...string) func(string) {
+	wgs := map[string]*sync.WaitGroup{}
+	for _, s := range stages {
+		wg := new(sync.WaitGroup)
+		wg.Add(n)
+		wgs[s] = wg
+	}
+	return func(stage string) {
+		if wg := wgs[stage]; wg != nil {
+			wg.Done()
+			wg.Wait()
+		}
+	}
+}

@@ -2,10 +2,12 @@ package account
 
 import (
 	"net/mail"
+	"slices"
 	"strings"
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/mtibben/confusables"
 	"golang.org/x/text/unicode/norm"
 )
 
@@ -65,6 +67,83 @@ func CanonicalEmail(s string) (string, error) {
 		return bad("The email address is not valid.")
 	}
 	return s, nil
+}
+
+// emailSkeleton is the UTS #39 skeleton of a canonical email address:
+// addresses that look alike share it (alice@example.com, alıce@example.com
+// with a dotless ı, alice@exаmple.com with a Cyrillic а), so it is stored,
+// unique, beside the address. The table also maps m to rn and 1 to l, so
+// sarn@ and sam@ share a skeleton, as do a1ice@ and alice@ (0 maps to a
+// capital O, which no canonical address holds: b0b@ and bob@ do not).
+func emailSkeleton(canon string) string { return confusables.Skeleton(canon) }
+
+// mixesScripts reports whether the local part or a domain label of a
+// canonical email address mixes letters of several Unicode scripts, beyond
+// what UTS #39's Highly Restrictive level allows (Latin with Han, Hiragana
+// and Katakana; with Han and Bopomofo; with Han and Hangul). Common and
+// Inherited characters (digits, punctuation, combining marks) belong to no
+// script. Such an address is refused when it is set; it is still a valid
+// login name.
+func mixesScripts(canon string) bool {
+	local, domain, _ := strings.Cut(canon, "@")
+	if mixed(local) {
+		return true
+	}
+	for label := range strings.SplitSeq(domain, ".") {
+		if mixed(label) {
+			return true
+		}
+	}
+	return false
+}
+
+// allowedMixes are the sets of scripts UTS #39's Highly Restrictive level
+// allows together in one string.
+var allowedMixes = [][]*unicode.RangeTable{
+	{unicode.Latin, unicode.Han, unicode.Hiragana, unicode.Katakana},
+	{unicode.Latin, unicode.Han, unicode.Bopomofo},
+	{unicode.Latin, unicode.Han, unicode.Hangul},
+}
+
+// mixed reports whether s holds letters of scripts that no single set of
+// allowedMixes covers.
+func mixed(s string) bool {
+	var scripts []*unicode.RangeTable
+	for _, r := range s {
+		sc := scriptOf(r)
+		if sc != nil && !slices.Contains(scripts, sc) {
+			scripts = append(scripts, sc)
+		}
+	}
+	if len(scripts) <= 1 {
+		return false
+	}
+	for _, allowed := range allowedMixes {
+		if !slices.ContainsFunc(scripts, func(sc *unicode.RangeTable) bool { return !slices.Contains(allowed, sc) }) {
+			return false
+		}
+	}
+	return true
+}
+
+// scriptOf returns the Unicode script of r, or nil for Common, Inherited
+// and unassigned characters.
+func scriptOf(r rune) *unicode.RangeTable {
+	switch {
+	case r < utf8.RuneSelf:
+		if 'a' <= r && r <= 'z' || 'A' <= r && r <= 'Z' {
+			return unicode.Latin
+		}
+		return nil
+	case unicode.Is(unicode.Common, r), unicode.Is(unicode.Inherited, r):
+		return nil
+	}
+	for _, table := range unicode.Scripts {
+		if unicode.Is(table, r) {
+			return table
+		}
+	}
+	return nil
 }
 
 // validDomain checks a host name: dot-separated labels of 1 to 63 bytes made

@@ -175,3 +175,70 @@ func TestCleanName(t *testing.T) {
 		}
 	}
 }
+
+func TestMixesScripts(t *testing.T) {
+	tests := []struct {
+		in   string // a canonical address
+		want bool
+	}{
+		{"alice@example.com", false},
+		{"alıce@example.com", false},              // dotless ı is Latin
+		{"müller@bücher.de", false},               // Latin with diacritics
+		{"o'brien+tag-1.x_y@ex-ample.com", false}, // Common punctuation and digits count for none
+		{"алиса@пример.рф", false},                // Cyrillic throughout
+		{"alice@пример.рф", false},                // each part in one script
+		{"αλίκη@example.com", false},              // Greek local part, Latin domain
+		{"yamada山田たろうタロウ@example.jp", false},      // Latin + Han + Hiragana + Katakana
+		{"user@例え.jp", false},                     // Han + Hiragana in one label
+		{"wang王ㄅ@example.tw", false},              // Latin + Han + Bopomofo
+		{"kim김金@example.kr", false},               // Latin + Hangul + Han
+		{"tarōー@example.jp", false},               // ー is Common
+		{"аlice@example.com", true},               // Cyrillic а in a Latin local part
+		{"alice@exаmple.com", true},               // Cyrillic а in a Latin domain label
+		{"alice@example.cоm", true},               // Cyrillic о in the top-level label
+		{"pаypal.alice@example.com", true},        // mixed even with a dot between
+		{"alice.αβ@example.com", true},            // Latin + Greek
+		{"user٣@example.com", true},               // Latin + an Arabic-Indic digit
+		{"김たなか@example.com", true},                // Hangul + Hiragana
+		{"ㄅ김@example.com", true},                  // Bopomofo + Hangul
+		{"王ㄅ김@example.com", true},                 // Han + Bopomofo + Hangul
+	}
+	for _, tc := range tests {
+		if got := mixesScripts(tc.in); got != tc.want {
+			t.Errorf("mixesScripts(%q) = %v, want %v", tc.in, got, tc.want)
+		}
+	}
+}
+
+// What UTS #39's confusables table (through mtibben/confusables) makes
+// look alike, and what not.
+func TestEmailSkeleton(t *testing.T) {
+	tests := []struct {
+		a, b string
+		same bool
+	}{
+		{"alice@example.com", "alıce@example.com", true},  // dotless ı
+		{"alice@example.com", "alice@exаmple.com", true},  // Cyrillic а
+		{"alice@example.com", "аlice@example.com", true},  // Cyrillic а
+		{"alice@example.com", "alice@example.cοm", true},  // Greek ο
+		{"alice@example.com", "a1ice@example.com", true},  // 1 and l
+		{"alice@example.com", "alice@examp1e.com", true},  // 1 and l
+		{"sam@example.com", "sarn@example.com", true},     // m and rn
+		{"apple@example.com", "аррlе@example.com", true},  // Cyrillic а р е
+		{"alice@example.com", "aiice@example.com", false}, // i and l differ
+		{"bob@example.com", "b0b@example.com", false},     // 0 looks like O, and addresses are lower case
+		{"dave@example.com", "clave@example.com", false},  // d and cl differ
+		{"will@example.com", "vvill@example.com", false},  // w and vv differ
+		{"alice@example.com", "alïce@example.com", false}, // a diaeresis stays
+		{"alice@example.com", "alice@example.org", false},
+	}
+	for _, tc := range tests {
+		a, b := emailSkeleton(tc.a), emailSkeleton(tc.b)
+		if (a == b) != tc.same {
+			t.Errorf("emailSkeleton(%q) = %q, emailSkeleton(%q) = %q; want equal %v", tc.a, a, tc.b, b, tc.same)
+		}
+	}
+	if got := emailSkeleton("alice@example.com"); got != "alice@exarnple.corn" {
+		t.Errorf("emailSkeleton(alice@example.com) = %q, want %q", got, "alice@exarnple.corn")
+	}
+}

@@ -24,11 +24,14 @@ const (
 // returns an opaque ticket that the verification page hands back with the
 // code.
 //
-// If the email is already registered, nothing is created: the owner gets a
-// mail saying someone tried, and the caller gets a ticket that verifies
-// nothing. The answer and the work done are the same either way, so the
-// page cannot be used to find out who has an account. Bad input is a
-// *ValidationError (a taken username is one, on "username").
+// If the email is already registered, looks like a registered address (the
+// same UTS #39 skeleton: alıce@example.com beside alice@example.com), or
+// mixes scripts in its local part or a domain label (alice@exаmple.com with
+// a Cyrillic а), nothing is created: the owner of the registered address,
+// if any, gets a mail saying someone tried, and the caller gets a ticket
+// that verifies nothing. The answer and the work done are the same either
+// way, so the page cannot be used to find out who has an account. Bad
+// input is a *ValidationError (a taken username is one, on "username").
 func (s *Service) Register(ctx context.Context, nu NewUser) (string, error) {
 	if s.cfg.Notifier == nil {
 		return "", ErrNoNotifier
@@ -48,14 +51,17 @@ func (s *Service) Register(ctx context.Context, nu NewUser) (string, error) {
 			return "", &ValidationError{Field: "username", Message: "This username is taken; choose another one."}
 		}
 	}
-	existing, err := s.store.UserByLogin(ctx, u.Email)
+	existing, err := s.store.UserByEmailLookAlike(ctx, u.Email, u.EmailSkeleton)
+	s.hook("register-looked-up")
 	switch {
+	case errors.Is(err, storage.ErrNotFound) && mixesScripts(u.Email):
+		return s.registerTaken(ctx, u.Email, nil)
 	case errors.Is(err, storage.ErrNotFound):
 		return s.registerNew(ctx, u)
 	case err != nil:
 		return "", fmt.Errorf("account: register: %w", err)
 	default:
-		return s.registerTaken(ctx, existing)
+		return s.registerTaken(ctx, u.Email, existing)
 	}
 }
 
@@ -70,9 +76,10 @@ func (s *Service) registerNew(ctx context.Context, u *storage.User) (string, err
 		return err
 	})
 	if errors.Is(err, storage.ErrAlreadyExists) {
-		// Registered concurrently: answer as for any taken address.
-		if existing, lerr := s.store.UserByLogin(ctx, u.Email); lerr == nil {
-			return s.registerTaken(ctx, existing)
+		// Registered concurrently, maybe in a form that looks the same:
+		// answer as for any taken address.
+		if existing, lerr := s.store.UserByEmailLookAlike(ctx, u.Email, u.EmailSkeleton); lerr == nil {
+			return s.registerTaken(ctx, u.Email, existing)
 		}
 		return "", &ValidationError{Field: "username", Message: "This username is taken; choose another one."}
 	}
@@ -82,28 +89,43 @@ func (s *Service) registerNew(ctx context.Context, u *storage.User) (string, err
 	return ticket, nil
 }
 
-// registerTaken mails the owner of a taken address and returns a decoy
-// ticket backed by a decoy code that no entry can match. The mail counts
-// toward the address's send limits (ResendMax per ResendWindow); past them
-// it is skipped silently, and the decoy, marked as not sent, answers the
-// same.
-func (s *Service) registerTaken(ctx context.Context, owner *storage.User) (string, error) {
-	subject, text, html, err := notify.Compose("register_exists", struct{ Email, ResetLink string }{owner.Email, s.cfg.Issuer + "/forgot"})
+// purposeNotice marks the record of a notice to the owner of an address
+// that looks like one someone tried to register: it is no code, and counts
+// toward the owner's sends only.
+const purposeNotice = "register_notice"
+
+// registerTaken answers a registration of email that creates nothing (see
+// Register) as a new one is answered: with a ticket, backed by a decoy code
+// that no entry can match and whose page shows email. The owner of the
+// registered address that email is or looks like (nil: none) is mailed.
+// The decoy counts toward email's sends, and the mail toward the owner's
+// address (ResendMax per ResendWindow, apart from account codes); past its
+// limit each is skipped silently, and the answer is the same.
+func (s *Service) registerTaken(ctx context.Context, email string, owner *storage.User) (string, error) {
+	var notice notify.Message
+	if owner != nil {
+		subject, text, html, err := notify.Compose("register_exists", struct{ Email, ResetLink string }{owner.Email, s.cfg.Issuer + "/forgot"})
+		if err != nil {
+			return "", err
+		}
+		notice = notify.Message{Channel: notify.Email, To: owner.Email, Subject: subject, Text: text, HTML: html}
+	}
+	counted, err := s.withinSendLimits(ctx, email)
 	if err != nil {
 		return "", err
 	}
-	send := true
-	var rl *RateLimitError
-	if err := s.checkSendLimits(ctx, "", owner.Email, false); errors.As(err, &rl) {
-		send = false
-	} else if err != nil {
-		return "", err
+	send := owner != nil && counted
+	lookAlike := owner != nil && owner.Email != email
+	if lookAlike {
+		if send, err = s.withinSendLimits(ctx, owner.Email); err != nil {
+			return "", err
+		}
 	}
 	ticket, hash := newToken()
-	decoy := &storage.OneTimeCode{ID: rand.Text(), Purpose: purposeVerifyEmail, Binding: hash, Channel: string(notify.Email),
-		Destination: owner.Email, CodeHash: make([]byte, 32), ExpiresAt: s.cfg.Now().Add(s.cfg.OTPLifetime)}
-	if !send {
-		decoy.Channel = ""
+	decoy := &storage.OneTimeCode{ID: rand.Text(), Purpose: purposeVerifyEmail, Binding: hash, Destination: email,
+		CodeHash: make([]byte, 32), ExpiresAt: s.cfg.Now().Add(s.cfg.OTPLifetime)}
+	if counted {
+		decoy.Channel = string(notify.Email)
 	}
 	rand.Read(decoy.CodeHash)
 	err = s.store.InTx(ctx, func(ctx context.Context) error {
@@ -117,12 +139,33 @@ func (s *Service) registerTaken(ctx context.Context, owner *storage.User) (strin
 		if !send {
 			return nil
 		}
-		return s.cfg.Notifier.Enqueue(ctx, notify.Message{Channel: notify.Email, To: owner.Email, Subject: subject, Text: text, HTML: html})
+		if lookAlike {
+			// The decoy counts toward email; this counts the mail toward
+			// the owner's address.
+			record := &storage.OneTimeCode{ID: rand.Text(), Purpose: purposeNotice, Channel: string(notify.Email),
+				Destination: owner.Email, CodeHash: make([]byte, 32), ExpiresAt: s.cfg.Now()}
+			rand.Read(record.CodeHash)
+			if err := s.store.ReplaceOneTimeCode(ctx, record); err != nil {
+				return err
+			}
+		}
+		return s.cfg.Notifier.Enqueue(ctx, notice)
 	})
 	if err != nil {
 		return "", fmt.Errorf("account: register: %w", err)
 	}
 	return ticket, nil
+}
+
+// withinSendLimits reports whether one more message without an account
+// (a decoy, a notice) may be counted toward destination now.
+func (s *Service) withinSendLimits(ctx context.Context, destination string) (bool, error) {
+	err := s.checkSendLimits(ctx, "", destination, false)
+	var rl *RateLimitError
+	if errors.As(err, &rl) {
+		return false, nil
+	}
+	return err == nil, err
 }
 
 // sendVerification sends u a verification code and link (killing earlier
@@ -270,14 +313,14 @@ func (s *Service) ResendVerification(ctx context.Context, ticket string) (string
 		return "", err
 	}
 	if u == nil {
-		owner, _ := s.decoyOwner(ctx, ticket)
-		if owner == nil {
+		email, owner, err := s.decoyOf(ctx, ticket)
+		if err != nil {
 			return "", ErrCodeDead
 		}
-		if err := s.checkSendLimits(ctx, "", owner.Email, false); err != nil {
+		if err := s.checkSendLimits(ctx, "", email, false); err != nil {
 			return "", err
 		}
-		return s.registerTaken(ctx, owner)
+		return s.registerTaken(ctx, email, owner)
 	}
 	if u.EmailVerified {
 		return "", ErrCodeDead
@@ -285,16 +328,22 @@ func (s *Service) ResendVerification(ctx context.Context, ticket string) (string
 	return s.StartEmailVerification(ctx, u.ID)
 }
 
-func (s *Service) decoyOwner(ctx context.Context, ticket string) (*storage.User, error) {
+// decoyOf returns the address a decoy ticket was given for and the owner
+// of the registered address it is or looks like (nil: none).
+func (s *Service) decoyOf(ctx context.Context, ticket string) (string, *storage.User, error) {
 	t, err := s.store.ActionToken(ctx, hashToken(ticket), tokenRegistration)
 	if err != nil {
-		return nil, err
+		return "", nil, err
 	}
 	c, err := s.store.OneTimeCodeByID(ctx, t.CodeID)
 	if err != nil {
-		return nil, err
+		return "", nil, err
 	}
-	return s.store.UserByLogin(ctx, c.Destination)
+	owner, err := s.store.UserByEmailLookAlike(ctx, c.Destination, emailSkeleton(c.Destination))
+	if errors.Is(err, storage.ErrNotFound) {
+		return c.Destination, nil, nil
+	}
+	return c.Destination, owner, err
 }
 
 // StartEmailVerification sends an unverified user a fresh verification code

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net/url"
+	"regexp"
 	"strings"
 	"sync"
 	"time"
@@ -190,7 +191,7 @@ func (o *Outbox) deliver(ctx context.Context, m *storage.OutboxMessage) error {
 	attempt := m.Attempts + 1
 	giveUp := attempt >= o.cfg.MaxAttempts
 	next := o.cfg.Now().Add(backoff(attempt))
-	reason := sanitize(err)
+	reason := sanitize(err, m)
 	if giveUp {
 		o.log.ErrorContext(ctx, "outbox: giving up on a message", "id", m.ID, "channel", m.Channel, "attempts", attempt, "err", reason)
 	} else {
@@ -225,19 +226,57 @@ func backoff(attempt int) time.Duration {
 	return d + jitter
 }
 
-// sanitize keeps an error short and free of credentials (URLs with
-// user info are cut down to their host).
-func sanitize(err error) string {
+// sanitize keeps an error short and free of credentials (URLs with user
+// info are cut down to their host) and of what it may quote of m (see
+// redact): the error is logged and stored with the message, a failed one
+// included.
+func sanitize(err error, m *storage.OutboxMessage) string {
 	msg := err.Error()
 	for _, word := range strings.Fields(msg) {
 		if u, perr := url.Parse(strings.Trim(word, `"'(),`)); perr == nil && u.User != nil {
 			msg = strings.ReplaceAll(msg, word, u.Scheme+"://"+u.Host)
 		}
 	}
+	msg = redact(msg, m)
 	if len(msg) > 300 {
 		msg = msg[:300]
 	}
 	return msg
+}
+
+var (
+	// secretShaped matches what in a message may be a one-time code (six
+	// or more digits) or a link's token (twenty or more letters, digits,
+	// '-' or '_').
+	secretShaped = regexp.MustCompile(`[0-9]{6,}|[A-Za-z0-9_-]{20,}`)
+	// wordRun matches a run of an error that may be part of one.
+	wordRun = regexp.MustCompile(`[A-Za-z0-9_-]{6,}`)
+)
+
+// redact removes from an attempt's error what it may quote of m: a server
+// may quote a refused message's subject or text (some content filters do),
+// or its recipient. Every code or token of m, and every run of six or more
+// letters and digits that is part of one (a quote cut short), becomes
+// [redacted]; the recipient becomes [recipient].
+func redact(msg string, m *storage.OutboxMessage) string {
+	if m.Recipient != "" {
+		msg = strings.ReplaceAll(msg, m.Recipient, "[recipient]")
+	}
+	var secrets []string
+	for _, part := range []string{m.Subject, m.BodyText, m.BodyHTML} {
+		secrets = append(secrets, secretShaped.FindAllString(part, -1)...)
+	}
+	for _, secret := range secrets {
+		msg = strings.ReplaceAll(msg, secret, "[redacted]")
+	}
+	return wordRun.ReplaceAllStringFunc(msg, func(w string) string {
+		for _, secret := range secrets {
+			if strings.Contains(secret, w) {
+				return "[redacted]"
+			}
+		}
+		return w
+	})
 }
 
 // logSender is the development-mode sender: it writes the message to the

@@ -20,6 +20,7 @@ import (
 	"github.com/torii-idp/torii/login/notify/notifytest"
 	"github.com/torii-idp/torii/storage"
 	"github.com/torii-idp/torii/storage/storagetest"
+	"github.com/torii-idp/torii/templates"
 )
 
 type logBuffer struct {
@@ -746,4 +747,76 @@ func TestCompose(t *testing.T) {
 	if _, _, _, err := notify.Compose("nope", data); err == nil {
 		t.Error("Compose of an unknown message succeeded")
 	}
+}
+
+// No subject holds a code or a link: a subject is kept beside the message
+// after it was sent and shows on lock screens and in notification previews
+// (SECURITY 44). Every subject template is rendered with a value for each
+// field a message has.
+func TestSubjectsHoldNoSecrets(t *testing.T) {
+	text, _, err := templates.Mail()
+	if err != nil {
+		t.Fatal(err)
+	}
+	secrets := map[string]string{"Code": "424242", "Link": "https://id.example/verify?token=LINKTOKEN",
+		"ResetLink": "https://id.example/reset?token=RESETTOKEN"}
+	data := map[string]any{"Minutes": 10, "Name": "Ada", "Email": "ada@example.com", "When": "23 Nov 2026 10:00 UTC"}
+	for field, v := range secrets {
+		data[field] = v
+	}
+	n := 0
+	for _, tmpl := range text.Templates() {
+		name, ok := strings.CutSuffix(tmpl.Name(), ".subject")
+		if !ok {
+			continue
+		}
+		n++
+		subject, _, _, err := notify.Compose(name, data)
+		if err != nil {
+			t.Errorf("Compose(%s) = %v", name, err)
+		}
+		for field, v := range secrets {
+			if strings.Contains(subject, v) || strings.Contains(subject, strings.TrimPrefix(v, "https://")) {
+				t.Errorf("Compose(%s) subject = %q, holds the %s", name, subject, field)
+			}
+		}
+	}
+	if n < 6 {
+		t.Errorf("%d subject templates found, want at least 6", n)
+	}
+}
+
+// A server that quotes the message it refuses, as some content filters do,
+// leaves no code, token or address in the error kept with the failed
+// message, nor in the log (SECURITY 44).
+func TestRefusalQuotingTheMessage(t *testing.T) {
+	storagetest.ForEach(t, func(t *testing.T, open func(testing.TB) *storage.Store) {
+		s := open(t)
+		smtpd := notifytest.NewSMTPServer(t)
+		smtpd.RefuseAt(notifytest.AtData, 554)
+		smtpd.QuoteRefused(true)
+		o, logs := newOutbox(t, s, notify.Config{SMTPURL: smtpd.URL(), RootCAs: smtpd.RootCAs(), MaxAttempts: 1})
+		token := "N5XGQYLOMVZWC3DJNZTWK4TFMJQWY3DJNZTWK4TFMJQWY3DJ"
+		subject, text, html, err := notify.Compose("verify_email", map[string]any{"Code": "424242", "Minutes": 10, "Name": "Dee",
+			"Link": "https://id.example/verify?token=" + token})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := o.Enqueue(t.Context(), notify.Message{Channel: notify.Email, To: "dee@example.com", Subject: subject, Text: text, HTML: html}); err != nil {
+			t.Fatal(err)
+		}
+		flushTimed(t, o)
+		m := onlyMessage(t, s)
+		if m.Status != storage.OutboxFailed || !strings.Contains(m.LastError, "554") || !strings.Contains(m.LastError, "[redacted]") {
+			t.Errorf("message %q with error %q; want failed, with the server's answer and the quote redacted", m.Status, m.LastError)
+		}
+		for what, v := range map[string]string{"code": "424242", "token": token, "recipient": "dee@example.com"} {
+			if strings.Contains(m.LastError, v) {
+				t.Errorf("the stored error holds the %s: %q", what, m.LastError)
+			}
+			if strings.Contains(logs.String(), v) {
+				t.Errorf("the log holds the %s:\n%s", what, logs)
+			}
+		}
+	})
 }

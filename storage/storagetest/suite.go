@@ -46,6 +46,8 @@ func Run(t *testing.T, open func(t testing.TB) *storage.Store) {
 		{"AdmitAttemptRace", testAdmitAttemptRace},
 		{"Devices", testDevices},
 		{"UserSameEmailRace", testSameEmailRace},
+		{"UserLookAlikeEmails", testLookAlikeEmails},
+		{"UserLookAlikeEmailRace", testLookAlikeEmailRace},
 		{"LoginSessions", testLoginSessions},
 		{"AuthRequestsAndConsents", testAuthRequestsAndConsents},
 		{"SigningKeys", testSigningKeys},
@@ -809,6 +811,88 @@ func testSameEmailRace(t *testing.T, s *storage.Store) {
 	wg.Wait()
 	if ok.Load() != 1 {
 		t.Errorf("%d of 10 concurrent registrations of one email succeeded, want 1", ok.Load())
+	}
+}
+
+// The email skeleton (computed by login/account; here "alice" stands for
+// the skeleton that alice@example.com and its look-alikes share) is unique;
+// users without one (from before skeletons were stored) may be many.
+func testLookAlikeEmails(t *testing.T, s *storage.Store) {
+	ctx := t.Context()
+	alice := newUser("u1", "alice@example.com")
+	alice.EmailSkeleton = "alice"
+	if err := s.CreateUser(ctx, alice); err != nil {
+		t.Fatal(err)
+	}
+	lookAlike := newUser("u2", "alıce@example.com")
+	lookAlike.EmailSkeleton = "alice"
+	if err := s.CreateUser(ctx, lookAlike); !errors.Is(err, storage.ErrAlreadyExists) {
+		t.Errorf("CreateUser(same skeleton) = %v, want ErrAlreadyExists", err)
+	}
+	for _, id := range []string{"u3", "u4"} {
+		if err := s.CreateUser(ctx, newUser(id, id+"@example.com")); err != nil {
+			t.Errorf("CreateUser(%s without a skeleton) = %v", id, err)
+		}
+	}
+	exact := newUser("u5", "bob@example.com")
+	exact.EmailSkeleton = "bob"
+	other := newUser("u6", "b0b@example.com")
+	other.EmailSkeleton = "bob-other"
+	for _, u := range []*storage.User{exact, other} {
+		if err := s.CreateUser(ctx, u); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tests := []struct {
+		email, skeleton string
+		want            string // user ID; "" for ErrNotFound
+	}{
+		{"alice@example.com", "alice", "u1"},
+		{"alıce@example.com", "alice", "u1"},
+		{"alıce@example.com", "nobody", ""},
+		{"b0b@example.com", "bob", "u6"}, // the address itself before a look-alike
+		{"u3@example.com", "", "u3"},
+		{"' OR '1'='1", "' OR '1'='1", ""},
+	}
+	for _, tc := range tests {
+		u, err := s.UserByEmailLookAlike(ctx, tc.email, tc.skeleton)
+		switch {
+		case tc.want == "" && !errors.Is(err, storage.ErrNotFound):
+			t.Errorf("UserByEmailLookAlike(%q, %q) = %v, %v; want ErrNotFound", tc.email, tc.skeleton, u, err)
+		case tc.want != "" && (err != nil || u.ID != tc.want):
+			t.Errorf("UserByEmailLookAlike(%q, %q) = %v, %v; want %s", tc.email, tc.skeleton, u, err, tc.want)
+		}
+	}
+	for id, want := range map[string]string{"u1": "alice", "u3": ""} {
+		if u, err := s.User(ctx, id); err != nil || u.EmailSkeleton != want {
+			t.Errorf("User(%s).EmailSkeleton = %q, %v; want %q", id, u.EmailSkeleton, err, want)
+		}
+	}
+}
+
+// The same address in look-alike forms (one skeleton) registered at once:
+// exactly one wins.
+func testLookAlikeEmailRace(t *testing.T, s *storage.Store) {
+	ctx := t.Context()
+	forms := []string{"alice@example.com", "alıce@example.com", "a1ice@example.com", "аlice@example.com", "alice@exаmple.com",
+		"alice@examp1e.com", "a1ice@examp1e.com", "alıce@exаmple.com", "аlıce@example.com", "alice@example.cοm"}
+	var ok atomic.Int32
+	var wg sync.WaitGroup
+	for i, email := range forms {
+		wg.Go(func() {
+			u := newUser(fmt.Sprintf("u%d", i), email)
+			u.EmailSkeleton = "alice@exarnple.corn"
+			err := s.CreateUser(ctx, u)
+			if err == nil {
+				ok.Add(1)
+			} else if !errors.Is(err, storage.ErrAlreadyExists) {
+				t.Errorf("CreateUser: %v", err)
+			}
+		})
+	}
+	wg.Wait()
+	if ok.Load() != 1 {
+		t.Errorf("%d of %d concurrent registrations of look-alike emails succeeded, want 1", ok.Load(), len(forms))
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"mime"
 	"mime/multipart"
@@ -71,6 +72,7 @@ type SMTPServer struct {
 	refuseWith int
 	dataDelay  time.Duration
 	onData     func()
+	quote      bool
 
 	reject atomic.Bool
 	cond   chan struct{}
@@ -171,6 +173,15 @@ func (s *SMTPServer) RefuseAt(stage Stage, code int) {
 	if code == 0 {
 		s.refuseAt = 0
 	}
+}
+
+// QuoteRefused makes a refusal at AtData quote what it refuses on one
+// line, as some content filters do: the recipients, the subject and the
+// text.
+func (s *SMTPServer) QuoteRefused(on bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.quote = on
 }
 
 // DelayData makes the server wait d after reading each message before it
@@ -317,13 +328,16 @@ func (se *session) Data(r io.Reader) error {
 		return err
 	}
 	se.s.mu.Lock()
-	delay, hook := se.s.dataDelay, se.s.onData
+	delay, hook, quote := se.s.dataDelay, se.s.onData, se.s.quote
 	se.s.mu.Unlock()
 	if hook != nil {
 		hook()
 	}
 	time.Sleep(delay)
 	if err := se.s.refusal(AtData); err != nil {
+		if refusal, ok := err.(*smtp.SMTPError); ok && quote {
+			refusal.Message += strings.Join(strings.Fields(fmt.Sprintf(": to %s, %q: %s", strings.Join(m.To, ", "), m.Subject, m.Text)), " ")
+		}
 		return err
 	}
 	se.s.mu.Lock()
