@@ -89,3 +89,83 @@ func TestRPInitiatedLogout(t *testing.T) {
 }
 
 func oauthParam(k, v string) oauth2.AuthCodeOption { return oauth2.SetAuthURLParam(k, v) }
+
+// What signing out does to refresh tokens (issue 14, 7c): signing one
+// browser out, by its sign-out button or an application's logout, ends that
+// browser's session only; refresh tokens (issued only with offline_access,
+// access while the user is away: OIDC Core §11) keep working. "Sign out
+// everywhere" on the account page ends every session and revokes every
+// token of the user.
+func TestSignOutAndRefreshTokens(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, dbURL string) {
+		e := newEnv(t, dbURL)
+		e.user("kim@example.com")
+		const bye = "https://rp.example.test/signed-out"
+		id, secret := e.client(provider.ClientSpec{ID: "webapp", SkipConsent: true, RedirectURIs: []string{callbackURL}, PostLogoutRedirectURIs: []string{bye}})
+		conf := e.oauth2Config(id, secret)
+		refresh := func(rt string) (*oauth2.Token, error) {
+			return conf.TokenSource(e.ctx(), &oauth2.Token{RefreshToken: rt}).Token()
+		}
+		noFollow := func(b *http.Client) *http.Client {
+			c := *b
+			c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+			return &c
+		}
+
+		// The browser's own sign-out button.
+		b1 := e.browser()
+		tok1, _ := e.login(conf, b1, "kim@example.com")
+		if p := e.post(noFollow(b1), e.get(b1, e.issuer+provider.LogoutPath).formWith(t, "csrf")); p.status != http.StatusSeeOther {
+			t.Fatalf("sign-out = %d", p.status)
+		}
+		tok1, err := refresh(tok1.RefreshToken)
+		if err != nil {
+			t.Fatalf("refresh after the browser signed out = %v, want new tokens (offline access survives)", err)
+		}
+
+		// An application's logout (RP-initiated).
+		b2 := e.browser()
+		tok2, _ := e.login(conf, b2, "kim@example.com")
+		q := url.Values{"id_token_hint": {tok2.Extra("id_token").(string)}, "post_logout_redirect_uri": {bye}}
+		if p := e.get(noFollow(b2), e.issuer+provider.EndSessionPath+"?"+q.Encode()); p.status != http.StatusSeeOther {
+			t.Fatalf("RP-initiated logout = %d", p.status)
+		}
+		tok2, err = refresh(tok2.RefreshToken)
+		if err != nil {
+			t.Fatalf("refresh after RP-initiated logout = %v, want new tokens", err)
+		}
+
+		// Sign out everywhere, from a third browser's account page.
+		b3 := e.browser()
+		tok3, _ := e.login(conf, b3, "kim@example.com")
+		b4 := e.browser()
+		e.login(conf, b4, "kim@example.com")
+		account := e.get(b3, e.issuer+"/account")
+		var everywhere form
+		for _, f := range account.forms(t) {
+			if strings.HasSuffix(f.action, "/account/signout-everywhere") {
+				everywhere = f
+			}
+		}
+		if everywhere.action == "" {
+			t.Fatalf("no Sign out everywhere form on the account page:\n%s", account.body)
+		}
+		if p := e.post(noFollow(b3), everywhere); p.status != http.StatusSeeOther || !strings.Contains(p.resp.Header.Get("Location"), "signed-out") {
+			t.Fatalf("sign out everywhere = %d %q", p.status, p.resp.Header.Get("Location"))
+		}
+		for name, tok := range map[string]*oauth2.Token{"after browser sign-out": tok1, "after RP logout": tok2, "this browser's": tok3} {
+			if _, err := refresh(tok.RefreshToken); err == nil || !strings.Contains(err.Error(), "invalid_grant") {
+				t.Errorf("refresh of the %s token after sign out everywhere = %v, want invalid_grant", name, err)
+			}
+			if in := e.introspect(tok.AccessToken, id, secret); in["active"] != false {
+				t.Errorf("access token (%s) after sign out everywhere: introspection %v, want inactive", name, in)
+			}
+		}
+		for name, b := range map[string]*http.Client{"this browser": b3, "another browser": b4} {
+			p := e.get(noFollow(b), e.issuer+"/account")
+			if p.status != http.StatusSeeOther || !strings.HasPrefix(p.resp.Header.Get("Location"), provider.LoginPath) {
+				t.Errorf("%s's account page after sign out everywhere = %d %q, want the sign-in page", name, p.status, p.resp.Header.Get("Location"))
+			}
+		}
+	})
+}
