@@ -283,6 +283,43 @@ func TestCLIClients(t *testing.T) {
 	}
 }
 
+// TestCLIRedirectURIs: clients create refuses a redirect or post-logout
+// redirect URI with a space, a percent-encoded NUL or a port that is not a
+// port number, with exit status 2 and a message saying what is wrong
+// (SEC 2, 5).
+func TestCLIRedirectURIs(t *testing.T) {
+	cliEnv(t)
+	tests := []struct {
+		name, flag, uri, wantMsg string
+	}{
+		{"space", "--redirect-uri", "https://app.example/c b", "spaces"},
+		{"encoded NUL", "--redirect-uri", "https://app.example/cb%00", "%00"},
+		{"port 0", "--redirect-uri", "http://127.0.0.1:0/cb", "port"},
+		{"port 99999", "--redirect-uri", "http://127.0.0.1:99999/cb", "port"},
+		{"port with a leading zero", "--redirect-uri", "http://127.0.0.1:051234/cb", "port"},
+		{"empty port", "--redirect-uri", "http://127.0.0.1:/cb", "port"},
+		{"post-logout space", "--post-logout-redirect-uri", "https://app.example/bye bye", "spaces"},
+		{"post-logout encoded NUL", "--post-logout-redirect-uri", "https://app.example/bye%00", "%00"},
+		{"post-logout port 99999", "--post-logout-redirect-uri", "https://app.example:99999/bye", "port"},
+		{"post-logout empty port", "--post-logout-redirect-uri", "http://127.0.0.1:/bye", "port"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			args := []string{"clients", "create", "--id", "app", "--public"}
+			if tc.flag != "--redirect-uri" {
+				args = append(args, "--redirect-uri", "http://127.0.0.1/cb")
+			}
+			code, out, stderr := torii(t, append(args, tc.flag, tc.uri)...)
+			if code != 2 || !strings.Contains(stderr, tc.wantMsg) || out != "" {
+				t.Errorf("clients create %s %q = %d, stdout %q, stderr %q; want 2 and a message about %q", tc.flag, tc.uri, code, out, stderr, tc.wantMsg)
+			}
+		})
+	}
+	if code, out, _ := torii(t, "clients", "list"); code != 0 || strings.TrimSpace(out) != "[]" {
+		t.Errorf("after refused creations, clients list = %d %s, want []", code, out)
+	}
+}
+
 func TestCLIUsers(t *testing.T) {
 	cliEnv(t)
 	code, out, stderr := torii(t, "users", "create", "--email", "Alice@Example.com", "--password", testPassword,

@@ -126,6 +126,92 @@ func TestRedirectURIValidation(t *testing.T) { // SEC 1, 2, 3, 4, 19
 	})
 }
 
+// TestLoopbackRedirectURIs: with http://127.0.0.1/cb registered, only the
+// port may vary, and only to a valid port number (1–65535, no leading zero);
+// every other difference gets the error page, never a redirect, even for a
+// signed-in user whose request would otherwise get a code at once (SEC 2).
+func TestLoopbackRedirectURIs(t *testing.T) {
+	e := newEnv(t, backends[0].url(t))
+	e.user("alice@example.com")
+	id, secret := e.client(provider.ClientSpec{ID: "webapp", SkipConsent: true})
+	e.client(provider.ClientSpec{ID: "native", Public: true, SkipConsent: true, RedirectURIs: []string{"http://127.0.0.1/cb", "http://[::1]:8080/cb"}})
+	b := e.signedInBrowser(e.oauth2Config(id, secret), "alice@example.com")
+	verifier := oauth2.GenerateVerifier()
+	request := func(redirectURI string, extra url.Values) *page {
+		q := authParams(verifier)
+		q.Set("client_id", "native")
+		q.Set("redirect_uri", redirectURI)
+		for k, v := range extra {
+			q[k] = v
+		}
+		return e.rawAuthorize(b, q)
+	}
+
+	refused := []struct {
+		name, redirectURI string
+		extra             url.Values
+	}{
+		{"user info and a port", "http://x@127.0.0.1:51234/cb", nil},
+		{"user info, no port", "http://x@127.0.0.1/cb", nil},
+		{"user and password", "http://x:y@127.0.0.1:51234/cb", nil},
+		{"empty user info", "http://@127.0.0.1:51234/cb", nil},
+		{"user info and a bad scope", "http://x@127.0.0.1:51234/cb", url.Values{"scope": {"openid admin"}}},
+		{"port 0", "http://127.0.0.1:0/cb", nil},
+		{"port 65536", "http://127.0.0.1:65536/cb", nil},
+		{"port 99999", "http://127.0.0.1:99999/cb", nil},
+		{"port with a leading zero", "http://127.0.0.1:051234/cb", nil},
+		{"port 00080", "http://127.0.0.1:00080/cb", nil},
+		{"empty port", "http://127.0.0.1:/cb", nil},
+		{"empty port and a bad scope", "http://127.0.0.1:/cb", url.Values{"scope": {"openid admin"}}},
+		{"port with a sign", "http://127.0.0.1:+80/cb", nil},
+		{"upper-case scheme", "HTTP://127.0.0.1:51234/cb", nil},
+		{"encoded path", "http://127.0.0.1:51234/c%62", nil},
+		{"empty query", "http://127.0.0.1:51234/cb?", nil},
+		{"added query", "http://127.0.0.1:51234/cb?x=1", nil},
+		{"other path", "http://127.0.0.1:51234/other", nil},
+		{"https", "https://127.0.0.1:51234/cb", nil},
+		{"other loopback address", "http://127.0.0.2:51234/cb", nil},
+		{"IPv4-mapped IPv6 address", "http://[::ffff:127.0.0.1]:51234/cb", nil},
+		{"localhost for the IP", "http://localhost:51234/cb", nil},
+		{"IPv6 with user info", "http://x@[::1]:51234/cb", nil},
+		{"IPv6 empty port", "http://[::1]:/cb", nil},
+		{"IPv6 port 0", "http://[::1]:0/cb", nil},
+	}
+	for _, tc := range refused {
+		t.Run(tc.name, func(t *testing.T) {
+			p := request(tc.redirectURI, tc.extra)
+			if p.status != http.StatusBadRequest || p.resp.Header.Get("Location") != "" || strings.Contains(p.body, "code=") {
+				t.Fatalf("redirect_uri %q: status %d, Location %q; want a 400 error page and no redirect", tc.redirectURI, p.status, p.resp.Header.Get("Location"))
+			}
+			if ct := p.resp.Header.Get("Content-Type"); !strings.HasPrefix(ct, "text/html") {
+				t.Errorf("Content-Type %q, want an HTML error page", ct)
+			}
+			if !strings.Contains(p.body, "redirect URI") || !strings.Contains(p.body, "(invalid_request)") {
+				t.Errorf("error page does not say invalid_request for the redirect URI:\n%s", p.body)
+			}
+		})
+	}
+
+	accepted := []string{
+		"http://127.0.0.1/cb",
+		"http://127.0.0.1:51234/cb",
+		"http://127.0.0.1:1/cb",
+		"http://127.0.0.1:65535/cb",
+		"http://[::1]:8080/cb",
+		"http://[::1]/cb",
+		"http://[::1]:51234/cb",
+	}
+	for _, u := range accepted {
+		t.Run("accepted "+u, func(t *testing.T) {
+			p := request(u, nil)
+			loc := p.resp.Header.Get("Location")
+			if p.status != http.StatusSeeOther || !strings.HasPrefix(loc, u+"?") || !strings.Contains(loc, "code=") {
+				t.Errorf("redirect_uri %q: status %d, Location %q; want the code sent there", u, p.status, loc)
+			}
+		})
+	}
+}
+
 func TestAuthorizeErrorsRedirect(t *testing.T) { // SEC 9, 10, 17, 19, 20, 22, 33
 	e := newEnv(t, backends[0].url(t))
 	e.user("alice@example.com")
