@@ -180,6 +180,70 @@ func TestClientsRegisterAndAuthenticate(t *testing.T) {
 	})
 }
 
+// TestLoopbackLookalikes: plain http is for loopback hosts only, and a host
+// that merely starts (or ends) with a loopback name or address is not one
+// (SEC 5, issue 14 item 8a).
+func TestLoopbackLookalikes(t *testing.T) {
+	tests := []struct {
+		uri string
+		ok  bool
+	}{
+		{"http://127.0.0.1/cb", true},
+		{"http://127.0.0.1:8080/cb", true},
+		{"http://127.1.2.3/cb", true},
+		{"http://[::1]/cb", true},
+		{"http://localhost/cb", true},
+		{"http://localhost:3000/cb", true},
+		{"http://localhost.attacker.example/cb", false},
+		{"http://127.0.0.1.nip.io/cb", false},
+		{"http://127.0.0.1.attacker.example:8080/cb", false},
+		{"http://localhostattacker.example/cb", false},
+		{"http://attacker-localhost/cb", false},
+		{"http://app.localhost/cb", false},
+		{"http://attacker.example/127.0.0.1/cb", false},
+		{"http://attacker.example/?localhost", false},
+		{"http://127.1/cb", false},
+		{"http://2130706433/cb", false},
+		{"http://0x7f000001/cb", false},
+		{"http://0.0.0.0/cb", false},
+		{"http://[::]/cb", false},
+		{"http://10.0.0.1/cb", false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.uri, func(t *testing.T) {
+			spec := ClientSpec{ID: "app", Public: true, RedirectURIs: []string{tc.uri}}
+			err := spec.Validate()
+			if tc.ok && err != nil {
+				t.Errorf("Validate(%q) = %v, want nil", tc.uri, err)
+			}
+			var inv *ErrInvalidClient
+			if !tc.ok && (!errors.As(err, &inv) || !strings.Contains(err.Error(), "loopback")) {
+				t.Errorf("Validate(%q) = %v, want an ErrInvalidClient about loopback addresses", tc.uri, err)
+			}
+		})
+	}
+	t.Run("Register stores none of them", func(t *testing.T) {
+		s := storagetest.NewSQLite(t)
+		clients, err := NewClients(t.Context(), s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, tc := range tests {
+			if tc.ok {
+				continue
+			}
+			spec := ClientSpec{ID: "lookalike", Public: true, RedirectURIs: []string{"http://127.0.0.1/cb", tc.uri}}
+			var inv *ErrInvalidClient
+			if _, _, err := clients.Register(t.Context(), spec); !errors.As(err, &inv) {
+				t.Errorf("Register(%q) = %v, want an ErrInvalidClient", tc.uri, err)
+			}
+			if _, err := s.Client(t.Context(), "lookalike"); !errors.Is(err, storage.ErrNotFound) {
+				t.Errorf("after Register(%q) the client exists (%v)", tc.uri, err)
+			}
+		}
+	})
+}
+
 func TestRedirectURIRegistered(t *testing.T) {
 	registered := []string{"http://127.0.0.1/cb", "http://[::1]:8080/cb", "http://localhost/cb", "https://app.example/cb", "com.example.app:/cb"}
 	tests := []struct {

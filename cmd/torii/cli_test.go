@@ -285,8 +285,8 @@ func TestCLIClients(t *testing.T) {
 
 // TestCLIRedirectURIs: clients create refuses a redirect or post-logout
 // redirect URI with a space, a percent-encoded NUL or a port that is not a
-// port number, with exit status 2 and a message saying what is wrong
-// (SEC 2, 5).
+// port number, and an http URI on a host that only looks like a loopback
+// host, with exit status 2 and a message saying what is wrong (SEC 2, 5).
 func TestCLIRedirectURIs(t *testing.T) {
 	cliEnv(t)
 	tests := []struct {
@@ -298,10 +298,13 @@ func TestCLIRedirectURIs(t *testing.T) {
 		{"port 99999", "--redirect-uri", "http://127.0.0.1:99999/cb", "port"},
 		{"port with a leading zero", "--redirect-uri", "http://127.0.0.1:051234/cb", "port"},
 		{"empty port", "--redirect-uri", "http://127.0.0.1:/cb", "port"},
+		{"localhost look-alike", "--redirect-uri", "http://localhost.attacker.example/cb", "loopback"},
+		{"127.0.0.1 look-alike", "--redirect-uri", "http://127.0.0.1.nip.io/cb", "loopback"},
 		{"post-logout space", "--post-logout-redirect-uri", "https://app.example/bye bye", "spaces"},
 		{"post-logout encoded NUL", "--post-logout-redirect-uri", "https://app.example/bye%00", "%00"},
 		{"post-logout port 99999", "--post-logout-redirect-uri", "https://app.example:99999/bye", "port"},
 		{"post-logout empty port", "--post-logout-redirect-uri", "http://127.0.0.1:/bye", "port"},
+		{"post-logout look-alike", "--post-logout-redirect-uri", "http://127.0.0.1.nip.io/bye", "loopback"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
