@@ -218,6 +218,9 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Provider, error) {
 		compose.OpenIDConnectRefreshFactory,
 	)
 	for i, h := range fcfg.TokenEndpointHandlers {
+		if _, ok := h.(*oauth2.ClientCredentialsGrantHandler); ok {
+			h = clientCredentialsClients{h}
+		}
 		fcfg.TokenEndpointHandlers[i] = skipForeign{h}
 	}
 	if p.discovery, err = p.discoveryDocument(); err != nil {
@@ -290,6 +293,26 @@ func (h skipForeign) PopulateTokenEndpointResponse(ctx context.Context, req fosi
 		return fosite.ErrUnknownRequest
 	}
 	return h.TokenEndpointHandler.PopulateTokenEndpointResponse(ctx, req, resp)
+}
+
+// clientCredentialsClients refuses the client_credentials grant, with
+// unauthorized_client (RFC 6749 §5.2), to a client that may not use it: a
+// public client, whatever its stored grant types say, and a client without
+// the grant. fosite's handler says invalid_grant to a public client, and
+// unauthorized_client to a confidential one only when it populates the
+// response.
+type clientCredentialsClients struct{ fosite.TokenEndpointHandler }
+
+func (h clientCredentialsClients) HandleTokenEndpointRequest(ctx context.Context, req fosite.AccessRequester) error {
+	if c := req.GetClient(); c != nil && h.CanHandleTokenEndpointRequest(ctx, req) {
+		switch {
+		case c.IsPublic():
+			return fosite.ErrUnauthorizedClient.WithHint("A public client cannot use the client_credentials grant.")
+		case !c.GetGrantTypes().Has("client_credentials"):
+			return fosite.ErrUnauthorizedClient.WithHint("The OAuth 2.0 Client is not allowed to use authorization grant 'client_credentials'.")
+		}
+	}
+	return h.TokenEndpointHandler.HandleTokenEndpointRequest(ctx, req)
 }
 
 // cacheReads gives each protocol request its read cache: fosite reads a

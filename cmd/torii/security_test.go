@@ -15,6 +15,7 @@ import (
 	"golang.org/x/oauth2"
 
 	"github.com/torii-idp/torii/provider"
+	"github.com/torii-idp/torii/storage"
 )
 
 // The tests in this file follow ../shared/SECURITY.md; each names the items
@@ -566,6 +567,52 @@ func TestTokenEndpointBadInput(t *testing.T) { // SEC 20, 23, 24, 25, 55, 56
 				t.Errorf("after injection attempts the server no longer issues tokens: %v", err)
 			}
 		})
+	})
+}
+
+// TestClientCredentialsNeedsConfidentialClient: a client that may not use
+// the client_credentials grant gets 400 unauthorized_client (RFC 6749
+// §5.2), whether it is public (with or without the grant in its stored
+// grant types) or confidential without the grant (SEC 26).
+func TestClientCredentialsNeedsConfidentialClient(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, dbURL string) {
+		e := newEnv(t, dbURL)
+		e.client(provider.ClientSpec{ID: "spa", Public: true, RedirectURIs: []string{callbackURL}})
+		webID, webSecret := e.client(provider.ClientSpec{ID: "webapp"})
+		// Validate refuses a public client with client_credentials; one
+		// may still be in the database (written by an older Torii or by
+		// hand).
+		err := e.srv.store.CreateClient(t.Context(), &storage.Client{
+			ID: "spa-cc", Name: "spa-cc", RedirectURIs: []string{callbackURL}, PostLogoutRedirectURIs: []string{},
+			GrantTypes: []string{"authorization_code", "client_credentials"}, ResponseTypes: []string{"code"},
+			Scopes: []string{"openid"}, Audience: []string{}, Public: true, TokenFormat: provider.FormatOpaque, IDTokenAlg: provider.AlgRS256,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		tests := []struct {
+			name, id, secret string
+			form             url.Values
+		}{
+			{"public client", "", "", url.Values{"client_id": {"spa"}}},
+			{"public client with a scope", "", "", url.Values{"client_id": {"spa"}, "scope": {"openid"}}},
+			{"public client with the grant stored", "", "", url.Values{"client_id": {"spa-cc"}}},
+			{"public client with the grant stored, basic", "spa-cc", "", nil},
+			{"confidential client without the grant", webID, webSecret, nil},
+		}
+		for _, tc := range tests {
+			t.Run(tc.name, func(t *testing.T) {
+				form := url.Values{"grant_type": {"client_credentials"}}
+				for k, v := range tc.form {
+					form[k] = v
+				}
+				status, body, _ := e.postForm("/oauth2/token", form, tc.id, tc.secret)
+				wantOAuthError(t, status, body, 400, "unauthorized_client")
+				if _, ok := body["access_token"]; ok {
+					t.Errorf("a token was issued: %v", body)
+				}
+			})
+		}
 	})
 }
 
