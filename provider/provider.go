@@ -128,9 +128,10 @@ type Provider struct {
 	clients *Clients
 	pages   *template.Template
 
-	discovery     []byte
-	discoveryETag []string
-	cookieSecure  bool
+	discovery        []byte
+	discoveryETag    []string
+	jwksCacheControl []string
+	cookieSecure     bool
 }
 
 // New builds the provider. It loads (and on first start creates) the server
@@ -228,6 +229,10 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Provider, error) {
 	}
 	sum := sha256.Sum256(p.discovery)
 	p.discoveryETag = []string{`"` + base64.RawURLEncoding.EncodeToString(sum[:16]) + `"`}
+	p.jwksCacheControl = []string{"no-cache"}
+	if d := keys.CacheLifetime(); d > 0 {
+		p.jwksCacheControl = []string{fmt.Sprintf("public, max-age=%d", int(d/time.Second))}
+	}
 	return p, nil
 }
 

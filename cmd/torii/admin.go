@@ -329,7 +329,7 @@ func (a *app) keysCmd() *cobra.Command {
 	var algs []string
 	rotate := &cobra.Command{
 		Use:   "rotate",
-		Short: "Add a new signing key per algorithm; old keys stay published until their tokens expire",
+		Short: "Add a new signing key per algorithm, signing 6 minutes later (signs_from); old keys stay published until their tokens expire",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			for _, alg := range algs {
