@@ -104,6 +104,18 @@ type Accounts interface {
 	Authenticate(ctx context.Context, login, password string) (*storage.User, error)
 }
 
+// FailureLimiter bounds the failed token requests of one client, so that
+// codes, refresh tokens and passwords cannot be guessed at the token
+// endpoint at will. cmd/torii wires a per-IP login/iplimit.Failures.
+type FailureLimiter interface {
+	// Wait reports how long r's client must wait before its next token
+	// request: zero while it may make one. It runs first on every token
+	// request, successful ones included, so it must be cheap.
+	Wait(r *http.Request) time.Duration
+	// Failed counts one failed token request (invalid_grant) of r's client.
+	Failed(r *http.Request)
+}
+
 // Deps are the provider's collaborators.
 type Deps struct {
 	Store    *storage.Store
@@ -112,7 +124,10 @@ type Deps struct {
 	// IsCredentialError tells credential failures from faults in errors
 	// returned by Accounts.Authenticate.
 	IsCredentialError func(error) bool
-	Logger            *slog.Logger
+	// TokenFailures limits the token requests of a client that failed
+	// with invalid_grant too often: it gets 429 with Retry-After.
+	TokenFailures FailureLimiter
+	Logger        *slog.Logger
 }
 
 // Provider serves the OAuth 2.0 and OpenID Connect endpoints.
@@ -128,6 +143,8 @@ type Provider struct {
 	clients *Clients
 	pages   *template.Template
 
+	tokenFailures FailureLimiter
+
 	discovery        []byte
 	discoveryETag    []string
 	jwksCacheControl []string
@@ -140,8 +157,8 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Provider, error) {
 	if err := cfg.setDefaults(); err != nil {
 		return nil, err
 	}
-	if deps.Store == nil || deps.Browser == nil || deps.Accounts == nil || deps.IsCredentialError == nil {
-		return nil, errors.New("provider: Store, Browser, Accounts and IsCredentialError are required")
+	if deps.Store == nil || deps.Browser == nil || deps.Accounts == nil || deps.IsCredentialError == nil || deps.TokenFailures == nil {
+		return nil, errors.New("provider: Store, Browser, Accounts, IsCredentialError and TokenFailures are required")
 	}
 	if deps.Logger == nil {
 		deps.Logger = slog.New(slog.DiscardHandler)
@@ -172,6 +189,8 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Provider, error) {
 		clients:      clients,
 		pages:        pages,
 		cookieSecure: strings.HasPrefix(cfg.Issuer, "https://"),
+
+		tokenFailures: deps.TokenFailures,
 	}
 
 	fcfg := &fosite.Config{

@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"net/netip"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -613,6 +615,129 @@ func TestClientCredentialsNeedsConfidentialClient(t *testing.T) {
 				}
 			})
 		}
+	})
+}
+
+// TestTokenFailureLimit: a client IP whose token requests failed with
+// invalid_grant (guessed codes, refresh tokens, passwords) as often as
+// TORII_TOKEN_FAILURE_LIMIT allows gets 429 with Retry-After and a JSON
+// invalid_request for every token request, a valid one included; another
+// IP is not affected, and successful requests spend nothing (SEC 16).
+func TestTokenFailureLimit(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, dbURL string) {
+		e := newEnv(t, dbURL, func(c *Config, _ *serverOptions) {
+			c.TokenFailureLimit = RateLimit{N: 3, Per: time.Hour}
+			c.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}
+		})
+		e.user("alice@example.com")
+		id, secret := e.client(provider.ClientSpec{ID: "webapp", SkipConsent: true,
+			GrantTypes: []string{"authorization_code", "refresh_token", "password"}})
+		svc, svcSecret := e.client(provider.ClientSpec{ID: "service", GrantTypes: []string{"client_credentials"}, Scopes: []string{}})
+		tok, _ := e.login(e.oauth2Config(id, secret), e.browser(), "alice@example.com")
+		refreshToken := tok.RefreshToken
+
+		// from sends a token request as the client at ip, behind Torii's
+		// trusted proxy.
+		from := func(ip string, form url.Values, client, sec string) (int, map[string]any, http.Header) {
+			req, _ := http.NewRequest("POST", e.issuer+"/oauth2/token", strings.NewReader(form.Encode()))
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			req.Header.Set("X-Forwarded-For", ip)
+			req.SetBasicAuth(client, sec)
+			return e.do(req)
+		}
+		clientCredentials := func(ip string) (int, map[string]any, http.Header) {
+			return from(ip, url.Values{"grant_type": {"client_credentials"}}, svc, svcSecret)
+		}
+		refresh := func(ip string) {
+			t.Helper()
+			status, body, _ := from(ip, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {refreshToken}}, id, secret)
+			if status != 200 {
+				t.Fatalf("refresh from %s = %d %v", ip, status, body)
+			}
+			refreshToken = body["refresh_token"].(string)
+		}
+		wantTooMany := func(t *testing.T, status int, body map[string]any, hdr http.Header) {
+			t.Helper()
+			wantOAuthError(t, status, body, http.StatusTooManyRequests, "invalid_request")
+			if secs, err := strconv.Atoi(hdr.Get("Retry-After")); err != nil || secs < 1 || secs > 1200 {
+				t.Errorf("Retry-After = %q, want 1 to 1200 seconds (3 per hour)", hdr.Get("Retry-After"))
+			}
+			if d, _ := body["error_description"].(string); !strings.Contains(d, "Too many failed token requests") {
+				t.Errorf("error_description = %q", d)
+			}
+			if hdr.Get("Cache-Control") != "no-store" {
+				t.Errorf("Cache-Control = %q, want no-store", hdr.Get("Cache-Control"))
+			}
+		}
+
+		failures := []struct {
+			name string
+			ip   string
+			fail func(ip string) (int, map[string]any, http.Header)
+		}{
+			{"wrong codes", "203.0.113.1", func(ip string) (int, map[string]any, http.Header) {
+				return from(ip, url.Values{"grant_type": {"authorization_code"}, "code": {"torii_ac_guess." + oauth2.GenerateVerifier()},
+					"redirect_uri": {callbackURL}, "code_verifier": {oauth2.GenerateVerifier()}}, id, secret)
+			}},
+			{"wrong refresh tokens", "203.0.113.2", func(ip string) (int, map[string]any, http.Header) {
+				return from(ip, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {"torii_rt_guess." + oauth2.GenerateVerifier()}}, id, secret)
+			}},
+			{"wrong passwords", "203.0.113.3", func(ip string) (int, map[string]any, http.Header) {
+				return from(ip, url.Values{"grant_type": {"password"}, "username": {"alice@example.com"}, "password": {"wrong password"}}, id, secret)
+			}},
+		}
+		for _, tc := range failures {
+			t.Run(tc.name, func(t *testing.T) {
+				for i := range 3 {
+					if status, body, _ := tc.fail(tc.ip); status != 400 || body["error"] != "invalid_grant" {
+						t.Fatalf("failure %d = %d %v, want 400 invalid_grant", i+1, status, body)
+					}
+				}
+				status, body, hdr := tc.fail(tc.ip)
+				wantTooMany(t, status, body, hdr)
+				// Every token request from that IP, a valid one too.
+				status, body, hdr = clientCredentials(tc.ip)
+				wantTooMany(t, status, body, hdr)
+				// Another IP is not affected.
+				other := tc.ip + "0"
+				status, body, _ = tc.fail(other)
+				wantOAuthError(t, status, body, 400, "invalid_grant")
+				if status, body, _ := clientCredentials(other); status != 200 {
+					t.Errorf("client credentials from another IP = %d %v, want 200", status, body)
+				}
+			})
+		}
+
+		t.Run("successes spend nothing", func(t *testing.T) {
+			const ip = "198.51.100.7"
+			for range 10 {
+				if status, body, _ := clientCredentials(ip); status != 200 {
+					t.Fatalf("client credentials = %d %v", status, body)
+				}
+			}
+			refresh(ip)
+			refresh(ip)
+			for i := range 3 {
+				status, body, _ := failures[0].fail(ip)
+				if status != 400 {
+					t.Fatalf("failure %d after successes = %d %v, want 400 invalid_grant", i+1, status, body)
+				}
+			}
+			status, body, hdr := failures[0].fail(ip)
+			wantTooMany(t, status, body, hdr)
+		})
+
+		t.Run("other errors are not counted", func(t *testing.T) {
+			const ip = "198.51.100.8"
+			for range 5 {
+				status, body, _ := from(ip, url.Values{"grant_type": {"client_credentials"}}, svc, "wrong secret")
+				wantOAuthError(t, status, body, 401, "invalid_client")
+				status, body, _ = from(ip, url.Values{"grant_type": {"implicit"}}, svc, svcSecret)
+				wantOAuthError(t, status, body, 400, "unsupported_grant_type")
+			}
+			status, body, _ := failures[0].fail(ip)
+			wantOAuthError(t, status, body, 400, "invalid_grant")
+		})
 	})
 }
 

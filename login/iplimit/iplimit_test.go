@@ -121,3 +121,17 @@ func TestFailuresWaitAllocatesNothing(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkFailuresWait is the cost the token endpoint adds to every
+// request, from many goroutines at once.
+func BenchmarkFailuresWait(b *testing.B) {
+	f := NewFailures(Limit{N: 100, Per: time.Minute}, nil, nil)
+	r := httptest.NewRequest("POST", "/oauth2/token", nil)
+	r.RemoteAddr = "203.0.113.7:1234"
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			f.Wait(r)
+		}
+	})
+}
