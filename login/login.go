@@ -31,6 +31,7 @@ import (
 	"github.com/gorilla/mux"
 
 	"github.com/torii-idp/torii/login/account"
+	"github.com/torii-idp/torii/login/iplimit"
 	"github.com/torii-idp/torii/provider"
 	"github.com/torii-idp/torii/storage"
 	"github.com/torii-idp/torii/templates"
@@ -111,7 +112,9 @@ type Handler struct {
 	secure   bool
 	// Cookie names: with the __Host- prefix on https.
 	sessionCookie, csrfCookie, verifyCookie, deviceCookie string
-	requests, failures                                    *ipLimiter
+	requests                                              *iplimit.Limiter
+	failures                                              *iplimit.Failures
+	proxies                                               iplimit.Proxies
 }
 
 // OTP modes.
@@ -168,8 +171,9 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Handler, error) {
 	if h.log == nil {
 		h.log = slog.New(slog.DiscardHandler)
 	}
-	h.requests = newIPLimiter(cfg.IPRateLimit, cfg.Now)
-	h.failures = newIPLimiter(cfg.IPFailureLimit, cfg.Now)
+	h.proxies = cfg.TrustedProxies
+	h.requests = iplimit.New(cfg.IPRateLimit, cfg.Now)
+	h.failures = iplimit.NewFailures(cfg.IPFailureLimit, cfg.TrustedProxies, cfg.Now)
 	if h.secure {
 		h.sessionCookie = "__Host-" + h.sessionCookie
 		h.csrfCookie = "__Host-" + h.csrfCookie

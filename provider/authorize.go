@@ -69,7 +69,7 @@ func (p *Provider) authorize(w http.ResponseWriter, r *http.Request) {
 	r.Form.Del("request_uri")
 	ctx := r.Context()
 	who := p.readSignIn(r, r.Form.Get("client_id"))
-	ar, err := p.oauth2.NewAuthorizeRequest(ctx, r)
+	ar, err := p.newAuthorizeRequest(ctx, r)
 	if err != nil {
 		p.writeAuthorizeError(w, r, ar, err)
 		return
@@ -87,6 +87,19 @@ func (p *Provider) authorize(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	p.proceed(w, r, ar, nil, who)
+}
+
+// newAuthorizeRequest is fosite's NewAuthorizeRequest with Torii's redirect
+// URI rule on top: a redirect_uri fosite matched but redirectURIRegistered
+// does not (user info or a bad port on a loopback URI, for instance) fails
+// the request with errRedirectURIMismatch, which writeAuthorizeError answers
+// with the error page.
+func (p *Provider) newAuthorizeRequest(ctx context.Context, r *http.Request) (fosite.AuthorizeRequester, error) {
+	ar, err := p.oauth2.NewAuthorizeRequest(ctx, r)
+	if err == nil && !redirectURIRegistered(ar.GetRequestForm().Get("redirect_uri"), ar.GetClient().GetRedirectURIs()) {
+		err = errRedirectURIMismatch
+	}
+	return ar, err
 }
 
 // browserSignIn is what a browser's session cookie says (Browser.SignedIn).
@@ -373,7 +386,7 @@ func (p *Provider) resume(w http.ResponseWriter, r *http.Request) {
 	orig.Form, orig.PostForm = nil, nil
 	orig.Body = http.NoBody
 	who := p.readSignIn(r, pending.ClientID)
-	ar, err := p.oauth2.NewAuthorizeRequest(ctx, orig)
+	ar, err := p.newAuthorizeRequest(ctx, orig)
 	if err != nil {
 		p.writeAuthorizeError(w, r, ar, err)
 		return

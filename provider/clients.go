@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"regexp"
 	"slices"
@@ -156,11 +157,22 @@ func (spec *ClientSpec) Validate() error {
 
 // validateRedirectURI accepts absolute https URIs, http URIs on loopback
 // hosts, and private-use schemes for native apps (RFC 8252); never a
-// fragment, wildcard, userinfo, or a javascript:/data:/file: scheme.
+// fragment, wildcard, userinfo, a port that is not a port number (1 to
+// 65535, no leading zero), a space or control character (raw or
+// percent-encoded), or a javascript:/data:/file: scheme.
 func validateRedirectURI(raw string) error {
+	if i := strings.IndexFunc(raw, func(r rune) bool { return r <= ' ' || r == 0x7f }); i >= 0 {
+		return invalid("redirect URI %q must not contain spaces or control characters", raw)
+	}
+	if encodedControl(raw) {
+		return invalid("redirect URI %q must not contain percent-encoded control characters such as %%00", raw)
+	}
 	u, err := url.Parse(raw)
 	if err != nil || !u.IsAbs() {
 		return invalid("redirect URI %q is not an absolute URI", raw)
+	}
+	if i := strings.LastIndexByte(u.Host, ':'); i > strings.LastIndexByte(u.Host, ']') && !validPort(u.Host[i+1:]) {
+		return invalid("redirect URI %q: the port must be a number from 1 to 65535 without leading zeros", raw)
 	}
 	if u.Fragment != "" || strings.Contains(raw, "#") {
 		return invalid("redirect URI %q must not have a fragment", raw)
@@ -198,6 +210,97 @@ func isLoopbackHost(host string) bool {
 	}
 	ip := net.ParseIP(host)
 	return ip != nil && ip.IsLoopback()
+}
+
+// encodedControl reports whether s holds a percent-encoded control
+// character (%00 to %1F, or %7F).
+func encodedControl(s string) bool {
+	for i := 0; i+2 < len(s); i++ {
+		if s[i] != '%' {
+			continue
+		}
+		hi, lo := s[i+1], s[i+2]|0x20 // lower-case a hex letter
+		if (hi == '0' || hi == '1') && (lo >= '0' && lo <= '9' || lo >= 'a' && lo <= 'f') || hi == '7' && lo == 'f' {
+			return true
+		}
+	}
+	return false
+}
+
+// validPort reports whether s is a TCP port number as a URI writes it:
+// 1 to 65535, digits only, no leading zero.
+func validPort(s string) bool {
+	if len(s) == 0 || len(s) > 5 || s[0] < '1' || s[0] > '9' {
+		return false
+	}
+	n := 0
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+		n = n*10 + int(s[i]-'0')
+	}
+	return n <= 65535
+}
+
+// redirectURIRegistered reports whether requested may receive the answer to
+// an authorization request of a client with the registered redirect URIs:
+// it is one of them, byte for byte, or it differs from a registered http
+// URI on a loopback IP literal (http://127.0.0.1/cb, http://[::1]/cb) in
+// its port alone (RFC 8252 §7.3), and that port is a valid port number.
+//
+// fosite's loopback rule (isMatchingAsLoopback) compares parsed parts and so
+// lets more differ: user info (http://x@127.0.0.1:1234/cb), an empty,
+// zero, out-of-range or zero-padded port, the scheme's case, an empty query,
+// percent-encoding in the path. Torii asks this after fosite matched.
+func redirectURIRegistered(requested string, registered []string) bool {
+	if slices.Contains(registered, requested) {
+		return true
+	}
+	want, ok := loopbackWithoutPort(requested)
+	if !ok {
+		return false
+	}
+	for _, r := range registered {
+		if got, ok := loopbackWithoutPort(r); ok && got == want {
+			return true
+		}
+	}
+	return false
+}
+
+// loopbackWithoutPort returns raw without its port when raw is an http URI
+// whose host is a loopback IP literal (IPv4, or IPv6 in brackets) with no
+// user info and, if any, a valid port; ok is false for any other string.
+func loopbackWithoutPort(raw string) (string, bool) {
+	const scheme = "http://"
+	if !strings.HasPrefix(raw, scheme) {
+		return "", false
+	}
+	rest := raw[len(scheme):]
+	end := strings.IndexAny(rest, "/?#")
+	if end < 0 {
+		end = len(rest)
+	}
+	host, port, tail := rest[:end], "", rest[end:]
+	ip := host
+	if strings.HasPrefix(host, "[") {
+		i := strings.IndexByte(host, ']')
+		if i < 0 {
+			return "", false
+		}
+		host, port, ip = host[:i+1], host[i+1:], host[1:i]
+	} else if i := strings.IndexByte(host, ':'); i >= 0 {
+		host, port, ip = host[:i], host[i:], host[:i]
+	}
+	if port != "" && (port[0] != ':' || !validPort(port[1:])) {
+		return "", false
+	}
+	addr, err := netip.ParseAddr(ip)
+	if err != nil || !addr.IsLoopback() || addr.Zone() != "" || addr.Is6() != strings.HasPrefix(host, "[") {
+		return "", false
+	}
+	return scheme + host + tail, true
 }
 
 // Clients registers clients and authenticates them.

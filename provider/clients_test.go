@@ -35,6 +35,24 @@ func TestClientSpecValidate(t *testing.T) {
 		{"data", func(s *ClientSpec) { s.RedirectURIs = []string{"data:text/html,hi"} }, "scheme"},
 		{"userinfo", func(s *ClientSpec) { s.RedirectURIs = []string{"https://good@evil.example/cb"} }, "user information"},
 		{"relative", func(s *ClientSpec) { s.RedirectURIs = []string{"/cb"} }, "absolute"},
+		{"space", func(s *ClientSpec) { s.RedirectURIs = []string{"https://app.example/c b"} }, "spaces"},
+		{"tab", func(s *ClientSpec) { s.RedirectURIs = []string{"https://app.example/c\tb"} }, "control"},
+		{"encoded NUL", func(s *ClientSpec) { s.RedirectURIs = []string{"https://app.example/cb%00"} }, "%00"},
+		{"encoded line feed", func(s *ClientSpec) { s.RedirectURIs = []string{"https://app.example/cb%0A"} }, "%00"},
+		{"encoded DEL", func(s *ClientSpec) { s.RedirectURIs = []string{"https://app.example/cb%7f"} }, "%00"},
+		{"port 0", func(s *ClientSpec) { s.RedirectURIs = []string{"http://127.0.0.1:0/cb"} }, "port"},
+		{"port 65536", func(s *ClientSpec) { s.RedirectURIs = []string{"http://127.0.0.1:65536/cb"} }, "port"},
+		{"port 99999", func(s *ClientSpec) { s.RedirectURIs = []string{"https://app.example:99999/cb"} }, "port"},
+		{"port with a leading zero", func(s *ClientSpec) { s.RedirectURIs = []string{"http://127.0.0.1:051234/cb"} }, "port"},
+		{"empty port", func(s *ClientSpec) { s.RedirectURIs = []string{"http://127.0.0.1:/cb"} }, "port"},
+		{"empty IPv6 port", func(s *ClientSpec) { s.RedirectURIs = []string{"http://[::1]:/cb"} }, "port"},
+		{"post-logout space", func(s *ClientSpec) { s.PostLogoutRedirectURIs = []string{"https://app.example/bye bye"} }, "spaces"},
+		{"post-logout encoded NUL", func(s *ClientSpec) { s.PostLogoutRedirectURIs = []string{"https://app.example/bye%00"} }, "%00"},
+		{"post-logout bad port", func(s *ClientSpec) { s.PostLogoutRedirectURIs = []string{"https://app.example:0/bye"} }, "port"},
+		{"valid ports", func(s *ClientSpec) {
+			s.RedirectURIs = []string{"http://127.0.0.1:1/cb", "http://127.0.0.1:65535/cb", "https://app.example:8443/cb", "http://[::1]:51234/cb"}
+		}, ""},
+		{"encoded characters", func(s *ClientSpec) { s.RedirectURIs = []string{"https://app.example/a%20b%2F%E2%9C%93"} }, ""},
 		{"no redirect", func(s *ClientSpec) { s.RedirectURIs = nil }, "redirect-uri"},
 		{"short secret", func(s *ClientSpec) { s.Secret = "too-short" }, "32 characters"},
 		{"long secret", func(s *ClientSpec) { s.Secret = strings.Repeat("x", 32) }, ""},
@@ -160,4 +178,123 @@ func TestClientsRegisterAndAuthenticate(t *testing.T) {
 			})
 		}
 	})
+}
+
+// TestLoopbackLookalikes: plain http is for loopback hosts only, and a host
+// that merely starts (or ends) with a loopback name or address is not one
+// (SEC 5, issue 14 item 8a).
+func TestLoopbackLookalikes(t *testing.T) {
+	tests := []struct {
+		uri string
+		ok  bool
+	}{
+		{"http://127.0.0.1/cb", true},
+		{"http://127.0.0.1:8080/cb", true},
+		{"http://127.1.2.3/cb", true},
+		{"http://[::1]/cb", true},
+		{"http://localhost/cb", true},
+		{"http://localhost:3000/cb", true},
+		{"http://localhost.attacker.example/cb", false},
+		{"http://127.0.0.1.nip.io/cb", false},
+		{"http://127.0.0.1.attacker.example:8080/cb", false},
+		{"http://localhostattacker.example/cb", false},
+		{"http://attacker-localhost/cb", false},
+		{"http://app.localhost/cb", false},
+		{"http://attacker.example/127.0.0.1/cb", false},
+		{"http://attacker.example/?localhost", false},
+		{"http://127.1/cb", false},
+		{"http://2130706433/cb", false},
+		{"http://0x7f000001/cb", false},
+		{"http://0.0.0.0/cb", false},
+		{"http://[::]/cb", false},
+		{"http://10.0.0.1/cb", false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.uri, func(t *testing.T) {
+			spec := ClientSpec{ID: "app", Public: true, RedirectURIs: []string{tc.uri}}
+			err := spec.Validate()
+			if tc.ok && err != nil {
+				t.Errorf("Validate(%q) = %v, want nil", tc.uri, err)
+			}
+			var inv *ErrInvalidClient
+			if !tc.ok && (!errors.As(err, &inv) || !strings.Contains(err.Error(), "loopback")) {
+				t.Errorf("Validate(%q) = %v, want an ErrInvalidClient about loopback addresses", tc.uri, err)
+			}
+		})
+	}
+	t.Run("Register stores none of them", func(t *testing.T) {
+		s := storagetest.NewSQLite(t)
+		clients, err := NewClients(t.Context(), s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, tc := range tests {
+			if tc.ok {
+				continue
+			}
+			spec := ClientSpec{ID: "lookalike", Public: true, RedirectURIs: []string{"http://127.0.0.1/cb", tc.uri}}
+			var inv *ErrInvalidClient
+			if _, _, err := clients.Register(t.Context(), spec); !errors.As(err, &inv) {
+				t.Errorf("Register(%q) = %v, want an ErrInvalidClient", tc.uri, err)
+			}
+			if _, err := s.Client(t.Context(), "lookalike"); !errors.Is(err, storage.ErrNotFound) {
+				t.Errorf("after Register(%q) the client exists (%v)", tc.uri, err)
+			}
+		}
+	})
+}
+
+func TestRedirectURIRegistered(t *testing.T) {
+	registered := []string{"http://127.0.0.1/cb", "http://[::1]:8080/cb", "http://localhost/cb", "https://app.example/cb", "com.example.app:/cb"}
+	tests := []struct {
+		requested string
+		want      bool
+	}{
+		{"http://127.0.0.1/cb", true},
+		{"http://127.0.0.1:51234/cb", true},
+		{"http://127.0.0.1:1/cb", true},
+		{"http://127.0.0.1:65535/cb", true},
+		{"http://[::1]:8080/cb", true},
+		{"http://[::1]/cb", true},
+		{"http://[::1]:9/cb", true},
+		{"http://localhost/cb", true},
+		{"https://app.example/cb", true},
+		{"com.example.app:/cb", true},
+
+		{"http://x@127.0.0.1:51234/cb", false},
+		{"http://x@127.0.0.1/cb", false},
+		{"http://@127.0.0.1/cb", false},
+		{"http://127.0.0.1:0/cb", false},
+		{"http://127.0.0.1:65536/cb", false},
+		{"http://127.0.0.1:99999/cb", false},
+		{"http://127.0.0.1:051234/cb", false},
+		{"http://127.0.0.1:/cb", false},
+		{"http://127.0.0.1:-1/cb", false},
+		{"http://127.0.0.1:1a/cb", false},
+		{"http://127.0.0.1:51234:1/cb", false},
+		{"http://[::1]:/cb", false},
+		{"http://[::1]x/cb", false},
+		{"http://[::1%25lo]:8080/cb", false},
+		{"http://[127.0.0.1]/cb", false},
+		{"http://[::ffff:127.0.0.1]/cb", false},
+		{"HTTP://127.0.0.1:51234/cb", false},
+		{"https://127.0.0.1:51234/cb", false},
+		{"http://127.0.0.1:51234/c%62", false},
+		{"http://127.0.0.1:51234/cb?", false},
+		{"http://127.0.0.1:51234/cb?x=1", false},
+		{"http://127.0.0.1:51234/cb#x", false},
+		{"http://127.0.0.1:51234/cb/", false},
+		{"http://127.0.0.1:51234", false},
+		{"http://127.0.0.2:51234/cb", false},
+		{"http://localhost:51234/cb", false},
+		{"http://127.0.0.1.evil.example:51234/cb", false},
+		{"https://app.example:443/cb", false},
+		{"https://APP.example/cb", false},
+		{"", false},
+	}
+	for _, tc := range tests {
+		if got := redirectURIRegistered(tc.requested, registered); got != tc.want {
+			t.Errorf("redirectURIRegistered(%q) = %v, want %v", tc.requested, got, tc.want)
+		}
+	}
 }

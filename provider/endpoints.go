@@ -268,9 +268,8 @@ func (p *Provider) serveJWKS(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.Header().Set("Content-Type", "application/jwk-set+json")
-	// Short enough that a rotation is seen well within a key's activation
-	// delay and retention.
-	w.Header().Set("Cache-Control", "public, max-age=300")
+	// A rotated key signs only once every copy cached without it expired.
+	w.Header()["Cache-Control"] = p.jwksCacheControl
 	w.Header().Set("ETag", etag)
 	w.Header().Set("Access-Control-Allow-Origin", "*")
 	http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(doc))

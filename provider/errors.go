@@ -33,10 +33,21 @@ func rfcError(err error) *fosite.RFC6749Error {
 	return fosite.ErrorToRFC6749Error(err).WithExposeDebug(false)
 }
 
+// errRedirectURIMismatch answers a redirect_uri that fosite matched and
+// Torii's stricter rule (redirectURIRegistered) does not.
+var errRedirectURIMismatch = fosite.ErrInvalidRequest.WithHint("The 'redirect_uri' parameter does not match any of the OAuth 2.0 Client's pre-registered redirect urls.")
+
 // writeAuthorizeError answers a failed authorization request: with an error
 // page when the request has no valid redirect URI (never redirect to an
-// unverified URI), otherwise with a 303 redirect carrying error, state and iss.
+// unverified URI: fosite must have matched it and so must
+// redirectURIRegistered), otherwise with a 303 redirect carrying error,
+// state and iss.
 func (p *Provider) writeAuthorizeError(w http.ResponseWriter, r *http.Request, ar fosite.AuthorizeRequester, err error) {
+	if ar != nil && ar.IsRedirectURIValid() &&
+		!redirectURIRegistered(ar.GetRequestForm().Get("redirect_uri"), ar.GetClient().GetRedirectURIs()) {
+		// That is the error to report, whatever else is wrong.
+		ar, err = nil, errRedirectURIMismatch
+	}
 	rfc := rfcError(err)
 	p.logError(r, "authorize", err)
 	if ar == nil || !ar.IsRedirectURIValid() {

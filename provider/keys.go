@@ -35,6 +35,27 @@ var Algorithms = []string{AlgRS256, AlgES256, AlgEdDSA}
 // ValidAlg reports whether alg is a supported signing algorithm.
 func ValidAlg(alg string) bool { return slices.Contains(Algorithms, alg) }
 
+// JWKSMaxAge is how long relying parties may cache the JWKS document (its
+// Cache-Control max-age). A rotated key must not sign before every copy
+// cached without it has expired, so the activation delay is a function of
+// it: see MinActivationDelay.
+const JWKSMaxAge = 5 * time.Minute
+
+// activationMargin is the part of the activation delay that allows for
+// clock differences between nodes (each decides on its own clock when a
+// rotated key starts signing).
+const activationMargin = 30 * time.Second
+
+// MinActivationDelay is the shortest activation delay with which no
+// relying party can hold a JWKS that lacks the key signing its tokens: a
+// node serves the rotated key at the latest one reload interval after it
+// was published, a relying party may keep the JWKS it fetched just before
+// that for JWKSMaxAge, and nodes' clocks may differ by activationMargin.
+// With the default reload interval it is 6 minutes.
+func MinActivationDelay(reloadInterval time.Duration) time.Duration {
+	return reloadInterval + JWKSMaxAge + activationMargin
+}
+
 // KeysConfig tunes signing-key handling. Zero values pick the defaults.
 type KeysConfig struct {
 	// Retain is how long a superseded key stays published in the JWKS (and
@@ -44,8 +65,12 @@ type KeysConfig struct {
 	Retain time.Duration
 	// ActivationDelay is how long a rotated-in key is published before it
 	// signs, so that every node (which re-reads keys every ReloadInterval)
-	// knows it first. Default twice ReloadInterval; negative means none. The
-	// first key of an algorithm signs at once.
+	// and every relying party (which may cache the JWKS for JWKSMaxAge)
+	// knows it first. Default and minimum MinActivationDelay(ReloadInterval):
+	// a shorter positive delay is raised to it. Negative means none (for
+	// tests): a rotated key signs at once, and the JWKS is then served
+	// without a cache lifetime (CacheLifetime). The first key of an
+	// algorithm signs at once.
 	ActivationDelay time.Duration
 	// ReloadInterval is how often the key set is re-read from the database,
 	// so that a rotation on another node is seen. Default 30 seconds.
@@ -61,8 +86,12 @@ type KeyInfo struct {
 	KID       string    `json:"kid"`
 	Alg       string    `json:"alg"`
 	CreatedAt time.Time `json:"created_at"`
-	// State is "signing", "next" (published, signs after its activation
-	// time), "published" (superseded, still verifies) or "retired".
+	// SignsFrom is when the key starts (or started) signing: its creation
+	// plus the activation delay, or its creation for the first key of its
+	// algorithm.
+	SignsFrom time.Time `json:"signs_from"`
+	// State is "signing", "next" (published, signs from SignsFrom),
+	// "published" (superseded, still verifies) or "retired".
 	State string `json:"state"`
 }
 
@@ -93,10 +122,10 @@ func NewKeys(store *storage.Store, cfg KeysConfig) *Keys {
 		cfg.ReloadInterval = 30 * time.Second
 	}
 	switch {
-	case cfg.ActivationDelay == 0:
-		cfg.ActivationDelay = 2 * cfg.ReloadInterval
 	case cfg.ActivationDelay < 0:
 		cfg.ActivationDelay = 0
+	case cfg.ActivationDelay < MinActivationDelay(cfg.ReloadInterval):
+		cfg.ActivationDelay = MinActivationDelay(cfg.ReloadInterval)
 	}
 	if cfg.RSABits == 0 {
 		cfg.RSABits = 2048
@@ -105,6 +134,14 @@ func NewKeys(store *storage.Store, cfg KeysConfig) *Keys {
 		cfg.Now = time.Now
 	}
 	return &Keys{store: store, cfg: cfg}
+}
+
+// CacheLifetime is how long relying parties may cache the JWKS, served as
+// its Cache-Control max-age: JWKSMaxAge, shortened (to zero when rotated
+// keys sign at once) so that it never exceeds what the activation delay
+// covers (MinActivationDelay).
+func (k *Keys) CacheLifetime() time.Duration {
+	return max(0, min(JWKSMaxAge, k.cfg.ActivationDelay-k.cfg.ReloadInterval-activationMargin))
 }
 
 // Ensure creates a key for every algorithm that has none yet. It takes a
@@ -140,8 +177,9 @@ func (k *Keys) Ensure(ctx context.Context) error {
 }
 
 // Rotate adds a new key for each of algs (every algorithm when algs is
-// empty). The new keys are published at once and sign after the activation
-// delay; the keys they replace stay published for the retention time.
+// empty) and describes the new keys. They are published at once and sign
+// after the activation delay; the keys they replace stay published for the
+// retention time.
 func (k *Keys) Rotate(ctx context.Context, algs ...string) ([]KeyInfo, error) {
 	if len(algs) == 0 {
 		algs = Algorithms
@@ -159,7 +197,7 @@ func (k *Keys) Rotate(ctx context.Context, algs ...string) ([]KeyInfo, error) {
 			if err != nil {
 				return err
 			}
-			added = append(added, KeyInfo{KID: sk.KID, Alg: sk.Alg, CreatedAt: sk.CreatedAt})
+			added = append(added, KeyInfo{KID: sk.KID})
 		}
 		return nil
 	})
@@ -168,6 +206,17 @@ func (k *Keys) Rotate(ctx context.Context, algs ...string) ([]KeyInfo, error) {
 	}
 	if err := k.Reload(ctx); err != nil {
 		return nil, err
+	}
+	infos, err := k.List(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for i, a := range added {
+		for _, ki := range infos {
+			if ki.KID == a.KID {
+				added[i] = ki
+			}
+		}
 	}
 	return added, nil
 }
@@ -231,9 +280,10 @@ func (k *Keys) Reload(ctx context.Context) error {
 	return nil
 }
 
-// states classifies stored keys at now; keys are oldest first.
-func (k *Keys) states(stored []*storage.SigningKey, now time.Time) map[string]string {
-	states := make(map[string]string, len(stored))
+// states classifies stored keys at now, and says when each signs from;
+// keys are oldest first.
+func (k *Keys) states(stored []*storage.SigningKey, now time.Time) map[string]KeyInfo {
+	states := make(map[string]KeyInfo, len(stored))
 	byAlg := map[string][]*storage.SigningKey{}
 	for _, sk := range stored {
 		byAlg[sk.Alg] = append(byAlg[sk.Alg], sk)
@@ -241,25 +291,32 @@ func (k *Keys) states(stored []*storage.SigningKey, now time.Time) map[string]st
 	for _, keys := range byAlg {
 		// The signing key is the newest one past its activation delay; the
 		// very first key of an algorithm signs at once.
+		signsFrom := make([]time.Time, len(keys))
 		signing := -1
 		for i, sk := range keys {
-			if i == 0 || !sk.CreatedAt.Add(k.cfg.ActivationDelay).After(now) {
+			signsFrom[i] = sk.CreatedAt.Add(k.cfg.ActivationDelay)
+			if i == 0 {
+				signsFrom[i] = sk.CreatedAt
+			}
+			if !signsFrom[i].After(now) {
 				signing = i
 			}
 		}
 		for i, sk := range keys {
+			ki := KeyInfo{KID: sk.KID, Alg: sk.Alg, CreatedAt: sk.CreatedAt, SignsFrom: signsFrom[i]}
 			switch {
 			case i == signing:
-				states[sk.KID] = "signing"
+				ki.State = "signing"
 			case i > signing:
-				states[sk.KID] = "next"
-			case now.Before(keys[i+1].CreatedAt.Add(k.cfg.ActivationDelay + k.cfg.Retain)):
+				ki.State = "next"
+			case now.Before(signsFrom[i+1].Add(k.cfg.Retain)):
 				// Superseded when its successor began to sign; its tokens
 				// live at most Retain beyond that.
-				states[sk.KID] = "published"
+				ki.State = "published"
 			default:
-				states[sk.KID] = "retired"
+				ki.State = "retired"
 			}
+			states[sk.KID] = ki
 		}
 	}
 	return states
@@ -270,7 +327,7 @@ func (k *Keys) build(stored []*storage.SigningKey) (*keySet, error) {
 	set := &keySet{signing: map[string]*jose.JSONWebKey{}, byKID: map[string]*jose.JSONWebKey{}}
 	var public jose.JSONWebKeySet
 	for _, sk := range stored {
-		state := states[sk.KID]
+		state := states[sk.KID].State
 		if state == "retired" {
 			continue
 		}
@@ -368,7 +425,7 @@ func (k *Keys) List(ctx context.Context) ([]KeyInfo, error) {
 	states := k.states(stored, k.cfg.Now())
 	infos := make([]KeyInfo, 0, len(stored))
 	for _, sk := range stored {
-		infos = append(infos, KeyInfo{KID: sk.KID, Alg: sk.Alg, CreatedAt: sk.CreatedAt, State: states[sk.KID]})
+		infos = append(infos, states[sk.KID])
 	}
 	return infos, nil
 }

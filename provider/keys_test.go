@@ -99,7 +99,10 @@ func TestKeysEnsureAndRotate(t *testing.T) {
 		if jwk, _ := k.signingKey(ctx, AlgRS256); jwk.KeyID != first[AlgRS256] {
 			t.Errorf("signing key right after rotation = %s, want the old %s (activation delay)", jwk.KeyID, first[AlgRS256])
 		}
-		c.Advance(2 * time.Minute)
+		if got, want := added[0].SignsFrom.Sub(added[0].CreatedAt), MinActivationDelay(time.Hour); got != want || added[0].State != "next" {
+			t.Errorf("rotated key: %+v, signs %s after its creation; want state next and %s", added[0], got, want)
+		}
+		c.Advance(added[0].SignsFrom.Sub(c.Now()) + time.Second)
 		if err := k.Reload(ctx); err != nil {
 			t.Fatal(err)
 		}
@@ -161,4 +164,36 @@ func TestKeysColdStartRace(t *testing.T) {
 			}
 		}
 	})
+}
+
+// TestActivationDelayCoversJWKSCache: a rotated key signs only after every
+// JWKS a relying party may have cached without it has expired: the
+// activation delay is raised to MinActivationDelay, and the JWKS cache
+// lifetime never exceeds what the delay covers (issue 14 item 6, R11).
+func TestActivationDelayCoversJWKSCache(t *testing.T) {
+	tests := []struct {
+		name          string
+		cfg           KeysConfig
+		wantDelay     time.Duration
+		wantCacheLife time.Duration
+	}{
+		{"default", KeysConfig{}, 6 * time.Minute, 5 * time.Minute},
+		{"one minute is raised", KeysConfig{ActivationDelay: time.Minute}, 6 * time.Minute, 5 * time.Minute},
+		{"just too short is raised", KeysConfig{ActivationDelay: 6*time.Minute - time.Second}, 6 * time.Minute, 5 * time.Minute},
+		{"longer is kept", KeysConfig{ActivationDelay: time.Hour}, time.Hour, 5 * time.Minute},
+		{"slower reloads", KeysConfig{ReloadInterval: 2 * time.Minute, ActivationDelay: 5 * time.Minute}, 7*time.Minute + 30*time.Second, 5 * time.Minute},
+		{"none: no caching", KeysConfig{ActivationDelay: -1}, 0, 0},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			k := NewKeys(nil, tc.cfg)
+			if k.cfg.ActivationDelay != tc.wantDelay || k.CacheLifetime() != tc.wantCacheLife {
+				t.Errorf("NewKeys(%+v): activation delay %s, JWKS cache lifetime %s; want %s and %s",
+					tc.cfg, k.cfg.ActivationDelay, k.CacheLifetime(), tc.wantDelay, tc.wantCacheLife)
+			}
+			if k.CacheLifetime() > 0 && k.cfg.ActivationDelay < k.CacheLifetime()+k.cfg.ReloadInterval+activationMargin {
+				t.Errorf("activation delay %s < cache lifetime %s + reload interval %s + margin", k.cfg.ActivationDelay, k.CacheLifetime(), k.cfg.ReloadInterval)
+			}
+		})
+	}
 }

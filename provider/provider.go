@@ -104,6 +104,18 @@ type Accounts interface {
 	Authenticate(ctx context.Context, login, password string) (*storage.User, error)
 }
 
+// FailureLimiter bounds the failed token requests of one client, so that
+// codes, refresh tokens and passwords cannot be guessed at the token
+// endpoint at will. cmd/torii wires a per-IP login/iplimit.Failures.
+type FailureLimiter interface {
+	// Wait reports how long r's client must wait before its next token
+	// request: zero while it may make one. It runs first on every token
+	// request, successful ones included, so it must be cheap.
+	Wait(r *http.Request) time.Duration
+	// Failed counts one failed token request (invalid_grant) of r's client.
+	Failed(r *http.Request)
+}
+
 // Deps are the provider's collaborators.
 type Deps struct {
 	Store    *storage.Store
@@ -112,7 +124,10 @@ type Deps struct {
 	// IsCredentialError tells credential failures from faults in errors
 	// returned by Accounts.Authenticate.
 	IsCredentialError func(error) bool
-	Logger            *slog.Logger
+	// TokenFailures limits the token requests of a client that failed
+	// with invalid_grant too often: it gets 429 with Retry-After.
+	TokenFailures FailureLimiter
+	Logger        *slog.Logger
 }
 
 // Provider serves the OAuth 2.0 and OpenID Connect endpoints.
@@ -128,9 +143,12 @@ type Provider struct {
 	clients *Clients
 	pages   *template.Template
 
-	discovery     []byte
-	discoveryETag []string
-	cookieSecure  bool
+	tokenFailures FailureLimiter
+
+	discovery        []byte
+	discoveryETag    []string
+	jwksCacheControl []string
+	cookieSecure     bool
 }
 
 // New builds the provider. It loads (and on first start creates) the server
@@ -139,8 +157,8 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Provider, error) {
 	if err := cfg.setDefaults(); err != nil {
 		return nil, err
 	}
-	if deps.Store == nil || deps.Browser == nil || deps.Accounts == nil || deps.IsCredentialError == nil {
-		return nil, errors.New("provider: Store, Browser, Accounts and IsCredentialError are required")
+	if deps.Store == nil || deps.Browser == nil || deps.Accounts == nil || deps.IsCredentialError == nil || deps.TokenFailures == nil {
+		return nil, errors.New("provider: Store, Browser, Accounts, IsCredentialError and TokenFailures are required")
 	}
 	if deps.Logger == nil {
 		deps.Logger = slog.New(slog.DiscardHandler)
@@ -171,6 +189,8 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Provider, error) {
 		clients:      clients,
 		pages:        pages,
 		cookieSecure: strings.HasPrefix(cfg.Issuer, "https://"),
+
+		tokenFailures: deps.TokenFailures,
 	}
 
 	fcfg := &fosite.Config{
@@ -218,6 +238,9 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Provider, error) {
 		compose.OpenIDConnectRefreshFactory,
 	)
 	for i, h := range fcfg.TokenEndpointHandlers {
+		if _, ok := h.(*oauth2.ClientCredentialsGrantHandler); ok {
+			h = clientCredentialsClients{h}
+		}
 		fcfg.TokenEndpointHandlers[i] = skipForeign{h}
 	}
 	if p.discovery, err = p.discoveryDocument(); err != nil {
@@ -225,6 +248,10 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Provider, error) {
 	}
 	sum := sha256.Sum256(p.discovery)
 	p.discoveryETag = []string{`"` + base64.RawURLEncoding.EncodeToString(sum[:16]) + `"`}
+	p.jwksCacheControl = []string{"no-cache"}
+	if d := keys.CacheLifetime(); d > 0 {
+		p.jwksCacheControl = []string{fmt.Sprintf("public, max-age=%d", int(d/time.Second))}
+	}
 	return p, nil
 }
 
@@ -298,6 +325,26 @@ func (h skipForeign) PopulateTokenEndpointResponse(ctx context.Context, req fosi
 		return fosite.ErrUnknownRequest
 	}
 	return h.TokenEndpointHandler.PopulateTokenEndpointResponse(ctx, req, resp)
+}
+
+// clientCredentialsClients refuses the client_credentials grant, with
+// unauthorized_client (RFC 6749 §5.2), to a client that may not use it: a
+// public client, whatever its stored grant types say, and a client without
+// the grant. fosite's handler says invalid_grant to a public client, and
+// unauthorized_client to a confidential one only when it populates the
+// response.
+type clientCredentialsClients struct{ fosite.TokenEndpointHandler }
+
+func (h clientCredentialsClients) HandleTokenEndpointRequest(ctx context.Context, req fosite.AccessRequester) error {
+	if c := req.GetClient(); c != nil && h.CanHandleTokenEndpointRequest(ctx, req) {
+		switch {
+		case c.IsPublic():
+			return fosite.ErrUnauthorizedClient.WithHint("A public client cannot use the client_credentials grant.")
+		case !c.GetGrantTypes().Has("client_credentials"):
+			return fosite.ErrUnauthorizedClient.WithHint("The OAuth 2.0 Client is not allowed to use authorization grant 'client_credentials'.")
+		}
+	}
+	return h.TokenEndpointHandler.HandleTokenEndpointRequest(ctx, req)
 }
 
 // cacheReads gives each protocol request its read cache: fosite reads a

@@ -4,9 +4,11 @@ import (
 	"context"
 	"crypto/subtle"
 	"errors"
+	"math"
 	"mime"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -21,6 +23,12 @@ var tokenParams = []string{"grant_type", "code", "redirect_uri", "code_verifier"
 
 // token is the token endpoint.
 func (p *Provider) token(w http.ResponseWriter, r *http.Request) {
+	// A client whose codes, refresh tokens or passwords failed too often
+	// is refused before any work; the check is cheap and spends nothing.
+	if wait := p.tokenFailures.Wait(r); wait > 0 {
+		p.writeTooManyFailures(w, r, wait)
+		return
+	}
 	ctx := context.WithValue(r.Context(), issuedKey{}, &issued{})
 	if err := p.checkTokenRequest(r); err != nil {
 		p.writeAccessError(w, r, nil, err)
@@ -51,10 +59,28 @@ func (p *Provider) token(w http.ResponseWriter, r *http.Request) {
 		p.log.ErrorContext(ctx, "consume PKCE challenge", "err", endErr)
 	}
 	if err != nil {
+		if errors.Is(err, fosite.ErrInvalidGrant) {
+			p.tokenFailures.Failed(r)
+		}
 		p.writeAccessError(w, r, ar, err)
 		return
 	}
 	p.oauth2.WriteAccessResponse(ctx, w, ar, resp)
+}
+
+// writeTooManyFailures answers a token request of a client out of its
+// failure budget: 429, Retry-After, and RFC 6749's JSON error. The code is
+// invalid_request, the one of RFC 6749 §5.2 that fits best (nothing in the
+// request is honoured); temporarily_unavailable is registered for the
+// authorization endpoint only, and slow_down for the device flow. The
+// description says why and when to retry.
+func (p *Provider) writeTooManyFailures(w http.ResponseWriter, r *http.Request, wait time.Duration) {
+	secs := max(int(math.Ceil(wait.Seconds())), 1)
+	w.Header().Set("Retry-After", strconv.Itoa(secs))
+	e := fosite.ErrInvalidRequest.WithHintf("Try again in %d seconds.", secs)
+	e.DescriptionField = "Too many failed token requests from this address."
+	e.CodeField = http.StatusTooManyRequests
+	p.writeAccessError(w, r, nil, e)
 }
 
 // exchange runs a token request through fosite and Torii's own checks.

@@ -129,7 +129,7 @@ func (a *app) clientsCmd() *cobra.Command {
 	f.StringVar(&spec.ID, "id", "", "client ID (required)")
 	f.StringVar(&spec.Name, "name", "", "name shown on the consent page (default: the ID)")
 	f.StringVar(&spec.Secret, "secret", "", "client secret of at least 32 characters (default: a generated 256-bit secret)")
-	f.StringArrayVar(&spec.RedirectURIs, "redirect-uri", nil, "allowed redirect URI, matched exactly (repeatable)")
+	f.StringArrayVar(&spec.RedirectURIs, "redirect-uri", nil, "allowed redirect URI, matched exactly; on http://127.0.0.1 or http://[::1] any valid port matches (repeatable)")
 	f.StringArrayVar(&spec.PostLogoutRedirectURIs, "post-logout-redirect-uri", nil, "where RP-initiated logout may return, matched exactly (repeatable)")
 	f.StringVar(&grantTypes, "grant-types", "authorization_code,refresh_token", "comma-separated grant types: authorization_code, refresh_token, password, client_credentials")
 	f.StringVar(&scope, "scope", "openid profile email offline_access", "space-separated scopes the client may request")
@@ -334,7 +334,7 @@ func (a *app) keysCmd() *cobra.Command {
 	var algs []string
 	rotate := &cobra.Command{
 		Use:   "rotate",
-		Short: "Add a new signing key per algorithm; old keys stay published until their tokens expire",
+		Short: "Add a new signing key per algorithm, signing 6 minutes later (signs_from); old keys stay published until their tokens expire",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			for _, alg := range algs {

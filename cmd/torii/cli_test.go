@@ -69,6 +69,9 @@ func TestConfigErrors(t *testing.T) {
 		{"failure limit of zero", map[string]string{"TORII_IP_FAILURE_LIMIT": "0/1m"}, nil, "TORII_IP_FAILURE_LIMIT"},
 		{"failure limit per 0s", map[string]string{"TORII_IP_FAILURE_LIMIT": "5/0s"}, nil, "TORII_IP_FAILURE_LIMIT"},
 		{"failure limit flag", nil, []string{"--ip-failure-limit", "-5/15m"}, "TORII_IP_FAILURE_LIMIT"},
+		{"token failure limit without duration", map[string]string{"TORII_TOKEN_FAILURE_LIMIT": "100"}, nil, "TORII_TOKEN_FAILURE_LIMIT"},
+		{"token failure limit of zero", map[string]string{"TORII_TOKEN_FAILURE_LIMIT": "0/15m"}, nil, "TORII_TOKEN_FAILURE_LIMIT"},
+		{"token failure limit flag", nil, []string{"--token-failure-limit", "100/forever"}, "TORII_TOKEN_FAILURE_LIMIT"},
 		{"resend limit", map[string]string{"TORII_OTP_RESEND_LIMIT": "5/forever"}, nil, "TORII_OTP_RESEND_LIMIT"},
 		{"profiles on a public address", map[string]string{"TORII_PPROF_ADDR": "0.0.0.0:6060"}, nil, "TORII_PPROF_ADDR"},
 		{"profiles without a host", nil, []string{"--pprof-addr", "6060"}, "TORII_PPROF_ADDR"},
@@ -118,6 +121,7 @@ func TestConfigDefaults(t *testing.T) {
 		{"TORII_OTP", cfg.OTP, "always"},
 		{"TORII_IP_RATE_LIMIT", cfg.IPRateLimit, RateLimit{N: 60, Per: time.Minute}},
 		{"TORII_IP_FAILURE_LIMIT", cfg.IPFailureLimit, RateLimit{N: 50, Per: 15 * time.Minute}},
+		{"TORII_TOKEN_FAILURE_LIMIT", cfg.TokenFailureLimit, RateLimit{N: 100, Per: 15 * time.Minute}},
 		{"TORII_OTP_RESEND_LIMIT", cfg.OTPResendLimit, RateLimit{N: 5, Per: 15 * time.Minute}},
 		{"TORII_OTP_RESEND_INTERVAL", cfg.OTPResendInterval, 30 * time.Second},
 		{"TORII_OTP_TTL", cfg.OTPTTL, 10 * time.Minute},
@@ -282,6 +286,46 @@ func TestCLIClients(t *testing.T) {
 	}
 	if code, _, _ := torii(t, "clients", "delete", "my-app"); code != 1 {
 		t.Errorf("deleting twice = %d, want 1", code)
+	}
+}
+
+// TestCLIRedirectURIs: clients create refuses a redirect or post-logout
+// redirect URI with a space, a percent-encoded NUL or a port that is not a
+// port number, and an http URI on a host that only looks like a loopback
+// host, with exit status 2 and a message saying what is wrong (SEC 2, 5).
+func TestCLIRedirectURIs(t *testing.T) {
+	cliEnv(t)
+	tests := []struct {
+		name, flag, uri, wantMsg string
+	}{
+		{"space", "--redirect-uri", "https://app.example/c b", "spaces"},
+		{"encoded NUL", "--redirect-uri", "https://app.example/cb%00", "%00"},
+		{"port 0", "--redirect-uri", "http://127.0.0.1:0/cb", "port"},
+		{"port 99999", "--redirect-uri", "http://127.0.0.1:99999/cb", "port"},
+		{"port with a leading zero", "--redirect-uri", "http://127.0.0.1:051234/cb", "port"},
+		{"empty port", "--redirect-uri", "http://127.0.0.1:/cb", "port"},
+		{"localhost look-alike", "--redirect-uri", "http://localhost.attacker.example/cb", "loopback"},
+		{"127.0.0.1 look-alike", "--redirect-uri", "http://127.0.0.1.nip.io/cb", "loopback"},
+		{"post-logout space", "--post-logout-redirect-uri", "https://app.example/bye bye", "spaces"},
+		{"post-logout encoded NUL", "--post-logout-redirect-uri", "https://app.example/bye%00", "%00"},
+		{"post-logout port 99999", "--post-logout-redirect-uri", "https://app.example:99999/bye", "port"},
+		{"post-logout empty port", "--post-logout-redirect-uri", "http://127.0.0.1:/bye", "port"},
+		{"post-logout look-alike", "--post-logout-redirect-uri", "http://127.0.0.1.nip.io/bye", "loopback"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			args := []string{"clients", "create", "--id", "app", "--public"}
+			if tc.flag != "--redirect-uri" {
+				args = append(args, "--redirect-uri", "http://127.0.0.1/cb")
+			}
+			code, out, stderr := torii(t, append(args, tc.flag, tc.uri)...)
+			if code != 2 || !strings.Contains(stderr, tc.wantMsg) || out != "" {
+				t.Errorf("clients create %s %q = %d, stdout %q, stderr %q; want 2 and a message about %q", tc.flag, tc.uri, code, out, stderr, tc.wantMsg)
+			}
+		})
+	}
+	if code, out, _ := torii(t, "clients", "list"); code != 0 || strings.TrimSpace(out) != "[]" {
+		t.Errorf("after refused creations, clients list = %d %s, want []", code, out)
 	}
 }
 

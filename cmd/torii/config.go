@@ -46,6 +46,7 @@ type Config struct {
 	LockoutThreshold    int
 	IPRateLimit         RateLimit
 	IPFailureLimit      RateLimit
+	TokenFailureLimit   RateLimit
 	TrustedProxies      []netip.Prefix
 	PasswordComposition bool
 	TwilioURL           string
@@ -125,6 +126,7 @@ func settings() []*setting {
 		{env: "TORII_LOCKOUT_THRESHOLD", flag: "lockout-threshold", def: "5", usage: "consecutive wrong passwords before an account waits (1m, doubling to 1h)"},
 		{env: "TORII_IP_RATE_LIMIT", flag: "ip-rate-limit", def: "60/1m", usage: "requests per client IP to the sign-in, code, registration and reset pages (per node)"},
 		{env: "TORII_IP_FAILURE_LIMIT", flag: "ip-failure-limit", def: "50/15m", usage: "failed attempts per client IP on those pages (per node)"},
+		{env: "TORII_TOKEN_FAILURE_LIMIT", flag: "token-failure-limit", def: "100/15m", usage: "token requests failing with invalid_grant (wrong code, refresh token or password) per client IP; then 429 (per node)"},
 		{env: "TORII_TRUSTED_PROXIES", flag: "trusted-proxies", def: "", usage: "comma-separated CIDRs of reverse proxies whose X-Forwarded-For is believed"},
 		{env: "TORII_PASSWORD_COMPOSITION", flag: "password-composition", def: "false", usage: "also require upper case, lower case, digit and symbol in new passwords"},
 		{env: "TORII_TWILIO_URL", flag: "twilio-url", def: "https://api.twilio.com", usage: "base URL of Twilio's REST API (for a twilio:// SMS URL)"},
@@ -275,6 +277,7 @@ func loadConfig(all []*setting) (Config, error) {
 	limit("TORII_OTP_RESEND_LIMIT", &c.OTPResendLimit)
 	limit("TORII_IP_RATE_LIMIT", &c.IPRateLimit)
 	limit("TORII_IP_FAILURE_LIMIT", &c.IPFailureLimit)
+	limit("TORII_TOKEN_FAILURE_LIMIT", &c.TokenFailureLimit)
 	if n, err := strconv.Atoi(val("TORII_LOCKOUT_THRESHOLD")); err != nil || n < 1 || n > 100 {
 		bad("TORII_LOCKOUT_THRESHOLD", "%q must be a whole number from 1 to 100", val("TORII_LOCKOUT_THRESHOLD"))
 	} else {

@@ -1,9 +1,11 @@
 package main
 
 import (
+	"io"
 	"net/http"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -370,6 +372,89 @@ func TestKeyRotation(t *testing.T) {
 		defer resp.Body.Close()
 		if err := jsonDecode(resp.Body, &set); err != nil || len(set.Keys) != 6 {
 			t.Errorf("JWKS after rotation has %d keys (%v), want 6", len(set.Keys), err)
+		}
+	})
+}
+
+// testClock is a clock the tests move forward.
+type testClock struct{ offset atomic.Int64 }
+
+func (c *testClock) Now() time.Time          { return time.Now().Add(time.Duration(c.offset.Load())) }
+func (c *testClock) Advance(d time.Duration) { c.offset.Add(int64(d)) }
+
+// TestJWKSCacheCoversKeyActivation: a relying party that caches the JWKS as
+// long as its Cache-Control allows can verify every token: a rotated key
+// starts signing only after the last JWKS served without it, by any node,
+// has expired from every cache (issue 14 item 6, SECURITY R11).
+func TestJWKSCacheCoversKeyActivation(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, dbURL string) {
+		clk := &testClock{}
+		// serve's key settings, on a clock the test moves.
+		e := newEnv(t, dbURL, func(_ *Config, so *serverOptions) { so.Keys = provider.KeysConfig{Now: clk.Now} })
+		other := e.addNode()
+		jwks := func(node int) (maxAge time.Duration, kids string) {
+			req := mustReq("GET", e.issuer+"/.well-known/jwks.json")
+			req.Header.Set("X-Test-Node", strconv.Itoa(node))
+			resp, err := e.ts.Client().Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			cc := resp.Header.Get("Cache-Control")
+			age, ok := strings.CutPrefix(cc, "public, max-age=")
+			secs, err := strconv.Atoi(age)
+			if !ok || err != nil || secs <= 0 {
+				t.Fatalf("JWKS Cache-Control = %q, want public, max-age=N", cc)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			return time.Duration(secs) * time.Second, string(body)
+		}
+		maxAge, _ := jwks(0)
+
+		added, err := e.srv.provider.Keys().Rotate(t.Context(), provider.AlgRS256)
+		if err != nil || len(added) != 1 {
+			t.Fatalf("Rotate = %v, %v", added, err)
+		}
+		key := added[0]
+		// The other node serves its key set as it last read it; find the
+		// last moment it serves a JWKS without the new key.
+		var lastWithout time.Time
+		for {
+			now := clk.Now()
+			age, doc := jwks(other)
+			if strings.Contains(doc, key.KID) {
+				break
+			}
+			lastWithout, maxAge = now, max(maxAge, age)
+			if now.Sub(key.CreatedAt) > time.Hour {
+				t.Fatalf("an hour after the rotation the other node still serves a JWKS without the new key")
+			}
+			clk.Advance(time.Second)
+		}
+		if expired := lastWithout.Add(maxAge); key.SignsFrom.Before(expired) {
+			t.Errorf("key %s created %s starts signing %s after, but a JWKS without it (served %s after, max-age %s) is cached until %s after",
+				key.KID, key.CreatedAt.Format(time.RFC3339), key.SignsFrom.Sub(key.CreatedAt), lastWithout.Sub(key.CreatedAt), maxAge, expired.Sub(key.CreatedAt))
+		}
+		// SignsFrom is when the key really starts signing.
+		state := func() string {
+			infos, err := e.srv.provider.Keys().List(t.Context())
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, ki := range infos {
+				if ki.KID == key.KID {
+					return ki.State
+				}
+			}
+			return "missing"
+		}
+		clk.Advance(key.SignsFrom.Sub(clk.Now()) - time.Second)
+		if s := state(); s != "next" {
+			t.Errorf("a second before %s the new key is %q, want next", key.SignsFrom, s)
+		}
+		clk.Advance(time.Second)
+		if s := state(); s != "signing" {
+			t.Errorf("at %s the new key is %q, want signing", key.SignsFrom, s)
 		}
 	})
 }

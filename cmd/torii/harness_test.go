@@ -103,7 +103,7 @@ func newEnv(t testing.TB, dbURL string, opts ...envOption) *env {
 		CleanupInterval: time.Hour, ShutdownTimeout: 5 * time.Second,
 		OTP: "off", OTPTTL: 10 * time.Minute, OTPResendInterval: 30 * time.Second, OTPResendLimit: RateLimit{5, 15 * time.Minute},
 		LockoutThreshold: 5, IPRateLimit: RateLimit{100000, time.Minute}, IPFailureLimit: RateLimit{100000, time.Minute},
-		TwilioURL: "https://api.twilio.com",
+		TokenFailureLimit: RateLimit{100000, time.Minute}, TwilioURL: "https://api.twilio.com",
 	}
 	so := serverOptions{Keys: provider.KeysConfig{ActivationDelay: -1}}
 	for _, o := range opts {

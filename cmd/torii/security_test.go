@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"net/netip"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -15,6 +17,7 @@ import (
 	"golang.org/x/oauth2"
 
 	"github.com/torii-idp/torii/provider"
+	"github.com/torii-idp/torii/storage"
 )
 
 // The tests in this file follow ../shared/SECURITY.md; each names the items
@@ -124,6 +127,92 @@ func TestRedirectURIValidation(t *testing.T) { // SEC 1, 2, 3, 4, 19
 			t.Errorf("status %d Location %q, want a redirect to the login page", p.status, p.resp.Header.Get("Location"))
 		}
 	})
+}
+
+// TestLoopbackRedirectURIs: with http://127.0.0.1/cb registered, only the
+// port may vary, and only to a valid port number (1–65535, no leading zero);
+// every other difference gets the error page, never a redirect, even for a
+// signed-in user whose request would otherwise get a code at once (SEC 2).
+func TestLoopbackRedirectURIs(t *testing.T) {
+	e := newEnv(t, backends[0].url(t))
+	e.user("alice@example.com")
+	id, secret := e.client(provider.ClientSpec{ID: "webapp", SkipConsent: true})
+	e.client(provider.ClientSpec{ID: "native", Public: true, SkipConsent: true, RedirectURIs: []string{"http://127.0.0.1/cb", "http://[::1]:8080/cb"}})
+	b := e.signedInBrowser(e.oauth2Config(id, secret), "alice@example.com")
+	verifier := oauth2.GenerateVerifier()
+	request := func(redirectURI string, extra url.Values) *page {
+		q := authParams(verifier)
+		q.Set("client_id", "native")
+		q.Set("redirect_uri", redirectURI)
+		for k, v := range extra {
+			q[k] = v
+		}
+		return e.rawAuthorize(b, q)
+	}
+
+	refused := []struct {
+		name, redirectURI string
+		extra             url.Values
+	}{
+		{"user info and a port", "http://x@127.0.0.1:51234/cb", nil},
+		{"user info, no port", "http://x@127.0.0.1/cb", nil},
+		{"user and password", "http://x:y@127.0.0.1:51234/cb", nil},
+		{"empty user info", "http://@127.0.0.1:51234/cb", nil},
+		{"user info and a bad scope", "http://x@127.0.0.1:51234/cb", url.Values{"scope": {"openid admin"}}},
+		{"port 0", "http://127.0.0.1:0/cb", nil},
+		{"port 65536", "http://127.0.0.1:65536/cb", nil},
+		{"port 99999", "http://127.0.0.1:99999/cb", nil},
+		{"port with a leading zero", "http://127.0.0.1:051234/cb", nil},
+		{"port 00080", "http://127.0.0.1:00080/cb", nil},
+		{"empty port", "http://127.0.0.1:/cb", nil},
+		{"empty port and a bad scope", "http://127.0.0.1:/cb", url.Values{"scope": {"openid admin"}}},
+		{"port with a sign", "http://127.0.0.1:+80/cb", nil},
+		{"upper-case scheme", "HTTP://127.0.0.1:51234/cb", nil},
+		{"encoded path", "http://127.0.0.1:51234/c%62", nil},
+		{"empty query", "http://127.0.0.1:51234/cb?", nil},
+		{"added query", "http://127.0.0.1:51234/cb?x=1", nil},
+		{"other path", "http://127.0.0.1:51234/other", nil},
+		{"https", "https://127.0.0.1:51234/cb", nil},
+		{"other loopback address", "http://127.0.0.2:51234/cb", nil},
+		{"IPv4-mapped IPv6 address", "http://[::ffff:127.0.0.1]:51234/cb", nil},
+		{"localhost for the IP", "http://localhost:51234/cb", nil},
+		{"IPv6 with user info", "http://x@[::1]:51234/cb", nil},
+		{"IPv6 empty port", "http://[::1]:/cb", nil},
+		{"IPv6 port 0", "http://[::1]:0/cb", nil},
+	}
+	for _, tc := range refused {
+		t.Run(tc.name, func(t *testing.T) {
+			p := request(tc.redirectURI, tc.extra)
+			if p.status != http.StatusBadRequest || p.resp.Header.Get("Location") != "" || strings.Contains(p.body, "code=") {
+				t.Fatalf("redirect_uri %q: status %d, Location %q; want a 400 error page and no redirect", tc.redirectURI, p.status, p.resp.Header.Get("Location"))
+			}
+			if ct := p.resp.Header.Get("Content-Type"); !strings.HasPrefix(ct, "text/html") {
+				t.Errorf("Content-Type %q, want an HTML error page", ct)
+			}
+			if !strings.Contains(p.body, "redirect URI") || !strings.Contains(p.body, "(invalid_request)") {
+				t.Errorf("error page does not say invalid_request for the redirect URI:\n%s", p.body)
+			}
+		})
+	}
+
+	accepted := []string{
+		"http://127.0.0.1/cb",
+		"http://127.0.0.1:51234/cb",
+		"http://127.0.0.1:1/cb",
+		"http://127.0.0.1:65535/cb",
+		"http://[::1]:8080/cb",
+		"http://[::1]/cb",
+		"http://[::1]:51234/cb",
+	}
+	for _, u := range accepted {
+		t.Run("accepted "+u, func(t *testing.T) {
+			p := request(u, nil)
+			loc := p.resp.Header.Get("Location")
+			if p.status != http.StatusSeeOther || !strings.HasPrefix(loc, u+"?") || !strings.Contains(loc, "code=") {
+				t.Errorf("redirect_uri %q: status %d, Location %q; want the code sent there", u, p.status, loc)
+			}
+		})
+	}
 }
 
 func TestAuthorizeErrorsRedirect(t *testing.T) { // SEC 9, 10, 17, 19, 20, 22, 33
@@ -479,6 +568,175 @@ func TestTokenEndpointBadInput(t *testing.T) { // SEC 20, 23, 24, 25, 55, 56
 			if _, err := (&clientCredentialsProbe{e, id, secret}).token(); err != nil {
 				t.Errorf("after injection attempts the server no longer issues tokens: %v", err)
 			}
+		})
+	})
+}
+
+// TestClientCredentialsNeedsConfidentialClient: a client that may not use
+// the client_credentials grant gets 400 unauthorized_client (RFC 6749
+// §5.2), whether it is public (with or without the grant in its stored
+// grant types) or confidential without the grant (SEC 26).
+func TestClientCredentialsNeedsConfidentialClient(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, dbURL string) {
+		e := newEnv(t, dbURL)
+		e.client(provider.ClientSpec{ID: "spa", Public: true, RedirectURIs: []string{callbackURL}})
+		webID, webSecret := e.client(provider.ClientSpec{ID: "webapp"})
+		// Validate refuses a public client with client_credentials; one
+		// may still be in the database (written by an older Torii or by
+		// hand).
+		err := e.srv.store.CreateClient(t.Context(), &storage.Client{
+			ID: "spa-cc", Name: "spa-cc", RedirectURIs: []string{callbackURL}, PostLogoutRedirectURIs: []string{},
+			GrantTypes: []string{"authorization_code", "client_credentials"}, ResponseTypes: []string{"code"},
+			Scopes: []string{"openid"}, Audience: []string{}, Public: true, TokenFormat: provider.FormatOpaque, IDTokenAlg: provider.AlgRS256,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		tests := []struct {
+			name, id, secret string
+			form             url.Values
+		}{
+			{"public client", "", "", url.Values{"client_id": {"spa"}}},
+			{"public client with a scope", "", "", url.Values{"client_id": {"spa"}, "scope": {"openid"}}},
+			{"public client with the grant stored", "", "", url.Values{"client_id": {"spa-cc"}}},
+			{"public client with the grant stored, basic", "spa-cc", "", nil},
+			{"confidential client without the grant", webID, webSecret, nil},
+		}
+		for _, tc := range tests {
+			t.Run(tc.name, func(t *testing.T) {
+				form := url.Values{"grant_type": {"client_credentials"}}
+				for k, v := range tc.form {
+					form[k] = v
+				}
+				status, body, _ := e.postForm("/oauth2/token", form, tc.id, tc.secret)
+				wantOAuthError(t, status, body, 400, "unauthorized_client")
+				if _, ok := body["access_token"]; ok {
+					t.Errorf("a token was issued: %v", body)
+				}
+			})
+		}
+	})
+}
+
+// TestTokenFailureLimit: a client IP whose token requests failed with
+// invalid_grant (guessed codes, refresh tokens, passwords) as often as
+// TORII_TOKEN_FAILURE_LIMIT allows gets 429 with Retry-After and a JSON
+// invalid_request for every token request, a valid one included; another
+// IP is not affected, and successful requests spend nothing (SEC 16).
+func TestTokenFailureLimit(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, dbURL string) {
+		e := newEnv(t, dbURL, func(c *Config, _ *serverOptions) {
+			c.TokenFailureLimit = RateLimit{N: 3, Per: time.Hour}
+			c.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}
+		})
+		e.user("alice@example.com")
+		id, secret := e.client(provider.ClientSpec{ID: "webapp", SkipConsent: true,
+			GrantTypes: []string{"authorization_code", "refresh_token", "password"}})
+		svc, svcSecret := e.client(provider.ClientSpec{ID: "service", GrantTypes: []string{"client_credentials"}, Scopes: []string{}})
+		tok, _ := e.login(e.oauth2Config(id, secret), e.browser(), "alice@example.com")
+		refreshToken := tok.RefreshToken
+
+		// from sends a token request as the client at ip, behind Torii's
+		// trusted proxy.
+		from := func(ip string, form url.Values, client, sec string) (int, map[string]any, http.Header) {
+			req, _ := http.NewRequest("POST", e.issuer+"/oauth2/token", strings.NewReader(form.Encode()))
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			req.Header.Set("X-Forwarded-For", ip)
+			req.SetBasicAuth(client, sec)
+			return e.do(req)
+		}
+		clientCredentials := func(ip string) (int, map[string]any, http.Header) {
+			return from(ip, url.Values{"grant_type": {"client_credentials"}}, svc, svcSecret)
+		}
+		refresh := func(ip string) {
+			t.Helper()
+			status, body, _ := from(ip, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {refreshToken}}, id, secret)
+			if status != 200 {
+				t.Fatalf("refresh from %s = %d %v", ip, status, body)
+			}
+			refreshToken = body["refresh_token"].(string)
+		}
+		wantTooMany := func(t *testing.T, status int, body map[string]any, hdr http.Header) {
+			t.Helper()
+			wantOAuthError(t, status, body, http.StatusTooManyRequests, "invalid_request")
+			if secs, err := strconv.Atoi(hdr.Get("Retry-After")); err != nil || secs < 1 || secs > 1200 {
+				t.Errorf("Retry-After = %q, want 1 to 1200 seconds (3 per hour)", hdr.Get("Retry-After"))
+			}
+			if d, _ := body["error_description"].(string); !strings.Contains(d, "Too many failed token requests") {
+				t.Errorf("error_description = %q", d)
+			}
+			if hdr.Get("Cache-Control") != "no-store" {
+				t.Errorf("Cache-Control = %q, want no-store", hdr.Get("Cache-Control"))
+			}
+		}
+
+		failures := []struct {
+			name string
+			ip   string
+			fail func(ip string) (int, map[string]any, http.Header)
+		}{
+			{"wrong codes", "203.0.113.1", func(ip string) (int, map[string]any, http.Header) {
+				return from(ip, url.Values{"grant_type": {"authorization_code"}, "code": {"torii_ac_guess." + oauth2.GenerateVerifier()},
+					"redirect_uri": {callbackURL}, "code_verifier": {oauth2.GenerateVerifier()}}, id, secret)
+			}},
+			{"wrong refresh tokens", "203.0.113.2", func(ip string) (int, map[string]any, http.Header) {
+				return from(ip, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {"torii_rt_guess." + oauth2.GenerateVerifier()}}, id, secret)
+			}},
+			{"wrong passwords", "203.0.113.3", func(ip string) (int, map[string]any, http.Header) {
+				return from(ip, url.Values{"grant_type": {"password"}, "username": {"alice@example.com"}, "password": {"wrong password"}}, id, secret)
+			}},
+		}
+		for _, tc := range failures {
+			t.Run(tc.name, func(t *testing.T) {
+				for i := range 3 {
+					if status, body, _ := tc.fail(tc.ip); status != 400 || body["error"] != "invalid_grant" {
+						t.Fatalf("failure %d = %d %v, want 400 invalid_grant", i+1, status, body)
+					}
+				}
+				status, body, hdr := tc.fail(tc.ip)
+				wantTooMany(t, status, body, hdr)
+				// Every token request from that IP, a valid one too.
+				status, body, hdr = clientCredentials(tc.ip)
+				wantTooMany(t, status, body, hdr)
+				// Another IP is not affected.
+				other := tc.ip + "0"
+				status, body, _ = tc.fail(other)
+				wantOAuthError(t, status, body, 400, "invalid_grant")
+				if status, body, _ := clientCredentials(other); status != 200 {
+					t.Errorf("client credentials from another IP = %d %v, want 200", status, body)
+				}
+			})
+		}
+
+		t.Run("successes spend nothing", func(t *testing.T) {
+			const ip = "198.51.100.7"
+			for range 10 {
+				if status, body, _ := clientCredentials(ip); status != 200 {
+					t.Fatalf("client credentials = %d %v", status, body)
+				}
+			}
+			refresh(ip)
+			refresh(ip)
+			for i := range 3 {
+				status, body, _ := failures[0].fail(ip)
+				if status != 400 {
+					t.Fatalf("failure %d after successes = %d %v, want 400 invalid_grant", i+1, status, body)
+				}
+			}
+			status, body, hdr := failures[0].fail(ip)
+			wantTooMany(t, status, body, hdr)
+		})
+
+		t.Run("other errors are not counted", func(t *testing.T) {
+			const ip = "198.51.100.8"
+			for range 5 {
+				status, body, _ := from(ip, url.Values{"grant_type": {"client_credentials"}}, svc, "wrong secret")
+				wantOAuthError(t, status, body, 401, "invalid_client")
+				status, body, _ = from(ip, url.Values{"grant_type": {"implicit"}}, svc, svcSecret)
+				wantOAuthError(t, status, body, 400, "unsupported_grant_type")
+			}
+			status, body, _ := failures[0].fail(ip)
+			wantOAuthError(t, status, body, 400, "invalid_grant")
 		})
 	})
 }

@@ -18,6 +18,7 @@ import (
 
 	"github.com/torii-idp/torii/login"
 	"github.com/torii-idp/torii/login/account"
+	"github.com/torii-idp/torii/login/iplimit"
 	"github.com/torii-idp/torii/login/notify"
 	"github.com/torii-idp/torii/provider"
 	"github.com/torii-idp/torii/storage"
@@ -107,6 +108,7 @@ func newServer(ctx context.Context, cfg Config, log *slog.Logger, opts serverOpt
 		Browser:           loginHandler,
 		Accounts:          accounts,
 		IsCredentialError: func(err error) bool { return errors.Is(err, account.ErrInvalidCredentials) },
+		TokenFailures:     iplimit.NewFailures(iplimit.Limit(cfg.TokenFailureLimit), cfg.TrustedProxies, nil),
 		Logger:            log,
 	})
 	if err != nil {
