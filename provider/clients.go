@@ -74,6 +74,10 @@ type ClientSpec struct {
 // The grant types and scopes a client may be given.
 var (
 	GrantTypes = []string{"authorization_code", "refresh_token", "password", "client_credentials"}
+	// grantTypesSupported are the token endpoint's grants: the registrable
+	// ones and the password grant's second step, which every client allowed
+	// the password grant may use.
+	grantTypesSupported = append(slices.Clone(GrantTypes), GrantTypeMFAOTP)
 	Scopes     = []string{"openid", "profile", "email", "phone", "offline_access"}
 )
 

@@ -229,7 +229,7 @@ func (p *Provider) discoveryDocument() ([]byte, error) {
 		"scopes_supported":                              Scopes,
 		"response_types_supported":                      []string{"code"},
 		"response_modes_supported":                      []string{"query"},
-		"grant_types_supported":                         GrantTypes,
+		"grant_types_supported":                         grantTypesSupported,
 		"subject_types_supported":                       []string{"public"},
 		"id_token_signing_alg_values_supported":         Algorithms,
 		"token_endpoint_auth_methods_supported":         []string{"client_secret_basic", "client_secret_post", "none"},

@@ -53,10 +53,13 @@ type Config struct {
 	// for the user to sign in and consent. Default 30 minutes.
 	LoginLifetime time.Duration
 	// SecondFactor is true when every sign-in needs the one-time-code step
-	// (TORII_OTP=always). The password grant cannot ask for a code, so it
-	// then fails with invalid_grant like wrong credentials (no bypass, and
-	// no oracle telling a right password from a wrong one).
+	// (TORII_OTP=always). A right password at the password grant then
+	// answers mfa_required, and the tokens come only with the code
+	// (GrantTypeMFAOTP); so does a password grant with acr_values=mfa.
 	SecondFactor bool
+	// CodeStepLifetime bounds the password grant's pending code step (its
+	// mfa_token): the one-time codes' lifetime, default 10 minutes.
+	CodeStepLifetime time.Duration
 	// Keys tunes signing-key handling.
 	Keys KeysConfig
 }
@@ -73,6 +76,7 @@ func (c *Config) setDefaults() error {
 		}
 	}
 	def(&c.AccessTokenLifetime, time.Hour)
+	def(&c.CodeStepLifetime, 10*time.Minute)
 	def(&c.RefreshTokenLifetime, 30*24*time.Hour)
 	def(&c.IDTokenLifetime, time.Hour)
 	def(&c.CodeLifetime, 10*time.Minute)
@@ -127,6 +131,8 @@ type Deps struct {
 	// TokenFailures limits the token requests of a client that failed
 	// with invalid_grant too often: it gets 429 with Retry-After.
 	TokenFailures FailureLimiter
+	// CodeStep sends and checks the password grant's one-time codes.
+	CodeStep CodeStep
 	Logger        *slog.Logger
 }
 
@@ -144,6 +150,7 @@ type Provider struct {
 	pages   *template.Template
 
 	tokenFailures FailureLimiter
+	codes         CodeStep
 
 	discovery        []byte
 	discoveryETag    []string
@@ -157,8 +164,9 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Provider, error) {
 	if err := cfg.setDefaults(); err != nil {
 		return nil, err
 	}
-	if deps.Store == nil || deps.Browser == nil || deps.Accounts == nil || deps.IsCredentialError == nil || deps.TokenFailures == nil {
-		return nil, errors.New("provider: Store, Browser, Accounts, IsCredentialError and TokenFailures are required")
+	if deps.Store == nil || deps.Browser == nil || deps.Accounts == nil || deps.IsCredentialError == nil || deps.TokenFailures == nil ||
+		deps.CodeStep == nil {
+		return nil, errors.New("provider: Store, Browser, Accounts, IsCredentialError, TokenFailures and CodeStep are required")
 	}
 	if deps.Logger == nil {
 		deps.Logger = slog.New(slog.DiscardHandler)
@@ -191,6 +199,7 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Provider, error) {
 		cookieSecure: strings.HasPrefix(cfg.Issuer, "https://"),
 
 		tokenFailures: deps.TokenFailures,
+		codes:         deps.CodeStep,
 	}
 
 	fcfg := &fosite.Config{
@@ -237,12 +246,23 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Provider, error) {
 		compose.OpenIDConnectExplicitFactory,
 		compose.OpenIDConnectRefreshFactory,
 	)
+	var mfa *mfaGrant
 	for i, h := range fcfg.TokenEndpointHandlers {
+		switch h := h.(type) {
+		case *oauth2.ResourceOwnerPasswordCredentialsGrantHandler:
+			// The password grant's second step issues tokens as it does.
+			mfa = &mfaGrant{p: p, helper: h.HandleHelper, refresh: h.RefreshTokenStrategy, store: fstore,
+				idTokens: strategy.OpenIDConnectTokenStrategy, scopes: fcfg.ScopeStrategy}
+		}
 		if _, ok := h.(*oauth2.ClientCredentialsGrantHandler); ok {
 			h = clientCredentialsClients{h}
 		}
 		fcfg.TokenEndpointHandlers[i] = skipForeign{h}
 	}
+	if mfa == nil {
+		return nil, errors.New("provider: fosite composed no password grant handler")
+	}
+	fcfg.TokenEndpointHandlers = append(fcfg.TokenEndpointHandlers, skipForeign{mfa})
 	if p.discovery, err = p.discoveryDocument(); err != nil {
 		return nil, err
 	}
@@ -266,6 +286,7 @@ func (p *Provider) Routes(r *mux.Router) {
 	r.HandleFunc("/oauth2/auth", cacheReads(p.authorize)).Methods("GET", "POST")
 	r.HandleFunc(ResumePath, cacheReads(p.resume)).Methods("GET")
 	r.HandleFunc("/oauth2/token", cacheReads(p.token)).Methods("POST")
+	r.HandleFunc(MFAChallengePath, cacheReads(p.mfaChallenge)).Methods("POST")
 	r.HandleFunc("/oauth2/introspect", cacheReads(p.introspect)).Methods("POST")
 	r.HandleFunc("/oauth2/revoke", cacheReads(p.revoke)).Methods("POST")
 	r.HandleFunc("/userinfo", cacheReads(p.userinfo)).Methods("GET", "POST")
@@ -301,13 +322,16 @@ func (s *fositeStore) Authenticate(ctx context.Context, login, password string) 
 		}
 		return "", err
 	}
-	asked, _ := ctx.Value(codeStepAskedKey{}).(bool)
-	if s.secondFactor || asked || !u.EmailVerified {
-		// The password grant has no code step: while the code step
-		// applies (TORII_OTP=always, or acr_values=mfa on the request) it
-		// never issues tokens. Nor does an unverified account get any. The
-		// same answer as a wrong password.
+	if !u.EmailVerified {
+		// An unverified account gets no tokens: the same answer as a
+		// wrong password.
 		return "", fosite.ErrNotFound
+	}
+	if asked, _ := ctx.Value(codeStepAskedKey{}).(bool); s.secondFactor || asked {
+		// While the code step applies (TORII_OTP=always, or acr_values=mfa
+		// on the request) a right password never issues tokens: the token
+		// endpoint answers mfa_required and sends a code.
+		return "", &codeStepNeeded{user: u}
 	}
 	return u.ID, nil
 }

@@ -19,7 +19,7 @@ import (
 
 // tokenParams must appear at most once in a token request.
 var tokenParams = []string{"grant_type", "code", "redirect_uri", "code_verifier", "refresh_token", "scope",
-	"username", "password", "client_id", "client_secret", "audience"}
+	"username", "password", "client_id", "client_secret", "audience", "mfa_token", "otp"}
 
 // token is the token endpoint.
 func (p *Provider) token(w http.ResponseWriter, r *http.Request) {
@@ -59,6 +59,11 @@ func (p *Provider) token(w http.ResponseWriter, r *http.Request) {
 		p.log.ErrorContext(ctx, "consume PKCE challenge", "err", endErr)
 	}
 	if err != nil {
+		var need *codeStepNeeded
+		if errors.As(err, &need) {
+			p.startCodeStep(w, r, ar, need.user)
+			return
+		}
 		if errors.Is(err, fosite.ErrInvalidGrant) {
 			p.tokenFailures.Failed(r)
 		}
@@ -103,14 +108,14 @@ func (p *Provider) exchange(ctx context.Context, r *http.Request) (fosite.Access
 // a body that is not a form, repeated parameters, credentials in the URL, a
 // grant type Torii does not know.
 func (p *Provider) checkTokenRequest(r *http.Request) error {
-	if err := parseFormPost(r, []string{"client_secret", "code", "refresh_token", "password"}, tokenParams); err != nil {
+	if err := parseFormPost(r, []string{"client_secret", "code", "refresh_token", "password", "mfa_token", "otp"}, tokenParams); err != nil {
 		return err
 	}
 	switch gt := r.PostForm.Get("grant_type"); {
 	case gt == "":
 		return fosite.ErrInvalidRequest.WithHint("The grant_type parameter is missing.")
-	case !slices.Contains(GrantTypes, gt):
-		return fosite.ErrUnsupportedGrantType.WithHint("Supported grant types: " + strings.Join(GrantTypes, ", ") + ".")
+	case !slices.Contains(grantTypesSupported, gt):
+		return fosite.ErrUnsupportedGrantType.WithHint("Supported grant types: " + strings.Join(grantTypesSupported, ", ") + ".")
 	}
 	return nil
 }
@@ -176,13 +181,19 @@ func (p *Provider) prepareGrant(ctx context.Context, ar fosite.AccessRequester) 
 		sess.ClientID = client.ID
 		sess.GrantedAt = now
 
-	case ar.GetGrantTypes().ExactOne("password"):
-		grantRequested(ar)
+	case ar.GetGrantTypes().ExactOne("password"), ar.GetGrantTypes().ExactOne(GrantTypeMFAOTP):
+		amr, acr := []string{"pwd"}, ACRPassword
+		if ar.GetGrantTypes().ExactOne(GrantTypeMFAOTP) {
+			// The mfa-otp grant granted its challenge's scopes itself.
+			amr, acr = []string{"pwd", "otp"}, ACRMFA
+		} else {
+			grantRequested(ar)
+		}
 		sess.ClientID = client.ID
 		sess.GrantedAt = now
 		sess.IDTokenClaims().AuthTime = now.Truncate(time.Second)
-		sess.IDTokenClaims().AuthenticationMethodsReferences = []string{"pwd"}
-		sess.IDTokenClaims().AuthenticationContextClassReference = ACRPassword
+		sess.IDTokenClaims().AuthenticationMethodsReferences = amr
+		sess.IDTokenClaims().AuthenticationContextClassReference = acr
 		// No ID token now (fosite's password grant issues none), but a
 		// refresh with the openid scope will make one: prepare its claims.
 		sess.IDTokenHeaders().Add("alg", client.IDTokenAlg)

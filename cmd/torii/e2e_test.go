@@ -657,7 +657,7 @@ func TestNoNonce(t *testing.T) {
 
 // The password grant never skips the code step while it applies
 // (TORII_OTP=always, or acr_values=mfa on the request): the right password
-// then gets the same invalid_grant as a wrong one.
+// then gets mfa_required and no token; a wrong one invalid_grant.
 func TestPasswordGrantNeverSkipsCodeStep(t *testing.T) {
 	tests := []struct {
 		name, otp string
@@ -688,12 +688,12 @@ func TestPasswordGrantNeverSkipsCodeStep(t *testing.T) {
 				}
 				return
 			}
-			wantOAuthError(t, status, body, 400, "invalid_grant")
-			_, wrong, _ := e.postForm("/oauth2/token", url.Values{"grant_type": {"password"}, "username": {"carol@example.com"},
-				"password": {"wrong password"}, "scope": {"openid"}}, id, secret)
-			if body["error_description"] != wrong["error_description"] {
-				t.Errorf("right password while the code step applies = %v, wrong password = %v: answers differ", body, wrong)
+			if status != 403 || body["error"] != "mfa_required" || body["access_token"] != nil || body["id_token"] != nil {
+				t.Fatalf("right password while the code step applies = %d %v, want 403 mfa_required and no token", status, body)
 			}
+			form.Set("password", "wrong password")
+			status, body, _ = e.postForm("/oauth2/token", form, id, secret)
+			wantOAuthError(t, status, body, 400, "invalid_grant")
 		})
 	}
 }

@@ -102,6 +102,7 @@ func newServer(ctx context.Context, cfg Config, log *slog.Logger, opts serverOpt
 		IDTokenLifetime:      cfg.IDTokenTTL,
 		CodeLifetime:         cfg.CodeTTL,
 		SecondFactor:         cfg.OTP != login.OTPOff,
+		CodeStepLifetime:     cfg.OTPTTL,
 		Keys:                 opts.Keys,
 	}, provider.Deps{
 		Store:             store,
@@ -109,6 +110,7 @@ func newServer(ctx context.Context, cfg Config, log *slog.Logger, opts serverOpt
 		Accounts:          accounts,
 		IsCredentialError: func(err error) bool { return errors.Is(err, account.ErrInvalidCredentials) },
 		TokenFailures:     iplimit.NewFailures(iplimit.Limit(cfg.TokenFailureLimit), cfg.TrustedProxies, nil),
+		CodeStep:          codeStep{accounts},
 		Logger:            log,
 	})
 	if err != nil {

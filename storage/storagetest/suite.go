@@ -45,6 +45,7 @@ func Run(t *testing.T, open func(t testing.TB) *storage.Store) {
 		{"AdmitAttempt", testAdmitAttempt},
 		{"AdmitAttemptRace", testAdmitAttemptRace},
 		{"Devices", testDevices},
+		{"MFAChallenges", testMFAChallenges},
 		{"UserSameEmailRace", testSameEmailRace},
 		{"UserLookAlikeEmails", testLookAlikeEmails},
 		{"UserLookAlikeEmailRace", testLookAlikeEmailRace},
