@@ -78,7 +78,9 @@ func (e *RetryAfterError) Error() string { return "provider: too many codes sent
 // into mfa_required.
 type codeStepNeeded struct{ user *storage.User }
 
-func (*codeStepNeeded) Error() string { return "provider: the password was right; the code step applies" }
+func (*codeStepNeeded) Error() string {
+	return "provider: the password was right; the code step applies"
+}
 
 // newMFAToken returns a new mfa token (256 random bits) and what is stored
 // of it.

@@ -133,7 +133,7 @@ type Deps struct {
 	TokenFailures FailureLimiter
 	// CodeStep sends and checks the password grant's one-time codes.
 	CodeStep CodeStep
-	Logger        *slog.Logger
+	Logger   *slog.Logger
 }
 
 // Provider serves the OAuth 2.0 and OpenID Connect endpoints.
