@@ -147,6 +147,13 @@ func TestPasswordGrantCodeStep(t *testing.T) {
 		status, body = m.redeem(token, code, m.id, m.secret)
 		wantOAuthError(t, status, body, 400, "invalid_grant")
 
+		// Neither the mfa_token nor the password is ever logged (SECURITY 61).
+		for name, secret := range map[string]string{"mfa token": token, "password": testPassword} {
+			if strings.Contains(m.logs.String(), secret) {
+				t.Errorf("the logs contain the %s", name)
+			}
+		}
+
 		// Discovery lists the grant.
 		_, doc, _ := m.do(mustReq("GET", m.issuer+"/.well-known/openid-configuration"))
 		if gts, _ := doc["grant_types_supported"].([]any); !containsAny(gts, provider.GrantTypeMFAOTP) {
