@@ -233,6 +233,9 @@ func (s *Store) Close() error {
 	if s.rdb != s.db {
 		err = errors.Join(err, s.rdb.Close())
 	}
+	// Once.Do orders this read after any failedTxDB that made the
+	// database (a transaction failing to begin while the store closes).
+	s.failedOnce.Do(func() {})
 	if s.failed != nil {
 		err = errors.Join(err, s.failed.Close())
 	}

@@ -78,8 +78,12 @@ func newBrowserEnv(t *testing.T) *browserEnv {
 		so.SMTPRootCAs = smtpd.RootCAs()
 	})
 	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(cancel)
-	go e.srv.outbox.Run(ctx)
+	stopped := make(chan struct{})
+	t.Cleanup(func() { cancel(); <-stopped }) // before the store closes
+	go func() {
+		defer close(stopped)
+		e.srv.outbox.Run(ctx)
+	}()
 	// Chromium may still write to its profile as it exits: remove it
 	// ourselves, leniently, rather than with t.TempDir's strict clean-up.
 	profile, err := os.MkdirTemp("", "torii-chromium-")

@@ -528,8 +528,12 @@ func newMailEnv(t testing.TB, dbURL, otp string, opts ...envOption) *env {
 	e := newEnv(t, dbURL, opts...)
 	e.mail = smtpd
 	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(cancel)
-	go e.srv.outbox.Run(ctx)
+	stopped := make(chan struct{})
+	t.Cleanup(func() { cancel(); <-stopped }) // before the store closes
+	go func() {
+		defer close(stopped)
+		e.srv.outbox.Run(ctx)
+	}()
 	return e
 }
 
