@@ -168,7 +168,7 @@ func (h *Handler) accountAction(w http.ResponseWriter, r *http.Request) error {
 		if !ok {
 			return h.tooMany(w, wait)
 		}
-		err := h.accounts.ChangePassword(ctx, u.ID, old, pw, ls.IDHash, h.deviceToken(r))
+		err := h.accounts.ChangePassword(ctx, u.ID, account.PasswordChange{Old: old, New: pw, KeepSession: ls.IDHash, Device: h.deviceToken(r)})
 		done(errors.Is(err, account.ErrInvalidCredentials))
 		if errors.Is(err, account.ErrInvalidCredentials) {
 			// 403, not 401: the person is signed in, the proof is wrong

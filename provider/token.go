@@ -238,7 +238,7 @@ func (p *Provider) prepareGrant(ctx context.Context, ar fosite.AccessRequester) 
 			if u.Disabled {
 				return fosite.ErrInvalidGrant.WithHint("The user's account is disabled.")
 			}
-			if u.PasswordChangedAt.Valid && u.PasswordChangedAt.Time.After(sess.GrantedAt) {
+			if u.PasswordChangedAt.Valid && u.PasswordChangedAt.Time.After(sess.GrantedAt) && ar.GetID() != u.KeptGrant {
 				return fosite.ErrInvalidGrant.WithHint("The password changed since this grant was made; sign in again.")
 			}
 			claims := sess.IDTokenClaims()

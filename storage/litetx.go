@@ -183,9 +183,11 @@ var errTxFailed = errors.New("storage: the transaction could not begin")
 // failedTxDB returns a database on which every query fails with
 // errTxFailed.
 func (s *Store) failedTxDB() bun.IDB {
-	s.failedOnce.Do(func() {
+	s.failedMu.Lock()
+	defer s.failedMu.Unlock()
+	if s.failed == nil {
 		s.failed = bun.NewDB(sql.OpenDB(failingConnector{}), sqlitedialect.New())
-	})
+	}
 	return s.failed
 }
 

@@ -72,8 +72,8 @@ type Store struct {
 	checkpointsDone chan struct{}
 	group           *groupCommitter // SQLite: batches single writes into shared commits
 
-	failedOnce sync.Once
-	failed     *bun.DB // SQLite: where a transaction that could not begin sends its queries
+	failedMu sync.Mutex
+	failed   *bun.DB // SQLite: where a transaction that could not begin sends its queries; guarded by failedMu
 }
 
 // Open connects to the database named by rawURL:
@@ -233,12 +233,13 @@ func (s *Store) Close() error {
 	if s.rdb != s.db {
 		err = errors.Join(err, s.rdb.Close())
 	}
-	// Once.Do orders this read after any failedTxDB that made the
-	// database (a transaction failing to begin while the store closes).
-	s.failedOnce.Do(func() {})
+	// A transaction may fail to begin while the store closes, and make
+	// the failing database then.
+	s.failedMu.Lock()
 	if s.failed != nil {
 		err = errors.Join(err, s.failed.Close())
 	}
+	s.failedMu.Unlock()
 	return err
 }
 

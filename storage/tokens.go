@@ -562,12 +562,24 @@ func (s *Store) RevokeAccessToken(ctx context.Context, requestID string) error {
 // RevokeSubjectTokens revokes every access and refresh token issued to
 // subject, for example when the user is deleted or disabled.
 func (s *Store) RevokeSubjectTokens(ctx context.Context, subject string) error {
+	return s.RevokeOtherSubjectTokens(ctx, subject, "")
+}
+
+// RevokeOtherSubjectTokens revokes every access and refresh token issued
+// to subject but those of the grant keepRequestID ("" keeps none): after a
+// password change through the API, the caller's own grant stays valid.
+func (s *Store) RevokeOtherSubjectTokens(ctx context.Context, subject, keepRequestID string) error {
 	return s.InTx(ctx, func(ctx context.Context) error {
-		if _, err := s.idb(ctx).NewDelete().ModelTableExpr(tableAccess).Where("subject = ?", subject).Exec(ctx); err != nil {
+		del := s.idb(ctx).NewDelete().ModelTableExpr(tableAccess).Where("subject = ?", subject)
+		upd := s.idb(ctx).NewUpdate().ModelTableExpr(tableRefresh).Set("active = ?", false).Where("subject = ?", subject)
+		if keepRequestID != "" {
+			del = del.Where("request_id <> ?", keepRequestID)
+			upd = upd.Where("request_id <> ?", keepRequestID)
+		}
+		if _, err := del.Exec(ctx); err != nil {
 			return fmt.Errorf("storage: revoke tokens: %w", translate(err))
 		}
-		if _, err := s.idb(ctx).NewUpdate().ModelTableExpr(tableRefresh).Set("active = ?", false).
-			Where("subject = ?", subject).Exec(ctx); err != nil {
+		if _, err := upd.Exec(ctx); err != nil {
 			return fmt.Errorf("storage: revoke tokens: %w", translate(err))
 		}
 		return nil

@@ -45,8 +45,11 @@ type User struct {
 	OTPLockouts       int          `bun:"otp_lockouts"`
 	OTPLockedUntil    sql.NullTime `bun:"otp_locked_until"`
 	PasswordChangedAt sql.NullTime `bun:"password_changed_at"`
-	CreatedAt         time.Time    `bun:"created_at"`
-	UpdatedAt         time.Time    `bun:"updated_at"`
+	// KeptGrant is the grant whose tokens survived the last password
+	// change ("" for none): it stays valid although older than the change.
+	KeptGrant string    `bun:"kept_grant"`
+	CreatedAt time.Time `bun:"created_at"`
+	UpdatedAt time.Time `bun:"updated_at"`
 }
 
 // PreferredUsername returns the username, or "" when the user has none.
@@ -71,7 +74,7 @@ func (s *Store) CreateUser(ctx context.Context, u *User) error {
 // userColumns are the users table's columns in the order scanUser reads.
 const userColumns = `id, email, email_verified, username, phone, phone_verified, name, bio, pending_phone,
 avatar_etag, password_hash, role, disabled, failed_logins, lockouts, locked_until, failed_otps, otp_lockouts,
-otp_locked_until, password_changed_at, created_at, updated_at, email_skeleton`
+otp_locked_until, password_changed_at, created_at, updated_at, email_skeleton, kept_grant`
 
 const selectUser = `SELECT ` + userColumns + ` FROM users WHERE id = ?`
 
@@ -101,7 +104,7 @@ func (u *User) scanDest(before []any) []any {
 	return append(before, &u.ID, &u.Email, &u.EmailVerified, &u.Username, &u.Phone, &u.PhoneVerified, &u.Name, &u.Bio,
 		&u.PendingPhone, &u.AvatarETag, &u.PasswordHash, &u.Role, &u.Disabled, &u.FailedLogins, &u.Lockouts,
 		nullTime{&u.LockedUntil}, &u.FailedOTPs, &u.OTPLockouts, nullTime{&u.OTPLockedUntil}, nullTime{&u.PasswordChangedAt},
-		dbTime{&u.CreatedAt}, dbTime{&u.UpdatedAt}, nullString{&u.EmailSkeleton})
+		dbTime{&u.CreatedAt}, dbTime{&u.UpdatedAt}, nullString{&u.EmailSkeleton}, &u.KeptGrant)
 }
 
 // UserByLogin returns the user whose canonical email or username equals

@@ -132,7 +132,7 @@ func (a *app) clientsCmd() *cobra.Command {
 	f.StringArrayVar(&spec.RedirectURIs, "redirect-uri", nil, "allowed redirect URI, matched exactly; on http://127.0.0.1 or http://[::1] any valid port matches (repeatable)")
 	f.StringArrayVar(&spec.PostLogoutRedirectURIs, "post-logout-redirect-uri", nil, "where RP-initiated logout may return, matched exactly (repeatable)")
 	f.StringVar(&grantTypes, "grant-types", "authorization_code,refresh_token", "comma-separated grant types: authorization_code, refresh_token, password, client_credentials")
-	f.StringVar(&scope, "scope", "openid profile email offline_access", "space-separated scopes the client may request")
+	f.StringVar(&scope, "scope", "openid profile email offline_access", "space-separated scopes the client may request (openid, profile, email, phone, offline_access, account)")
 	f.BoolVar(&spec.Public, "public", false, "a public client (no secret: native or browser app); PKCE is always required")
 	f.BoolVar(&spec.SkipConsent, "skip-consent", false, "skip the consent page (first-party clients)")
 	f.StringVar(&pkce, "pkce", "required", "PKCE for this confidential client: required or optional (legacy relying parties only)")

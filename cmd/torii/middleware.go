@@ -10,10 +10,13 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/gorilla/mux"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/torii-idp/torii/login/api"
 )
 
 // maxBodyBytes bounds every request body; larger ones get 413.
@@ -163,13 +166,13 @@ func limitBodyHandler(next http.Handler, exempt []string) http.Handler {
 			return
 		}
 		if r.ContentLength > maxBodyBytes {
-			tooLarge(w)
+			tooLarge(w, r)
 			return
 		}
 		buf, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBodyBytes))
 		var maxErr *http.MaxBytesError
 		if errors.As(err, &maxErr) {
-			tooLarge(w)
+			tooLarge(w, r)
 			return
 		} else if err != nil {
 			http.Error(w, `{"error":"invalid_request","error_description":"The request body could not be read."}`, http.StatusBadRequest)
@@ -180,9 +183,13 @@ func limitBodyHandler(next http.Handler, exempt []string) http.Handler {
 	})
 }
 
-func tooLarge(w http.ResponseWriter) {
-	w.Header().Set("Content-Type", "application/json;charset=UTF-8")
+func tooLarge(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Connection", "close")
+	if strings.HasPrefix(r.URL.Path, api.Prefix+"/") {
+		api.TooLarge(w, r)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json;charset=UTF-8")
 	w.WriteHeader(http.StatusRequestEntityTooLarge)
 	io.WriteString(w, `{"error":"invalid_request","error_description":"The request body is larger than 1 MiB."}`+"\n")
 }

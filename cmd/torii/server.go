@@ -18,6 +18,7 @@ import (
 
 	"github.com/torii-idp/torii/login"
 	"github.com/torii-idp/torii/login/account"
+	"github.com/torii-idp/torii/login/api"
 	"github.com/torii-idp/torii/login/iplimit"
 	"github.com/torii-idp/torii/login/notify"
 	"github.com/torii-idp/torii/provider"
@@ -117,6 +118,16 @@ func newServer(ctx context.Context, cfg Config, log *slog.Logger, opts serverOpt
 		return nil, err
 	}
 
+	apiHandler, err := api.New(api.Config{
+		Issuer:         cfg.Issuer,
+		IPRateLimit:    iplimit.Limit(cfg.IPRateLimit),
+		IPFailureLimit: iplimit.Limit(cfg.IPFailureLimit),
+		TrustedProxies: cfg.TrustedProxies,
+	}, api.Deps{Accounts: accounts, Tokens: prov, Logger: log})
+	if err != nil {
+		return nil, err
+	}
+
 	s := &server{cfg: cfg, log: log, store: store, accounts: accounts, provider: prov, outbox: outbox}
 	reg := opts.Registry
 	if reg == nil {
@@ -135,10 +146,19 @@ func newServer(ctx context.Context, cfg Config, log *slog.Logger, opts serverOpt
 	r.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{})).Methods("GET")
 	prov.Routes(r)
 	loginHandler.Routes(r)
+	apiHandler.Routes(r)
 	r.NotFoundHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasPrefix(r.URL.Path, api.Prefix+"/") {
+			api.NotFound(w, r)
+			return
+		}
 		http.Error(w, "404 page not found", http.StatusNotFound)
 	})
 	r.MethodNotAllowedHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasPrefix(r.URL.Path, api.Prefix+"/") {
+			api.MethodNotAllowed(w, r)
+			return
+		}
 		http.Error(w, "405 method not allowed", http.StatusMethodNotAllowed)
 	})
 	s.handler = r

@@ -127,7 +127,7 @@ func TestPasswordChangeForgetsDevices(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := s.ChangePassword(ctx, alice.ID, alicePassword, "a brand new walrus", "", tok); err != nil {
+		if err := s.ChangePassword(ctx, alice.ID, PasswordChange{Old: alicePassword, New: "a brand new walrus", Device: tok}); err != nil {
 			t.Fatal(err)
 		}
 		if d, err := s.trustedDevice(ctx, tok, alice.ID); err != nil || d != nil {

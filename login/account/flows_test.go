@@ -420,13 +420,13 @@ func TestChangePasswordAndDeactivate(t *testing.T) {
 	u := e.user(t, "hal@example.com", "")
 	e.store.CreateLoginSession(ctx, &storage.LoginSession{IDHash: "keep", Subject: u.ID, AuthTime: time.Now(), ExpiresAt: time.Now().Add(time.Hour)})
 	e.store.CreateLoginSession(ctx, &storage.LoginSession{IDHash: "other", Subject: u.ID, AuthTime: time.Now(), ExpiresAt: time.Now().Add(time.Hour)})
-	if err := e.s.ChangePassword(ctx, u.ID, "wrong password", "a brand new walrus", "keep", ""); !errors.Is(err, ErrInvalidCredentials) {
+	if err := e.s.ChangePassword(ctx, u.ID, PasswordChange{Old: "wrong password", New: "a brand new walrus", KeepSession: "keep"}); !errors.Is(err, ErrInvalidCredentials) {
 		t.Errorf("wrong old password: %v", err)
 	}
 	if got, _ := e.store.User(ctx, u.ID); got.FailedLogins != 1 {
 		t.Errorf("a wrong old password was not counted toward the lockout")
 	}
-	if err := e.s.ChangePassword(ctx, u.ID, "a quiet walrus sings", "a brand new walrus", "keep", ""); err != nil {
+	if err := e.s.ChangePassword(ctx, u.ID, PasswordChange{Old: "a quiet walrus sings", New: "a brand new walrus", KeepSession: "keep"}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := e.store.LoginSession(ctx, "keep"); err != nil {

@@ -111,7 +111,7 @@ func (s *Service) ResetPassword(ctx context.Context, token, newPassword string) 
 	if err != nil {
 		return ErrLinkInvalid
 	}
-	return s.setPassword(ctx, u, hash, "", func(ctx context.Context) error {
+	return s.setPassword(ctx, u, hash, "", "", func(ctx context.Context) error {
 		if err := s.store.UseActionToken(ctx, hashToken(token), tokenReset); errors.Is(err, storage.ErrNotFound) {
 			return ErrLinkInvalid
 		} else if err != nil {
@@ -121,31 +121,45 @@ func (s *Service) ResetPassword(ctx context.Context, token, newPassword string) 
 	})
 }
 
+// PasswordChange is the input of ChangePassword.
+type PasswordChange struct {
+	// Old proves the user; New is the new password.
+	Old, New string
+	// KeepSession is the session (ID hash) of the browser that changes
+	// the password: it stays signed in. "" ends every session.
+	KeepSession string
+	// KeepGrant is the grant of the access token that changes the
+	// password (the API): its tokens stay valid. "" revokes every token.
+	KeepGrant string
+	// Device is the device token of the browser that changes it ("" for
+	// none): the old password is checked as at sign-in on that device.
+	Device string
+}
+
 // ChangePassword sets a new password for a signed-in user who proves the
-// old one, typed in the browser that carries device (its device token, or
-// ""). A wrong old password is ErrInvalidCredentials and counts toward the
-// lockout as at sign-in (AuthenticateOnDevice). Every other session ends
-// (keepSessionIDHash stays), refresh tokens are revoked, reset links die,
-// every trusted device is forgotten, and the owner is mailed.
-func (s *Service) ChangePassword(ctx context.Context, userID, oldPassword, newPassword, keepSessionIDHash, device string) error {
+// old one. A wrong old password is ErrInvalidCredentials and counts toward
+// the lockout as at sign-in (AuthenticateOnDevice). Every other session
+// ends, every other grant's tokens are revoked, reset links die, every
+// trusted device is forgotten, and the owner is mailed.
+func (s *Service) ChangePassword(ctx context.Context, userID string, c PasswordChange) error {
 	u, err := s.Get(ctx, userID)
 	if err != nil {
 		return err
 	}
-	if err := s.cfg.Password.Check(newPassword); err != nil {
+	if err := s.cfg.Password.Check(c.New); err != nil {
 		return err
 	}
-	if _, err := s.AuthenticateOnDevice(ctx, u.Email, oldPassword, device); err != nil {
+	if _, err := s.AuthenticateOnDevice(ctx, u.Email, c.Old, c.Device); err != nil {
 		return err
 	}
-	hash, err := s.hashPassword(ctx, newPassword)
+	hash, err := s.hashPassword(ctx, c.New)
 	if err != nil {
 		return err
 	}
-	return s.setPassword(ctx, u, hash, keepSessionIDHash, nil)
+	return s.setPassword(ctx, u, hash, c.KeepSession, c.KeepGrant, nil)
 }
 
-func (s *Service) setPassword(ctx context.Context, u *storage.User, hash, keepSession string, first func(context.Context) error) error {
+func (s *Service) setPassword(ctx context.Context, u *storage.User, hash, keepSession, keepGrant string, first func(context.Context) error) error {
 	now := s.cfg.Now().UTC()
 	var msg *notify.Message
 	if s.cfg.Notifier != nil {
@@ -164,9 +178,10 @@ func (s *Service) setPassword(ctx context.Context, u *storage.User, hash, keepSe
 		}
 		u.PasswordHash = hash
 		u.PasswordChangedAt = sql.NullTime{Time: now, Valid: true}
+		u.KeptGrant = keepGrant
 		u.FailedLogins, u.Lockouts, u.LockedUntil = 0, 0, sql.NullTime{}
 		u.FailedOTPs, u.OTPLockouts, u.OTPLockedUntil = 0, 0, sql.NullTime{}
-		if err := s.store.UpdateUser(ctx, u, "password_hash", "password_changed_at", "failed_logins", "lockouts",
+		if err := s.store.UpdateUser(ctx, u, "password_hash", "password_changed_at", "kept_grant", "failed_logins", "lockouts",
 			"locked_until", "failed_otps", "otp_lockouts", "otp_locked_until"); err != nil {
 			return err
 		}
@@ -176,7 +191,7 @@ func (s *Service) setPassword(ctx context.Context, u *storage.User, hash, keepSe
 		if err := s.store.DeleteLoginSessions(ctx, u.ID, keepSession); err != nil {
 			return err
 		}
-		if err := s.store.RevokeSubjectTokens(ctx, u.ID); err != nil {
+		if err := s.store.RevokeOtherSubjectTokens(ctx, u.ID, keepGrant); err != nil {
 			return err
 		}
 		if err := s.store.KillActionTokens(ctx, u.ID, tokenReset); err != nil {

@@ -91,7 +91,7 @@ func TestOutboxKeepsNoSecrets(t *testing.T) {
 					t.Fatal(err)
 				}
 				tokens["reset link token"] = tokenIn(t, box.last(t, u.Email))
-				if err := s.ChangePassword(ctx, u.ID, "a quiet walrus sings", "another quiet walrus", "", ""); err != nil {
+				if err := s.ChangePassword(ctx, u.ID, PasswordChange{Old: "a quiet walrus sings", New: "another quiet walrus"}); err != nil {
 					t.Fatal(err)
 				}
 

@@ -1,0 +1,295 @@
+// Package api is Torii's JSON door into login/account for single-page and
+// mobile apps and scripts: the self-service account API under /api/v1.
+// It implements no rule of its own: every check (passwords, lockout, codes,
+// send limits, registration without enumeration) is login/account's, as on
+// the pages.
+//
+// Routes (see Routes):
+//
+//	POST   /api/v1/register               {email, password, username?, name?} → 202 {ticket}
+//	POST   /api/v1/register/verify        {ticket, code} → 200
+//	POST   /api/v1/register/resend        {ticket} → 202 {ticket}
+//	POST   /api/v1/password/forgot        {email} → 202
+//	POST   /api/v1/password/reset         {token, new_password} → 204
+//	GET    /api/v1/account                the caller's account
+//	PATCH  /api/v1/account                {name?, username?, bio?}
+//	POST   /api/v1/account/password       {current_password, new_password} → 204
+//	GET    /api/v1/account/sessions       signed-in browsers
+//	DELETE /api/v1/account/sessions/{id}  → 204
+//	GET    /api/v1/account/applications   applications the user allowed
+//	DELETE /api/v1/account/applications/{client_id} → 204
+//	POST   /api/v1/account/logout         {refresh_token?, all?} → 204
+//	DELETE /api/v1/account                {password} → 204 (deactivates)
+//
+// The /account routes need a bearer access token of the user with scope
+// "account". Errors are RFC 9457 problem details.
+package api
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/netip"
+	"strings"
+	"time"
+
+	"github.com/gorilla/mux"
+
+	"github.com/torii-idp/torii/login/account"
+	"github.com/torii-idp/torii/login/iplimit"
+	"github.com/torii-idp/torii/provider"
+	"github.com/torii-idp/torii/storage"
+)
+
+// Prefix is where the API lives.
+const Prefix = "/api/v1"
+
+// ScopeAccount is the scope an access token needs for the account routes.
+const ScopeAccount = "account"
+
+// Config configures the API. Zero limits pick the pages' defaults.
+type Config struct {
+	// Issuer is Torii's public base URL (pictures' URLs are built on it).
+	Issuer string
+	// IPRateLimit bounds the requests of one client IP to the public
+	// routes; zero means 60 per minute. Per node.
+	IPRateLimit iplimit.Limit
+	// IPFailureLimit bounds the failed attempts (wrong code or password,
+	// bad link) of one client IP; zero means 50 per 15 minutes. Per node.
+	IPFailureLimit iplimit.Limit
+	// TrustedProxies are the reverse proxies whose X-Forwarded-For header
+	// names the client.
+	TrustedProxies []netip.Prefix
+}
+
+// Tokens is what the API needs of the provider: checking the caller's
+// access token, and revoking grants. *provider.Provider implements it.
+type Tokens interface {
+	VerifyAccessToken(ctx context.Context, token string) (*provider.AccessToken, error)
+	RevokeGrant(ctx context.Context, grantID string) error
+	RevokeGrantOf(ctx context.Context, subject, refreshToken string) error
+}
+
+// Deps are the API's collaborators.
+type Deps struct {
+	Accounts *account.Service
+	Tokens   Tokens
+	// Logger gets one line per refused or failed request; nil discards.
+	// Tokens, passwords and codes are never logged.
+	Logger *slog.Logger
+}
+
+// Handler serves the API. It is safe for concurrent use.
+type Handler struct {
+	cfg      Config
+	accounts *account.Service
+	tokens   Tokens
+	log      *slog.Logger
+	requests *iplimit.Limiter
+	failures *iplimit.Failures
+	proxies  iplimit.Proxies
+}
+
+// New returns the API handler.
+func New(cfg Config, deps Deps) (*Handler, error) {
+	if deps.Accounts == nil || deps.Tokens == nil {
+		return nil, errors.New("api: Deps.Accounts and Deps.Tokens are required")
+	}
+	if cfg.IPRateLimit.N <= 0 || cfg.IPRateLimit.Per <= 0 {
+		cfg.IPRateLimit = iplimit.Limit{N: 60, Per: time.Minute}
+	}
+	if cfg.IPFailureLimit.N <= 0 || cfg.IPFailureLimit.Per <= 0 {
+		cfg.IPFailureLimit = iplimit.Limit{N: 50, Per: 15 * time.Minute}
+	}
+	cfg.Issuer = strings.TrimSuffix(cfg.Issuer, "/")
+	h := &Handler{
+		cfg: cfg, accounts: deps.Accounts, tokens: deps.Tokens, log: deps.Logger,
+		requests: iplimit.New(cfg.IPRateLimit, nil),
+		failures: iplimit.NewFailures(cfg.IPFailureLimit, cfg.TrustedProxies, nil),
+		proxies:  cfg.TrustedProxies,
+	}
+	if h.log == nil {
+		h.log = slog.New(slog.DiscardHandler)
+	}
+	return h, nil
+}
+
+// Routes mounts the API on r.
+func (h *Handler) Routes(r *mux.Router) {
+	pub := func(path, method string, fn handlerFunc) {
+		r.Handle(Prefix+path, h.handle(h.limited(fn))).Methods(method)
+	}
+	pub("/register", http.MethodPost, h.register)
+	pub("/register/verify", http.MethodPost, h.verifyRegistration)
+	pub("/register/resend", http.MethodPost, h.resendVerification)
+	pub("/password/forgot", http.MethodPost, h.forgotPassword)
+	pub("/password/reset", http.MethodPost, h.resetPassword)
+
+	acc := func(path, method string, fn accountFunc) {
+		r.Handle(Prefix+"/account"+path, h.handle(h.withAccount(fn))).Methods(method)
+	}
+	acc("", http.MethodGet, h.getAccount)
+	acc("", http.MethodPatch, h.patchAccount)
+	acc("", http.MethodDelete, h.deleteAccount)
+	acc("/password", http.MethodPost, h.changePassword)
+	acc("/sessions", http.MethodGet, h.listSessions)
+	acc("/sessions/{id}", http.MethodDelete, h.endSession)
+	acc("/applications", http.MethodGet, h.listApplications)
+	acc("/applications/{client_id}", http.MethodDelete, h.revokeApplication)
+	acc("/logout", http.MethodPost, h.logout)
+}
+
+// handlerFunc serves a request and returns what went wrong, if anything.
+type handlerFunc func(w http.ResponseWriter, r *http.Request) error
+
+// handle adapts fn: its error becomes a problem answer, and is logged once.
+func (h *Handler) handle(fn handlerFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		err := fn(w, r)
+		if err == nil {
+			return
+		}
+		ctx := r.Context()
+		p := h.toProblem(err)
+		switch {
+		case ctx.Err() != nil && errors.Is(err, ctx.Err()):
+			return
+		case p.Status >= 500:
+			h.log.ErrorContext(ctx, "api: request failed", "path", r.URL.Path, "status", p.Status, "err", err)
+		default:
+			h.log.InfoContext(ctx, "api: request refused", "path", r.URL.Path, "status", p.Status, "type", p.Type)
+		}
+		writeProblem(w, p)
+	})
+}
+
+// toProblem maps an error to what the caller sees; anything unexpected is
+// a generic 500 that says nothing of its cause.
+func (h *Handler) toProblem(err error) *Problem {
+	var (
+		p  *Problem
+		ve *account.ValidationError
+		rl *account.RateLimitError
+	)
+	switch {
+	case errors.As(err, &p):
+		return p
+	case errors.As(err, &ve):
+		return invalid(FieldError{Field: apiField(ve.Field), Message: ve.Message})
+	case errors.As(err, &rl):
+		return tooMany(rl.RetryAfter, "Too many codes were sent; wait before asking for another.")
+	case errors.Is(err, account.ErrCodeInvalid), errors.Is(err, account.ErrCodeDead):
+		return problem(http.StatusBadRequest, "invalid-code", "The code is wrong, expired or used; ask for a new one if needed.")
+	case errors.Is(err, account.ErrLinkInvalid):
+		return problem(http.StatusBadRequest, "invalid-link", "The link is invalid, expired or used; ask for a new one.")
+	case errors.Is(err, account.ErrNotFound):
+		return problem(http.StatusNotFound, "not-found", "")
+	case errors.Is(err, storage.ErrUnavailable), errors.Is(err, storage.ErrConflict), errors.Is(err, context.DeadlineExceeded):
+		p := problem(http.StatusServiceUnavailable, "unavailable", "Try again in a moment.")
+		p.retryAfter = time.Second
+		return p
+	}
+	return problem(http.StatusInternalServerError, "internal", "")
+}
+
+// apiField names account's fields as the API's JSON does.
+func apiField(f string) string {
+	switch f {
+	case "phone":
+		return "phone_number"
+	case "password":
+		return "password"
+	}
+	return f
+}
+
+// limited spends from the client IP's request budget, and refuses a client
+// out of its failure budget: 429 with Retry-After.
+func (h *Handler) limited(fn handlerFunc) handlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		if wait, ok := h.requests.Take(h.proxies.ClientIP(r)); !ok {
+			return tooMany(wait, "Too many requests from your network.")
+		}
+		if wait := h.failures.Wait(r); wait > 0 {
+			return tooMany(wait, "Too many failed attempts from your network.")
+		}
+		return fn(w, r)
+	}
+}
+
+// attempt admits a check that may fail (a code, a link, a password)
+// against the client IP's failure budget before it runs (see
+// iplimit.Limiter.Begin); done reports whether it failed.
+func (h *Handler) attempt(r *http.Request) (done func(failed bool), err error) {
+	done, wait, ok := h.failures.Begin(r)
+	if !ok {
+		return nil, tooMany(wait, "Too many failed attempts from your network.")
+	}
+	return done, nil
+}
+
+// caller is a request's verified access token and its user.
+type caller struct {
+	token *provider.AccessToken
+	user  *storage.User
+}
+
+// accountFunc serves an account route for a verified caller.
+type accountFunc func(w http.ResponseWriter, r *http.Request, c *caller) error
+
+// withAccount requires a bearer access token of a user, with scope
+// "account": none or an invalid one is 401, a client's own token or one
+// without the scope 403 (RFC 6750 §3.1 error codes in WWW-Authenticate).
+func (h *Handler) withAccount(fn accountFunc) handlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		ctx := r.Context()
+		if r.URL.Query().Has("access_token") {
+			p := problem(http.StatusBadRequest, "malformed", "Send the access token in the Authorization header, never in the URL.")
+			p.bearer = `Bearer realm="torii", error="invalid_request"`
+			return p
+		}
+		raw, ok := bearerToken(r)
+		if !ok {
+			p := problem(http.StatusUnauthorized, "unauthorized", "Send an access token: Authorization: Bearer <token>.")
+			p.bearer = `Bearer realm="torii"`
+			return p
+		}
+		tok, err := h.tokens.VerifyAccessToken(ctx, raw)
+		if errors.Is(err, provider.ErrInvalidToken) {
+			p := problem(http.StatusUnauthorized, "unauthorized", "The access token is invalid, expired or revoked.")
+			p.bearer = `Bearer realm="torii", error="invalid_token"`
+			return p
+		} else if err != nil {
+			return fmt.Errorf("api: verify access token: %w", err)
+		}
+		if tok.ClientCredentials || !tok.HasScope(ScopeAccount) {
+			p := problem(http.StatusForbidden, "insufficient-scope", "The access token must be a user's, with scope "+ScopeAccount+".")
+			p.bearer = `Bearer realm="torii", error="insufficient_scope", scope="` + ScopeAccount + `"`
+			return p
+		}
+		u, err := h.accounts.Get(ctx, tok.Subject)
+		if errors.Is(err, account.ErrNotFound) || (err == nil && u.Disabled) {
+			p := problem(http.StatusUnauthorized, "unauthorized", "The access token's user no longer exists or is deactivated.")
+			p.bearer = `Bearer realm="torii", error="invalid_token"`
+			return p
+		} else if err != nil {
+			return err
+		}
+		return fn(w, r, &caller{token: tok, user: u})
+	}
+}
+
+// bearerToken returns the token of an "Authorization: Bearer" header.
+func bearerToken(r *http.Request) (string, bool) {
+	auth := r.Header.Values("Authorization")
+	if len(auth) != 1 {
+		return "", false
+	}
+	scheme, tok, ok := strings.Cut(auth[0], " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") || tok == "" || len(tok) > 4096 {
+		return "", false
+	}
+	return strings.TrimSpace(tok), true
+}
