@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/torii-idp/torii/login/api"
 	"github.com/torii-idp/torii/login/notify/notifytest"
@@ -446,4 +447,34 @@ func TestAPISessionsAndApplications(t *testing.T) {
 			t.Errorf("the application's token after its revocation: %v", in)
 		}
 	})
+}
+
+// The public routes have the pages' per-IP limits: failures (a wrong code)
+// past the budget, and requests past the rate, get 429 with Retry-After.
+func TestAPIPerIPLimits(t *testing.T) {
+	e := newMailEnv(t, backends[0].url(t), "off", func(c *Config, _ *serverOptions) {
+		c.IPFailureLimit = RateLimit{2, time.Hour}
+		c.IPRateLimit = RateLimit{8, time.Hour}
+	})
+	a := &apiEnv{env: e}
+	status, body, _ := a.call("POST", "/register", "", map[string]any{"email": "fay@example.com", "password": "a quiet walrus sings"})
+	if status != 202 {
+		t.Fatalf("register = %d %v", status, body)
+	}
+	ticket := body["ticket"]
+	for range 2 {
+		status, body, h := a.call("POST", "/register/verify", "", map[string]any{"ticket": ticket, "code": "000000"})
+		wantProblem(t, status, body, h, 400, "invalid-code", "")
+	}
+	status, body, h := a.call("POST", "/register/verify", "", map[string]any{"ticket": ticket, "code": "000000"})
+	wantProblem(t, status, body, h, 429, "too-many-requests", "")
+	if h.Get("Retry-After") == "" {
+		t.Error("429 without Retry-After")
+	}
+	// The request budget: 8 in all, 4 spent so far.
+	for range 4 {
+		a.call("POST", "/password/forgot", "", map[string]any{"email": "fay@example.com"})
+	}
+	status, body, h = a.call("POST", "/password/forgot", "", map[string]any{"email": "fay@example.com"})
+	wantProblem(t, status, body, h, 429, "too-many-requests", "")
 }

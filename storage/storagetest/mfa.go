@@ -67,3 +67,37 @@ func testMFAChallenges(t *testing.T, s *storage.Store) {
 		t.Errorf("challenge of a deleted client = %v, want gone", err)
 	}
 }
+
+// RevokeOtherSubjectTokens revokes every grant of the subject but the one
+// kept, and nobody else's.
+func testRevokeOtherSubjectTokens(t *testing.T, s *storage.Store) {
+	ctx := t.Context()
+	c := mustCreateClient(t, s, "app")
+	for _, u := range []string{"u1", "u2"} {
+		if err := s.CreateUser(ctx, newUser(u, u+"@example.com")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, g := range []struct{ req, user string }{{"keep", "u1"}, {"other", "u1"}, {"theirs", "u2"}} {
+		r := newRequest(c, g.req, g.user)
+		if err := s.CreateAccessTokenSession(ctx, "at-"+g.req, r); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.CreateRefreshTokenSession(ctx, "rt-"+g.req, "at-"+g.req, r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.RevokeOtherSubjectTokens(ctx, "u1", "keep"); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		req    string
+		active bool
+	}{{"keep", true}, {"other", false}, {"theirs", true}} {
+		_, atErr := s.GetAccessTokenSession(ctx, "at-"+tc.req, emptySession())
+		_, rtErr := s.GetRefreshTokenSession(ctx, "rt-"+tc.req, emptySession())
+		if (atErr == nil) != tc.active || (rtErr == nil) != tc.active {
+			t.Errorf("grant %s after RevokeOtherSubjectTokens(u1, keep): access %v, refresh %v; want active %v", tc.req, atErr, rtErr, tc.active)
+		}
+	}
+}

@@ -46,6 +46,7 @@ func Run(t *testing.T, open func(t testing.TB) *storage.Store) {
 		{"AdmitAttemptRace", testAdmitAttemptRace},
 		{"Devices", testDevices},
 		{"MFAChallenges", testMFAChallenges},
+		{"RevokeOtherSubjectTokens", testRevokeOtherSubjectTokens},
 		{"UserSameEmailRace", testSameEmailRace},
 		{"UserLookAlikeEmails", testLookAlikeEmails},
 		{"UserLookAlikeEmailRace", testLookAlikeEmailRace},
