@@ -3,6 +3,9 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"image"
+	"image/png"
+	"mime/multipart"
 	"net/http"
 	"net/url"
 	"strings"
@@ -477,4 +480,96 @@ func TestAPIPerIPLimits(t *testing.T) {
 	}
 	status, body, h = a.call("POST", "/password/forgot", "", map[string]any{"email": "fay@example.com"})
 	wantProblem(t, status, body, h, 429, "too-many-requests", "")
+}
+
+// pngOf returns a w×h PNG.
+func pngOf(t *testing.T, w, h int) []byte {
+	t.Helper()
+	img := image.NewRGBA(image.Rect(0, 0, w, h))
+	for i := range img.Pix {
+		img.Pix[i] = byte(i)
+	}
+	var b bytes.Buffer
+	if err := png.Encode(&b, img); err != nil {
+		t.Fatal(err)
+	}
+	return b.Bytes()
+}
+
+// The picture (raw or multipart, checked as on the page) and a phone
+// number that counts only once the texted code is right.
+func TestAPIPictureAndPhone(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, dbURL string) {
+		gw := notifytest.NewSMSServer(t)
+		e := newMailEnv(t, dbURL, "off", func(c *Config, _ *serverOptions) { c.SMSURL = Secret(gw.URL()) })
+		a := &apiEnv{env: e}
+		a.id, a.secret = e.client(provider.ClientSpec{ID: "spa", GrantTypes: []string{"password"}, Scopes: []string{"openid", "account"}})
+		a.user("gus@example.com")
+		access, _ := a.tokens("gus@example.com", "openid account")
+		put := func(ctype string, body []byte) (int, map[string]any, http.Header) {
+			req, _ := http.NewRequest("PUT", a.issuer+api.PicturePath, bytes.NewReader(body))
+			req.Header.Set("Content-Type", ctype)
+			req.Header.Set("Authorization", "Bearer "+access)
+			return a.do(req)
+		}
+
+		status, body, _ := put("image/png", pngOf(t, 32, 32))
+		pic, _ := body["picture"].(string)
+		if status != 200 || !strings.HasSuffix(pic, "/avatars/"+body["id"].(string)) {
+			t.Fatalf("PUT picture = %d %v", status, body)
+		}
+		if status, _, h := a.do(mustReq("GET", pic)); status != 200 || h.Get("Content-Type") != "image/png" {
+			t.Errorf("GET %s = %d %s", pic, status, h.Get("Content-Type"))
+		}
+		// Multipart, field "file".
+		var mp bytes.Buffer
+		w := multipart.NewWriter(&mp)
+		fw, _ := w.CreateFormFile("file", "me.png")
+		fw.Write(pngOf(t, 16, 16))
+		w.Close()
+		if status, body, _ := put(w.FormDataContentType(), mp.Bytes()); status != 200 {
+			t.Errorf("PUT multipart picture = %d %v", status, body)
+		}
+		for _, tc := range []struct {
+			name, ctype string
+			body        []byte
+			status      int
+			kind, field string
+		}{
+			{"HTML posing as PNG", "image/png", []byte("<html><script>alert(1)</script></html>"), 400, "validation", "file"},
+			{"a GIF", "image/gif", []byte("GIF89a"), 415, "unsupported-media-type", ""},
+			{"no content type", "", pngOf(t, 8, 8), 415, "unsupported-media-type", ""},
+			{"over 1 MiB", "image/png", bytes.Repeat([]byte{0}, 2<<20), 413, "too-large", ""},
+			{"5000 pixels wide", "image/png", pngOf(t, 5000, 1), 400, "validation", "file"},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				status, body, h := put(tc.ctype, tc.body)
+				wantProblem(t, status, body, h, tc.status, tc.kind, tc.field)
+			})
+		}
+		if status, body, _ := a.call("DELETE", "/account/picture", access, nil); status != 204 {
+			t.Fatalf("DELETE picture = %d %v", status, body)
+		}
+		if _, body, _ := a.call("GET", "/account", access, nil); body["picture"] != nil {
+			t.Errorf("picture after DELETE = %v", body["picture"])
+		}
+
+		// Phone.
+		status, body, h := a.call("POST", "/account/phone", access, map[string]any{"phone_number": "12345"})
+		wantProblem(t, status, body, h, 400, "validation", "phone_number")
+		status, body, _ = a.call("POST", "/account/phone", access, map[string]any{"phone_number": "+15550107777"})
+		if status != 202 || !strings.HasSuffix(body["destination"].(string), "77") || strings.Contains(body["destination"].(string), "0107") {
+			t.Fatalf("POST phone = %d %v", status, body)
+		}
+		code := notifytest.Code(t, gw.WaitFor(t, "+15550107777").Body)
+		if _, body, _ := a.call("GET", "/account", access, nil); body["phone_number"] != nil {
+			t.Errorf("phone before verification = %v, want none", body["phone_number"])
+		}
+		status, body, h = a.call("POST", "/account/phone/verify", access, map[string]any{"code": wrongCode(code)})
+		wantProblem(t, status, body, h, 400, "invalid-code", "")
+		status, body, _ = a.call("POST", "/account/phone/verify", access, map[string]any{"code": code})
+		if status != 200 || body["phone_number"] != "+15550107777" || body["phone_number_verified"] != true {
+			t.Fatalf("verify phone = %d %v", status, body)
+		}
+	})
 }

@@ -137,7 +137,7 @@ func newServer(ctx context.Context, cfg Config, log *slog.Logger, opts serverOpt
 
 	r := mux.NewRouter()
 	r.Use(recoverPanics(log), requestID, observe(log, newMetrics(reg)), baseHeaders(strings.HasPrefix(cfg.Issuer, "https://")),
-		limitBody(login.AccountPath+"/avatar"))
+		limitBody(login.AccountPath+"/avatar", api.PicturePath))
 	r.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Cache-Control", "no-store")
 		w.Write([]byte("ok\n"))

@@ -19,6 +19,10 @@
 //	GET    /api/v1/account/applications   applications the user allowed
 //	DELETE /api/v1/account/applications/{client_id} → 204
 //	POST   /api/v1/account/logout         {refresh_token?, all?} → 204
+//	PUT    /api/v1/account/picture        the image, or multipart field file
+//	DELETE /api/v1/account/picture        → 204
+//	POST   /api/v1/account/phone          {phone_number} → 202, a code is texted
+//	POST   /api/v1/account/phone/verify   {code} → 200
 //	DELETE /api/v1/account                {password} → 204 (deactivates)
 //
 // The /account routes need a bearer access token of the user with scope
@@ -139,6 +143,10 @@ func (h *Handler) Routes(r *mux.Router) {
 	acc("/applications", http.MethodGet, h.listApplications)
 	acc("/applications/{client_id}", http.MethodDelete, h.revokeApplication)
 	acc("/logout", http.MethodPost, h.logout)
+	acc("/picture", http.MethodPut, h.putPicture)
+	acc("/picture", http.MethodDelete, h.deletePicture)
+	acc("/phone", http.MethodPost, h.startPhone)
+	acc("/phone/verify", http.MethodPost, h.verifyPhone)
 }
 
 // handlerFunc serves a request and returns what went wrong, if anything.
