@@ -30,6 +30,8 @@ type User struct {
 	EmailSkeleton string `bun:"email_skeleton,nullzero"`
 	// PendingPhone is a number being verified, not yet Phone.
 	PendingPhone string `bun:"pending_phone"`
+	// PendingEmail is a new address being verified, not yet Email.
+	PendingEmail string `bun:"pending_email"`
 	// AvatarETag is empty when the user has no avatar.
 	AvatarETag   string `bun:"avatar_etag"`
 	PasswordHash string `bun:"password_hash"`
@@ -74,7 +76,7 @@ func (s *Store) CreateUser(ctx context.Context, u *User) error {
 // userColumns are the users table's columns in the order scanUser reads.
 const userColumns = `id, email, email_verified, username, phone, phone_verified, name, bio, pending_phone,
 avatar_etag, password_hash, role, disabled, failed_logins, lockouts, locked_until, failed_otps, otp_lockouts,
-otp_locked_until, password_changed_at, created_at, updated_at, email_skeleton, kept_grant`
+otp_locked_until, password_changed_at, created_at, updated_at, email_skeleton, kept_grant, pending_email`
 
 const selectUser = `SELECT ` + userColumns + ` FROM users WHERE id = ?`
 
@@ -104,7 +106,7 @@ func (u *User) scanDest(before []any) []any {
 	return append(before, &u.ID, &u.Email, &u.EmailVerified, &u.Username, &u.Phone, &u.PhoneVerified, &u.Name, &u.Bio,
 		&u.PendingPhone, &u.AvatarETag, &u.PasswordHash, &u.Role, &u.Disabled, &u.FailedLogins, &u.Lockouts,
 		nullTime{&u.LockedUntil}, &u.FailedOTPs, &u.OTPLockouts, nullTime{&u.OTPLockedUntil}, nullTime{&u.PasswordChangedAt},
-		dbTime{&u.CreatedAt}, dbTime{&u.UpdatedAt}, nullString{&u.EmailSkeleton}, &u.KeptGrant)
+		dbTime{&u.CreatedAt}, dbTime{&u.UpdatedAt}, nullString{&u.EmailSkeleton}, &u.KeptGrant, &u.PendingEmail)
 }
 
 // UserByLogin returns the user whose canonical email or username equals

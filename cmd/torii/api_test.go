@@ -573,3 +573,58 @@ func TestAPIPictureAndPhone(t *testing.T) {
 		}
 	})
 }
+
+// A new email address counts only once its code is entered; a taken one
+// gets the same answer, no code, and its owner is told.
+func TestAPIEmailChange(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, dbURL string) {
+		a := newAPIEnv(t, dbURL)
+		a.user("hal@example.com")
+		a.user("ida@example.com")
+		access, _ := a.tokens("hal@example.com", "openid account")
+
+		status, body, h := a.call("POST", "/account/email", access, map[string]any{"email": "not an address"})
+		wantProblem(t, status, body, h, 400, "validation", "email")
+		status, body, h = a.call("POST", "/account/email", access, map[string]any{"email": "HAL@example.com"})
+		wantProblem(t, status, body, h, 400, "validation", "email")
+		status, body, h = a.call("POST", "/account/email/verify", access, map[string]any{"code": "123456"})
+		wantProblem(t, status, body, h, 400, "invalid-code", "")
+
+		// A taken address: 202 as for a free one; the owner is told, and
+		// no code can verify it.
+		mails := len(a.mail.Mails())
+		status, taken, _ := a.call("POST", "/account/email", access, map[string]any{"email": "Ida@Example.com"})
+		if status != 202 || taken["destination"] == "" {
+			t.Fatalf("change to a taken address = %d %v, want 202", status, taken)
+		}
+		a.nextMail("ida@example.com", "tried to use your address", mails)
+		for _, code := range []string{"000000", "123456"} {
+			status, body, h := a.call("POST", "/account/email/verify", access, map[string]any{"code": code})
+			wantProblem(t, status, body, h, 400, "invalid-code", "")
+		}
+
+		// A free address: the code makes it the account's.
+		a.srv.store.DB().NewDelete().TableExpr("one_time_codes").Where("destination = ?", "ida@example.com").Exec(t.Context()) // the resend interval
+		mails = len(a.mail.Mails())
+		status, body, _ = a.call("POST", "/account/email", access, map[string]any{"email": "hal.new@example.com"})
+		if status != 202 || len(body) != 2 {
+			t.Fatalf("change = %d %v", status, body)
+		}
+		code := notifytest.Code(t, a.nextMail("hal.new@example.com", "Confirm your new email", mails).Text)
+		if _, body, _ := a.call("GET", "/account", access, nil); body["email"] != "hal@example.com" {
+			t.Errorf("email before verification = %v, want the old one", body["email"])
+		}
+		status, body, h = a.call("POST", "/account/email/verify", access, map[string]any{"code": wrongCode(code)})
+		wantProblem(t, status, body, h, 400, "invalid-code", "")
+		status, body, _ = a.call("POST", "/account/email/verify", access, map[string]any{"code": code})
+		if status != 200 || body["email"] != "hal.new@example.com" || body["email_verified"] != true {
+			t.Fatalf("verify = %d %v", status, body)
+		}
+		a.nextMail("hal@example.com", "email address was changed", mails)
+		// The new address signs in; the old one no longer does.
+		a.tokensWith("hal.new@example.com", testPassword, "openid")
+		status, body, _ = a.postForm("/oauth2/token", url.Values{"grant_type": {"password"}, "username": {"hal@example.com"},
+			"password": {testPassword}}, a.id, a.secret)
+		wantOAuthError(t, status, body, 400, "invalid_grant")
+	})
+}

@@ -23,6 +23,8 @@
 //	DELETE /api/v1/account/picture        → 204
 //	POST   /api/v1/account/phone          {phone_number} → 202, a code is texted
 //	POST   /api/v1/account/phone/verify   {code} → 200
+//	POST   /api/v1/account/email          {email} → 202, a code is mailed
+//	POST   /api/v1/account/email/verify   {code} → 200
 //	DELETE /api/v1/account                {password} → 204 (deactivates)
 //
 // The /account routes need a bearer access token of the user with scope
@@ -147,6 +149,8 @@ func (h *Handler) Routes(r *mux.Router) {
 	acc("/picture", http.MethodDelete, h.deletePicture)
 	acc("/phone", http.MethodPost, h.startPhone)
 	acc("/phone/verify", http.MethodPost, h.verifyPhone)
+	acc("/email", http.MethodPost, h.startEmail)
+	acc("/email/verify", http.MethodPost, h.verifyEmail)
 }
 
 // handlerFunc serves a request and returns what went wrong, if anything.

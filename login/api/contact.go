@@ -146,3 +146,51 @@ func (h *Handler) verifyPhone(w http.ResponseWriter, r *http.Request, c *caller)
 	writeJSON(w, http.StatusOK, h.accountOf(u))
 	return nil
 }
+
+type emailRequest struct {
+	Email string `json:"email"`
+}
+
+// startEmail mails a code to a new address; the address counts only once
+// verified (POST /account/email/verify). A taken address gets the same
+// answer (its owner is told instead), as at registration.
+func (h *Handler) startEmail(w http.ResponseWriter, r *http.Request, c *caller) error {
+	var in emailRequest
+	if p := decode(w, r, &in); p != nil {
+		return p
+	}
+	if in.Email == "" || len(in.Email) > maxEmailBytes {
+		return invalid(FieldError{Field: "email", Message: "is required"})
+	}
+	sent, err := h.accounts.StartEmailChange(r.Context(), c.user.ID, in.Email)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusAccepted, Sent{Destination: sent.Destination, ExpiresAt: sent.ExpiresAt.UTC()})
+	return nil
+}
+
+// verifyEmail checks the mailed code; the new address then becomes the
+// account's, verified, and the old one is told.
+func (h *Handler) verifyEmail(w http.ResponseWriter, r *http.Request, c *caller) error {
+	var in codeRequest
+	if p := decode(w, r, &in); p != nil {
+		return p
+	}
+	if in.Code == "" || len(in.Code) > 64 {
+		return invalid(FieldError{Field: "code", Message: "is required: the 6-digit code from the mail"})
+	}
+	done, err := h.attempt(r)
+	if err != nil {
+		return err
+	}
+	u, err := h.accounts.VerifyEmailChange(r.Context(), c.user.ID, in.Code)
+	done(errors.Is(err, account.ErrCodeInvalid) || errors.Is(err, account.ErrCodeDead))
+	if errors.Is(err, account.ErrEmailTaken) {
+		return problem(http.StatusConflict, "conflict", "The address was taken meanwhile; choose another.")
+	} else if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, h.accountOf(u))
+	return nil
+}
