@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/torii-idp/torii/login/account"
+	"github.com/torii-idp/torii/storage"
 )
 
 // PicturePath is the picture route; the server's 1 MiB body limit leaves it
@@ -120,22 +121,30 @@ type codeRequest struct {
 	Code string `json:"code"`
 }
 
-// verifyPhone checks the texted code; the number then becomes the
-// account's, verified.
-func (h *Handler) verifyPhone(w http.ResponseWriter, r *http.Request, c *caller) error {
+// checkCode decodes a {code} body and runs check with it, admitted against
+// the client IP's failure budget first (a wrong or dead code is a
+// failure); from says where the code came from, for the message.
+func (h *Handler) checkCode(w http.ResponseWriter, r *http.Request, from string, check func(code string) error) error {
 	var in codeRequest
 	if p := decode(w, r, &in); p != nil {
 		return p
 	}
 	if in.Code == "" || len(in.Code) > 64 {
-		return invalid(FieldError{Field: "code", Message: "is required: the 6-digit code from the text"})
+		return invalid(FieldError{Field: "code", Message: "is required: the 6-digit code from the " + from})
 	}
 	done, err := h.attempt(r)
 	if err != nil {
 		return err
 	}
-	err = h.accounts.VerifyPhone(r.Context(), c.user.ID, in.Code)
+	err = check(in.Code)
 	done(errors.Is(err, account.ErrCodeInvalid) || errors.Is(err, account.ErrCodeDead))
+	return err
+}
+
+// verifyPhone checks the texted code; the number then becomes the
+// account's, verified.
+func (h *Handler) verifyPhone(w http.ResponseWriter, r *http.Request, c *caller) error {
+	err := h.checkCode(w, r, "text", func(code string) error { return h.accounts.VerifyPhone(r.Context(), c.user.ID, code) })
 	if err != nil {
 		return err
 	}
@@ -173,19 +182,11 @@ func (h *Handler) startEmail(w http.ResponseWriter, r *http.Request, c *caller) 
 // verifyEmail checks the mailed code; the new address then becomes the
 // account's, verified, and the old one is told.
 func (h *Handler) verifyEmail(w http.ResponseWriter, r *http.Request, c *caller) error {
-	var in codeRequest
-	if p := decode(w, r, &in); p != nil {
-		return p
-	}
-	if in.Code == "" || len(in.Code) > 64 {
-		return invalid(FieldError{Field: "code", Message: "is required: the 6-digit code from the mail"})
-	}
-	done, err := h.attempt(r)
-	if err != nil {
+	var u *storage.User
+	err := h.checkCode(w, r, "mail", func(code string) (err error) {
+		u, err = h.accounts.VerifyEmailChange(r.Context(), c.user.ID, code)
 		return err
-	}
-	u, err := h.accounts.VerifyEmailChange(r.Context(), c.user.ID, in.Code)
-	done(errors.Is(err, account.ErrCodeInvalid) || errors.Is(err, account.ErrCodeDead))
+	})
 	if errors.Is(err, account.ErrEmailTaken) {
 		return problem(http.StatusConflict, "conflict", "The address was taken meanwhile; choose another.")
 	} else if err != nil {

@@ -52,14 +52,12 @@ func (h *Handler) register(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-type verifyRequest struct {
-	Ticket string `json:"ticket"`
-	Code   string `json:"code"`
-}
-
 // verifyRegistration checks the mailed code of a registration ticket.
 func (h *Handler) verifyRegistration(w http.ResponseWriter, r *http.Request) error {
-	var in verifyRequest
+	var in struct {
+		Ticket string `json:"ticket"`
+		Code   string `json:"code"`
+	}
 	if p := decode(w, r, &in); p != nil {
 		return p
 	}
