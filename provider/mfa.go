@@ -284,22 +284,41 @@ func (h *mfaGrant) HandleTokenEndpointRequest(ctx context.Context, ar fosite.Acc
 	if err != nil {
 		return err
 	}
-	switch err := h.p.codes.CheckCode(ctx, c.UserID, codeBinding(c.TokenHash), code); {
-	case errors.Is(err, ErrCodeWrong):
-		return fosite.ErrInvalidGrant.WithHint("The one-time code is wrong.")
-	case errors.Is(err, ErrCodeGone):
-		if err := h.p.store.UseMFAChallenge(ctx, c.TokenHash); err != nil && !errors.Is(err, storage.ErrNotFound) {
-			return storageFault(err)
+	// The code is checked and the challenge used (or killed) in one
+	// transaction, so that a redemption racing a right one, which finds
+	// the code used, cannot kill the challenge before the winner uses it.
+	// The transaction commits whatever the code was: a wrong entry stays
+	// counted.
+	var outcome error
+	err = h.p.store.InTx(ctx, func(ctx context.Context) error {
+		switch err := h.p.codes.CheckCode(ctx, c.UserID, codeBinding(c.TokenHash), code); {
+		case errors.Is(err, ErrCodeWrong):
+			outcome = fosite.ErrInvalidGrant.WithHint("The one-time code is wrong.")
+			return nil
+		case errors.Is(err, ErrCodeGone):
+			// The challenge dies with its code.
+			if err := h.p.store.UseMFAChallenge(ctx, c.TokenHash); err != nil && !errors.Is(err, storage.ErrNotFound) {
+				return err
+			}
+			outcome = fosite.ErrInvalidGrant.WithHint("The one-time code no longer works: sign in again.")
+			return nil
+		case err != nil:
+			return err
 		}
-		return fosite.ErrInvalidGrant.WithHint("The one-time code no longer works: sign in again.")
-	case err != nil:
+		// Single use: of two redemptions with the right code, one wins.
+		if err := h.p.store.UseMFAChallenge(ctx, c.TokenHash); errors.Is(err, storage.ErrNotFound) {
+			outcome = errMFATokenInvalid
+			return nil
+		} else if err != nil {
+			return err
+		}
+		return nil
+	})
+	if err != nil {
 		return storageFault(err)
 	}
-	// Single use: of two redemptions with the right code, one wins.
-	if err := h.p.store.UseMFAChallenge(ctx, c.TokenHash); errors.Is(err, storage.ErrNotFound) {
-		return errMFATokenInvalid
-	} else if err != nil {
-		return storageFault(err)
+	if outcome != nil {
+		return outcome
 	}
 	for _, s := range strings.Fields(c.Scope) {
 		if !h.scopes(client.GetScopes(), s) {
