@@ -58,7 +58,11 @@ type ClientSpec struct {
 	RedirectURIs []string
 	// PostLogoutRedirectURIs are where RP-initiated logout may return.
 	PostLogoutRedirectURIs []string
-	GrantTypes             []string
+	// CORSOrigins are the browser origins (scheme://host[:port]) whose
+	// scripts may call the token, revocation and userinfo endpoints and
+	// the account API for this client.
+	CORSOrigins []string
+	GrantTypes  []string
 	// Scopes defaults (when nil) to openid profile email offline_access.
 	Scopes      []string
 	Public      bool
@@ -130,6 +134,13 @@ func (spec *ClientSpec) Validate() error {
 			return err
 		}
 	}
+	for i, o := range spec.CORSOrigins {
+		canon, err := canonicalOrigin(o)
+		if err != nil {
+			return err
+		}
+		spec.CORSOrigins[i] = canon
+	}
 	if spec.Public {
 		if spec.Secret != "" {
 			return invalid("a public client has no secret")
@@ -157,6 +168,40 @@ func (spec *ClientSpec) Validate() error {
 		return invalid("ID token algorithm must be one of %s", strings.Join(Algorithms, ", "))
 	}
 	return nil
+}
+
+// canonicalOrigin checks a CORS origin and returns it in the form browsers
+// send it: scheme://host[:port], lower case, no default port. It must be
+// https, or http on a loopback host (as redirect URIs); no path, query,
+// fragment, user info or wildcard.
+func canonicalOrigin(raw string) (string, error) {
+	bad := func(why string) error { return invalid("CORS origin %q %s", raw, why) }
+	if raw == "" || len(raw) > 255 || strings.ContainsAny(raw, "*\"%_ \t\r\n\x00") {
+		return "", bad("must be scheme://host[:port], without wildcards")
+	}
+	u, err := url.Parse(raw)
+	if err != nil || u.Host == "" || u.User != nil || (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" || u.Opaque != "" || strings.HasSuffix(raw, "?") || strings.HasSuffix(raw, "#") {
+		return "", bad("must be scheme://host[:port] with nothing after it")
+	}
+	scheme, host, port := strings.ToLower(u.Scheme), strings.ToLower(u.Hostname()), u.Port()
+	switch {
+	case scheme == "https":
+	case scheme == "http" && isLoopbackHost(host):
+	default:
+		return "", bad("must be https (plain http only on a loopback host)")
+	}
+	if port != "" && !validPort(port) {
+		return "", bad("has a port that is not a number from 1 to 65535 without leading zeros")
+	}
+	if (scheme == "https" && port == "443") || (scheme == "http" && port == "80") {
+		port = ""
+	}
+	origin := scheme + "://" + u.Host[:len(u.Host)-len(u.Port())]
+	origin = strings.TrimSuffix(strings.ToLower(origin), ":")
+	if port != "" {
+		origin += ":" + port
+	}
+	return origin, nil
 }
 
 // validateRedirectURI accepts absolute https URIs, http URIs on loopback
@@ -344,6 +389,7 @@ func (p *Clients) Register(ctx context.Context, spec ClientSpec) (*storage.Clien
 		Name:                   spec.Name,
 		RedirectURIs:           nonNil(spec.RedirectURIs),
 		PostLogoutRedirectURIs: nonNil(spec.PostLogoutRedirectURIs),
+		AllowedCORSOrigins:     nonNil(slices.Compact(slices.Sorted(slices.Values(spec.CORSOrigins)))),
 		GrantTypes:             spec.GrantTypes,
 		ResponseTypes:          []string{"code"},
 		Scopes:                 spec.Scopes,

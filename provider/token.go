@@ -58,6 +58,7 @@ func (p *Provider) token(w http.ResponseWriter, r *http.Request) {
 	if endErr := p.store.EndRequest(ctx); endErr != nil {
 		p.log.ErrorContext(ctx, "consume PKCE challenge", "err", endErr)
 	}
+	corsForClient(w, r, ar)
 	if err != nil {
 		var need *codeStepNeeded
 		if errors.As(err, &need) {

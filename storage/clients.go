@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/go-jose/go-jose/v3"
@@ -36,9 +38,17 @@ type Client struct {
 	// TokenFormat is "opaque" or "jwt" (RFC 9068 access tokens).
 	TokenFormat string `bun:"token_format"`
 	// IDTokenAlg is the ID token signing algorithm: RS256, ES256 or EdDSA.
-	IDTokenAlg string    `bun:"id_token_alg"`
-	CreatedAt  time.Time `bun:"created_at"`
-	UpdatedAt  time.Time `bun:"updated_at"`
+	IDTokenAlg string `bun:"id_token_alg"`
+	// AllowedCORSOrigins are the browser origins (scheme://host[:port])
+	// whose scripts may call the token endpoint for this client (CORS).
+	AllowedCORSOrigins []string  `bun:"allowed_cors_origins"`
+	CreatedAt          time.Time `bun:"created_at"`
+	UpdatedAt          time.Time `bun:"updated_at"`
+}
+
+// AllowsOrigin reports whether origin is one of the client's CORS origins.
+func (c *Client) AllowsOrigin(origin string) bool {
+	return slices.Contains(c.AllowedCORSOrigins, origin)
 }
 
 var (
@@ -107,7 +117,7 @@ func (s *Store) CreateClient(ctx context.Context, c *Client) error {
 
 const selectClient = `SELECT id, name, secret_hash, redirect_uris, post_logout_redirect_uris, grant_types,
 response_types, scopes, audience, public, skip_consent, pkce_optional, token_format, id_token_alg,
-created_at, updated_at FROM clients WHERE id = ?`
+allowed_cors_origins, created_at, updated_at FROM clients WHERE id = ?`
 
 // Client returns the client with the given ID, or ErrNotFound. It runs on
 // every token request, as a prepared statement.
@@ -146,7 +156,8 @@ func scanClient(row rowScanner) (*Client, error) {
 	c := new(Client)
 	err := row.Scan(&c.ID, &c.Name, &c.SecretHash, (*jsonList)(&c.RedirectURIs), (*jsonList)(&c.PostLogoutRedirectURIs),
 		(*jsonList)(&c.GrantTypes), (*jsonList)(&c.ResponseTypes), (*jsonList)(&c.Scopes), (*jsonList)(&c.Audience),
-		&c.Public, &c.SkipConsent, &c.PKCEOptional, &c.TokenFormat, &c.IDTokenAlg, dbTime{&c.CreatedAt}, dbTime{&c.UpdatedAt})
+		&c.Public, &c.SkipConsent, &c.PKCEOptional, &c.TokenFormat, &c.IDTokenAlg, (*jsonList)(&c.AllowedCORSOrigins),
+		dbTime{&c.CreatedAt}, dbTime{&c.UpdatedAt})
 	if err != nil {
 		return nil, err
 	}
@@ -269,6 +280,22 @@ func (s *Store) UpdateClient(ctx context.Context, c *Client) error {
 		return fmt.Errorf("storage: update client %q: %w", c.ID, translate(err))
 	}
 	return oneRow(res, "update client")
+}
+
+// OriginRegistered reports whether some client lists origin among its
+// CORS origins. origin must be a canonical origin (scheme://host[:port],
+// the form clients are registered with), which holds no quote, % or _,
+// so its quoted form matches exactly one JSON array member.
+func (s *Store) OriginRegistered(ctx context.Context, origin string) (bool, error) {
+	if strings.ContainsAny(origin, `"%_\`) {
+		return false, nil
+	}
+	ok, err := s.readDB(ctx).NewSelect().Model((*Client)(nil)).
+		Where("allowed_cors_origins LIKE ?", `%"`+origin+`"%`).Exists(ctx)
+	if err != nil {
+		return false, fmt.Errorf("storage: look up origin: %w", translate(err))
+	}
+	return ok, nil
 }
 
 // DeleteClient removes a client and, through foreign keys, its tokens,

@@ -52,6 +52,7 @@ type clientView struct {
 	ClientName               string    `json:"client_name"`
 	RedirectURIs             []string  `json:"redirect_uris"`
 	PostLogoutRedirectURIs   []string  `json:"post_logout_redirect_uris"`
+	AllowedCORSOrigins       []string  `json:"allowed_cors_origins"`
 	GrantTypes               []string  `json:"grant_types"`
 	ResponseTypes            []string  `json:"response_types"`
 	Scope                    string    `json:"scope"`
@@ -74,10 +75,18 @@ func viewClient(c *storage.Client, secret string) clientView {
 	}
 	return clientView{
 		ClientID: c.ID, ClientSecret: secret, ClientName: c.Name, RedirectURIs: c.RedirectURIs, PostLogoutRedirectURIs: c.PostLogoutRedirectURIs,
-		GrantTypes: c.GrantTypes, ResponseTypes: c.ResponseTypes, Scope: strings.Join(c.Scopes, " "),
+		AllowedCORSOrigins: nonNilList(c.AllowedCORSOrigins), GrantTypes: c.GrantTypes, ResponseTypes: c.ResponseTypes, Scope: strings.Join(c.Scopes, " "),
 		TokenEndpointAuthMethod: auth, SkipConsent: c.SkipConsent, PKCE: pkce,
 		AccessTokenFormat: c.TokenFormat, IDTokenSignedResponseAlg: c.IDTokenAlg, CreatedAt: c.CreatedAt,
 	}
+}
+
+// nonNilList prints a missing list as [].
+func nonNilList(l []string) []string {
+	if l == nil {
+		return []string{}
+	}
+	return l
 }
 
 func (a *app) clientsCmd() *cobra.Command {
@@ -131,6 +140,7 @@ func (a *app) clientsCmd() *cobra.Command {
 	f.StringVar(&spec.Secret, "secret", "", "client secret of at least 32 characters (default: a generated 256-bit secret)")
 	f.StringArrayVar(&spec.RedirectURIs, "redirect-uri", nil, "allowed redirect URI, matched exactly; on http://127.0.0.1 or http://[::1] any valid port matches (repeatable)")
 	f.StringArrayVar(&spec.PostLogoutRedirectURIs, "post-logout-redirect-uri", nil, "where RP-initiated logout may return, matched exactly (repeatable)")
+	f.StringArrayVar(&spec.CORSOrigins, "cors-origin", nil, "a browser origin (scheme://host[:port], exact) whose scripts may call the token, revocation and userinfo endpoints and the account API (repeatable)")
 	f.StringVar(&grantTypes, "grant-types", "authorization_code,refresh_token", "comma-separated grant types: authorization_code, refresh_token, password, client_credentials")
 	f.StringVar(&scope, "scope", "openid profile email offline_access", "space-separated scopes the client may request (openid, profile, email, phone, offline_access, account)")
 	f.BoolVar(&spec.Public, "public", false, "a public client (no secret: native or browser app); PKCE is always required")

@@ -74,6 +74,9 @@ type Config struct {
 // access token, and revoking grants. *provider.Provider implements it.
 type Tokens interface {
 	VerifyAccessToken(ctx context.Context, token string) (*provider.AccessToken, error)
+	// OriginRegistered reports whether some client registered a browser
+	// origin (CORS).
+	OriginRegistered(ctx context.Context, origin string) bool
 	RevokeGrant(ctx context.Context, grantID string) error
 	RevokeGrantOf(ctx context.Context, subject, refreshToken string) error
 }
@@ -122,8 +125,14 @@ func New(cfg Config, deps Deps) (*Handler, error) {
 	return h, nil
 }
 
-// Routes mounts the API on r.
+// Routes mounts the API on r. Browser scripts of an origin some client
+// registered (CORS) may call every route: preflights are answered, and
+// answers carry Access-Control-Allow-Origin for that origin (never "*",
+// never with credentials: the API takes bearer tokens, not cookies).
 func (h *Handler) Routes(r *mux.Router) {
+	r.PathPrefix(Prefix + "/").Methods(http.MethodOptions).HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		provider.WritePreflight(w, r, h.tokens.OriginRegistered(r.Context(), r.Header.Get("Origin")), "GET, POST, PUT, PATCH, DELETE")
+	})
 	pub := func(path, method string, fn handlerFunc) {
 		r.Handle(Prefix+path, h.handle(h.limited(fn))).Methods(method)
 	}
@@ -159,6 +168,12 @@ type handlerFunc func(w http.ResponseWriter, r *http.Request) error
 // handle adapts fn: its error becomes a problem answer, and is logged once.
 func (h *Handler) handle(fn handlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if origin := r.Header.Get("Origin"); origin != "" {
+			w.Header().Add("Vary", "Origin")
+			if h.tokens.OriginRegistered(r.Context(), origin) {
+				provider.AllowOrigin(w.Header(), origin)
+			}
+		}
 		err := fn(w, r)
 		if err == nil {
 			return
