@@ -311,6 +311,9 @@ func TestCLIRedirectURIs(t *testing.T) {
 		{"post-logout port 99999", "--post-logout-redirect-uri", "https://app.example:99999/bye", "port"},
 		{"post-logout empty port", "--post-logout-redirect-uri", "http://127.0.0.1:/bye", "port"},
 		{"post-logout look-alike", "--post-logout-redirect-uri", "http://127.0.0.1.nip.io/bye", "loopback"},
+		{"CORS wildcard", "--cors-origin", "https://*.app.example", "wildcards"},
+		{"CORS origin with a path", "--cors-origin", "https://app.example/app", "nothing after it"},
+		{"CORS plain http", "--cors-origin", "http://app.example", "https"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

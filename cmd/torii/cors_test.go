@@ -129,3 +129,13 @@ func TestCORS(t *testing.T) {
 		}
 	})
 }
+
+// The CLI registers and prints canonical origins.
+func TestCLICORSOrigin(t *testing.T) {
+	cliEnv(t)
+	code, out, stderr := torii(t, "clients", "create", "--id", "spa", "--public", "--redirect-uri", "https://app.example/cb",
+		"--cors-origin", "HTTPS://App.Example:443", "--cors-origin", "http://127.0.0.1:5173")
+	if code != 0 || !strings.Contains(out, `"allowed_cors_origins": [`) || !strings.Contains(out, `"https://app.example"`) || !strings.Contains(out, `"http://127.0.0.1:5173"`) {
+		t.Errorf("clients create --cors-origin = %d\n%s\n%s", code, out, stderr)
+	}
+}
