@@ -130,11 +130,16 @@ func New(cfg Config, deps Deps) (*Handler, error) {
 // answers carry Access-Control-Allow-Origin for that origin (never "*",
 // never with credentials: the API takes bearer tokens, not cookies).
 func (h *Handler) Routes(r *mux.Router) {
-	r.PathPrefix(Prefix + "/").Methods(http.MethodOptions).HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	preflight := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		provider.WritePreflight(w, r, h.tokens.OriginRegistered(r.Context(), r.Header.Get("Origin")), "GET, POST, PUT, PATCH, DELETE")
 	})
+	// Each route's path answers preflights; an unknown path stays 404.
+	route := func(path, method string, handler http.Handler) {
+		r.Handle(path, handler).Methods(method)
+		r.Handle(path, preflight).Methods(http.MethodOptions)
+	}
 	pub := func(path, method string, fn handlerFunc) {
-		r.Handle(Prefix+path, h.handle(h.limited(fn))).Methods(method)
+		route(Prefix+path, method, h.handle(h.limited(fn)))
 	}
 	pub("/register", http.MethodPost, h.register)
 	pub("/register/verify", http.MethodPost, h.verifyRegistration)
@@ -143,7 +148,7 @@ func (h *Handler) Routes(r *mux.Router) {
 	pub("/password/reset", http.MethodPost, h.resetPassword)
 
 	acc := func(path, method string, fn accountFunc) {
-		r.Handle(Prefix+"/account"+path, h.handle(h.withAccount(fn))).Methods(method)
+		route(Prefix+"/account"+path, method, h.handle(h.withAccount(fn)))
 	}
 	acc("", http.MethodGet, h.getAccount)
 	acc("", http.MethodPatch, h.patchAccount)
