@@ -74,19 +74,19 @@ func (h *Handler) patchAccount(w http.ResponseWriter, r *http.Request, c *caller
 		return p
 	}
 	p := account.Profile{Name: c.user.Name, Username: c.user.PreferredUsername(), Bio: c.user.Bio}
-	var errs []FieldError
-	for _, f := range []struct {
+	var f fields
+	for _, m := range []struct {
 		name string
 		in   *string
 		out  *string
 	}{{"name", in.Name, &p.Name}, {"username", in.Username, &p.Username}, {"bio", in.Bio, &p.Bio}} {
-		if f.in != nil {
-			errs = checkString(errs, f.name, *f.in, maxStringBytes)
-			*f.out = *f.in
+		if m.in != nil {
+			f.check(m.name, *m.in, maxStringBytes)
+			*m.out = *m.in
 		}
 	}
-	if len(errs) > 0 {
-		return invalid(errs...)
+	if prob := f.problem(); prob != nil {
+		return prob
 	}
 	u, err := h.accounts.UpdateProfile(r.Context(), c.user.ID, p)
 	if err != nil {
@@ -108,17 +108,11 @@ func (h *Handler) changePassword(w http.ResponseWriter, r *http.Request, c *call
 	if p := decode(w, r, &in); p != nil {
 		return p
 	}
-	var errs []FieldError
-	if in.CurrentPassword == "" {
-		errs = append(errs, FieldError{Field: "current_password", Message: "is required"})
-	}
-	if in.NewPassword == "" {
-		errs = append(errs, FieldError{Field: "new_password", Message: "is required"})
-	}
-	errs = checkString(errs, "current_password", in.CurrentPassword, maxPasswordBytes)
-	errs = checkString(errs, "new_password", in.NewPassword, maxPasswordBytes)
-	if len(errs) > 0 {
-		return invalid(errs...)
+	var f fields
+	f.require("current_password", in.CurrentPassword, maxPasswordBytes, "")
+	f.require("new_password", in.NewPassword, maxPasswordBytes, "")
+	if p := f.problem(); p != nil {
+		return p
 	}
 	done, err := h.attempt(r)
 	if err != nil {
@@ -267,8 +261,10 @@ func (h *Handler) deleteAccount(w http.ResponseWriter, r *http.Request, c *calle
 	if p := decode(w, r, &in); p != nil {
 		return p
 	}
-	if in.Password == "" || len(in.Password) > maxPasswordBytes {
-		return invalid(FieldError{Field: "password", Message: "is required: your current password"})
+	var f fields
+	f.require("password", in.Password, maxPasswordBytes, "your current password")
+	if p := f.problem(); p != nil {
+		return p
 	}
 	done, err := h.attempt(r)
 	if err != nil {

@@ -133,10 +133,15 @@ func (h *Handler) Routes(r *mux.Router) {
 	preflight := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		provider.WritePreflight(w, r, h.tokens.OriginRegistered(r.Context(), r.Header.Get("Origin")), "GET, POST, PUT, PATCH, DELETE")
 	})
-	// Each route's path answers preflights; an unknown path stays 404.
+	// Each route's path answers preflights, once; an unknown path stays
+	// 404.
+	preflighted := map[string]bool{}
 	route := func(path, method string, handler http.Handler) {
 		r.Handle(path, handler).Methods(method)
-		r.Handle(path, preflight).Methods(http.MethodOptions)
+		if !preflighted[path] {
+			preflighted[path] = true
+			r.Handle(path, preflight).Methods(http.MethodOptions)
+		}
 	}
 	pub := func(path, method string, fn handlerFunc) {
 		route(Prefix+path, method, h.handle(h.limited(fn)))
@@ -228,11 +233,8 @@ func (h *Handler) toProblem(err error) *Problem {
 
 // apiField names account's fields as the API's JSON does.
 func apiField(f string) string {
-	switch f {
-	case "phone":
+	if f == "phone" {
 		return "phone_number"
-	case "password":
-		return "password"
 	}
 	return f
 }

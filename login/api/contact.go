@@ -106,8 +106,10 @@ func (h *Handler) startPhone(w http.ResponseWriter, r *http.Request, c *caller) 
 	if p := decode(w, r, &in); p != nil {
 		return p
 	}
-	if in.PhoneNumber == "" || len(in.PhoneNumber) > 32 {
-		return invalid(FieldError{Field: "phone_number", Message: "is required: + and 8 to 15 digits, as in +14155550100"})
+	var f fields
+	f.require("phone_number", in.PhoneNumber, 32, "+ and 8 to 15 digits, as in +14155550100")
+	if p := f.problem(); p != nil {
+		return p
 	}
 	sent, err := h.accounts.StartPhoneVerification(r.Context(), c.user.ID, in.PhoneNumber)
 	if err != nil {
@@ -129,8 +131,10 @@ func (h *Handler) checkCode(w http.ResponseWriter, r *http.Request, from string,
 	if p := decode(w, r, &in); p != nil {
 		return p
 	}
-	if in.Code == "" || len(in.Code) > 64 {
-		return invalid(FieldError{Field: "code", Message: "is required: the 6-digit code from the " + from})
+	var f fields
+	f.require("code", in.Code, maxCodeBytes, "the 6-digit code from the "+from)
+	if p := f.problem(); p != nil {
+		return p
 	}
 	done, err := h.attempt(r)
 	if err != nil {
@@ -168,8 +172,10 @@ func (h *Handler) startEmail(w http.ResponseWriter, r *http.Request, c *caller) 
 	if p := decode(w, r, &in); p != nil {
 		return p
 	}
-	if in.Email == "" || len(in.Email) > maxEmailBytes {
-		return invalid(FieldError{Field: "email", Message: "is required"})
+	var f fields
+	f.require("email", in.Email, maxEmailBytes, "")
+	if p := f.problem(); p != nil {
+		return p
 	}
 	sent, err := h.accounts.StartEmailChange(r.Context(), c.user.ID, in.Email)
 	if err != nil {

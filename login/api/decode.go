@@ -76,14 +76,38 @@ func jsonType(kind string) string {
 	return "an object"
 }
 
-// checkString adds a FieldError to errs when s is too long, not UTF-8, or
-// holds a NUL.
-func checkString(errs []FieldError, field, s string, maxBytes int) []FieldError {
+// fields collects the validation errors of a request body's members.
+type fields []FieldError
+
+// check adds an error when s is longer than maxBytes, not UTF-8, or holds
+// a NUL.
+func (f *fields) check(name, s string, maxBytes int) {
 	switch {
 	case len(s) > maxBytes:
-		return append(errs, FieldError{Field: field, Message: "is too long"})
+		*f = append(*f, FieldError{Field: name, Message: "is too long"})
 	case !utf8.ValidString(s) || strings.ContainsRune(s, 0):
-		return append(errs, FieldError{Field: field, Message: "holds characters that are not allowed"})
+		*f = append(*f, FieldError{Field: name, Message: "holds characters that are not allowed"})
 	}
-	return errs
+}
+
+// require is check for a member that must not be empty; what says what is
+// expected ("" for nothing more than "is required").
+func (f *fields) require(name, s string, maxBytes int, what string) {
+	if s == "" {
+		msg := "is required"
+		if what != "" {
+			msg += ": " + what
+		}
+		*f = append(*f, FieldError{Field: name, Message: msg})
+		return
+	}
+	f.check(name, s, maxBytes)
+}
+
+// problem is the 400 for the errors collected, or nil for none.
+func (f fields) problem() *Problem {
+	if len(f) == 0 {
+		return nil
+	}
+	return invalid(f...)
 }

@@ -13,6 +13,7 @@ const (
 	maxPasswordBytes = 1024
 	maxNameBytes     = 800
 	maxTokenBytes    = 256
+	maxCodeBytes     = 64
 )
 
 type registerRequest struct {
@@ -30,19 +31,13 @@ func (h *Handler) register(w http.ResponseWriter, r *http.Request) error {
 	if p := decode(w, r, &in); p != nil {
 		return p
 	}
-	var errs []FieldError
-	if in.Email == "" {
-		errs = append(errs, FieldError{Field: "email", Message: "is required"})
-	}
-	if in.Password == "" {
-		errs = append(errs, FieldError{Field: "password", Message: "is required"})
-	}
-	errs = checkString(errs, "email", in.Email, maxEmailBytes)
-	errs = checkString(errs, "password", in.Password, maxPasswordBytes)
-	errs = checkString(errs, "username", in.Username, maxEmailBytes)
-	errs = checkString(errs, "name", in.Name, maxNameBytes)
-	if len(errs) > 0 {
-		return invalid(errs...)
+	var f fields
+	f.require("email", in.Email, maxEmailBytes, "")
+	f.require("password", in.Password, maxPasswordBytes, "")
+	f.check("username", in.Username, maxEmailBytes)
+	f.check("name", in.Name, maxNameBytes)
+	if p := f.problem(); p != nil {
+		return p
 	}
 	ticket, err := h.accounts.Register(r.Context(), account.NewUser{Email: in.Email, Password: in.Password, Username: in.Username, Name: in.Name})
 	if err != nil {
@@ -61,11 +56,11 @@ func (h *Handler) verifyRegistration(w http.ResponseWriter, r *http.Request) err
 	if p := decode(w, r, &in); p != nil {
 		return p
 	}
-	if p := requireTicket(in.Ticket); p != nil {
+	var f fields
+	f.require("ticket", in.Ticket, maxTokenBytes, ticketWhat)
+	f.require("code", in.Code, maxCodeBytes, "the 6-digit code from the mail")
+	if p := f.problem(); p != nil {
 		return p
-	}
-	if in.Code == "" || len(in.Code) > 64 {
-		return invalid(FieldError{Field: "code", Message: "is required: the 6-digit code from the mail"})
 	}
 	done, err := h.attempt(r)
 	if err != nil {
@@ -80,12 +75,8 @@ func (h *Handler) verifyRegistration(w http.ResponseWriter, r *http.Request) err
 	return nil
 }
 
-func requireTicket(t string) *Problem {
-	if t == "" || len(t) > maxTokenBytes {
-		return invalid(FieldError{Field: "ticket", Message: "is required: the ticket the registration answered"})
-	}
-	return nil
-}
+// ticketWhat says what a ticket is, for a missing one.
+const ticketWhat = "the ticket the registration answered"
 
 type resendRequest struct {
 	Ticket string `json:"ticket"`
@@ -97,7 +88,9 @@ func (h *Handler) resendVerification(w http.ResponseWriter, r *http.Request) err
 	if p := decode(w, r, &in); p != nil {
 		return p
 	}
-	if p := requireTicket(in.Ticket); p != nil {
+	var f fields
+	f.require("ticket", in.Ticket, maxTokenBytes, ticketWhat)
+	if p := f.problem(); p != nil {
 		return p
 	}
 	ticket, err := h.accounts.ResendVerification(r.Context(), in.Ticket)
@@ -119,12 +112,10 @@ func (h *Handler) forgotPassword(w http.ResponseWriter, r *http.Request) error {
 	if p := decode(w, r, &in); p != nil {
 		return p
 	}
-	errs := checkString(nil, "email", in.Email, maxEmailBytes)
-	if in.Email == "" {
-		errs = append(errs, FieldError{Field: "email", Message: "is required"})
-	}
-	if len(errs) > 0 {
-		return invalid(errs...)
+	var f fields
+	f.require("email", in.Email, maxEmailBytes, "")
+	if p := f.problem(); p != nil {
+		return p
 	}
 	if err := h.accounts.RequestPasswordReset(r.Context(), in.Email); err != nil {
 		var ve *account.ValidationError
@@ -148,16 +139,11 @@ func (h *Handler) resetPassword(w http.ResponseWriter, r *http.Request) error {
 	if p := decode(w, r, &in); p != nil {
 		return p
 	}
-	var errs []FieldError
-	if in.Token == "" || len(in.Token) > maxTokenBytes {
-		errs = append(errs, FieldError{Field: "token", Message: "is required: the token of the mailed link"})
-	}
-	if in.NewPassword == "" {
-		errs = append(errs, FieldError{Field: "new_password", Message: "is required"})
-	}
-	errs = checkString(errs, "new_password", in.NewPassword, maxPasswordBytes)
-	if len(errs) > 0 {
-		return invalid(errs...)
+	var f fields
+	f.require("token", in.Token, maxTokenBytes, "the token of the mailed link")
+	f.require("new_password", in.NewPassword, maxPasswordBytes, "")
+	if p := f.problem(); p != nil {
+		return p
 	}
 	done, err := h.attempt(r)
 	if err != nil {
