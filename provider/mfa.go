@@ -8,9 +8,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
-	"math"
 	"net/http"
-	"strconv"
 	"strings"
 	"time"
 
@@ -121,7 +119,7 @@ func (p *Provider) startCodeStep(w http.ResponseWriter, r *http.Request, ar fosi
 		var ra *RetryAfterError
 		switch {
 		case errors.As(err, &ra):
-			p.writeRetryAfter(w, r, ra.After, "Too many codes were sent to this account.")
+			p.writeTooMany(w, r, ra.After, "Too many codes were sent to this account.")
 		case errors.Is(err, ErrCodeGone):
 			// The code step is locked by wrong codes: the same answer as
 			// a locked account.
@@ -155,23 +153,12 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	json.NewEncoder(w).Encode(v)
 }
 
-// writeRetryAfter answers 429 with Retry-After and an OAuth error body.
-func (p *Provider) writeRetryAfter(w http.ResponseWriter, r *http.Request, wait time.Duration, why string) {
-	secs := max(int(math.Ceil(wait.Seconds())), 1)
-	w.Header().Set("Retry-After", strconv.Itoa(secs))
-	p.log.InfoContext(r.Context(), "oauth2 request refused", "endpoint", r.URL.Path, "error", "too_many_requests")
-	writeJSON(w, http.StatusTooManyRequests, map[string]any{
-		"error":             "invalid_request",
-		"error_description": why + " Try again in " + strconv.Itoa(secs) + " seconds.",
-	})
-}
-
 // mfaChallenge serves POST /oauth2/mfa/challenge: another code, on the
 // channel asked for, for a pending second step of the client's.
 func (p *Provider) mfaChallenge(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	if wait := p.tokenFailures.Wait(r); wait > 0 {
-		p.writeTooManyFailures(w, r, wait)
+		p.writeTooMany(w, r, wait, errTooManyFailures)
 		return
 	}
 	if err := parseFormPost(r, []string{"client_secret", "mfa_token"}, []string{"mfa_token", "channel", "client_id", "client_secret"}); err != nil {
@@ -204,7 +191,7 @@ func (p *Provider) mfaChallenge(w http.ResponseWriter, r *http.Request) {
 	var ra *RetryAfterError
 	switch {
 	case errors.As(err, &ra):
-		p.writeRetryAfter(w, r, ra.After, "A code was sent a moment ago, or too many were sent.")
+		p.writeTooMany(w, r, ra.After, "A code was sent a moment ago, or too many were sent.")
 		return
 	case errors.Is(err, ErrChannel):
 		p.writeAccessError(w, r, nil, fosite.ErrInvalidRequest.WithHint("The user cannot receive codes on this channel."))

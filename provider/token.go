@@ -26,7 +26,7 @@ func (p *Provider) token(w http.ResponseWriter, r *http.Request) {
 	// A client whose codes, refresh tokens or passwords failed too often
 	// is refused before any work; the check is cheap and spends nothing.
 	if wait := p.tokenFailures.Wait(r); wait > 0 {
-		p.writeTooManyFailures(w, r, wait)
+		p.writeTooMany(w, r, wait, errTooManyFailures)
 		return
 	}
 	ctx := context.WithValue(r.Context(), issuedKey{}, &issued{})
@@ -74,20 +74,24 @@ func (p *Provider) token(w http.ResponseWriter, r *http.Request) {
 	p.oauth2.WriteAccessResponse(ctx, w, ar, resp)
 }
 
-// writeTooManyFailures answers a token request of a client out of its
-// failure budget: 429, Retry-After, and RFC 6749's JSON error. The code is
-// invalid_request, the one of RFC 6749 §5.2 that fits best (nothing in the
-// request is honoured); temporarily_unavailable is registered for the
-// authorization endpoint only, and slow_down for the device flow. The
-// description says why and when to retry.
-func (p *Provider) writeTooManyFailures(w http.ResponseWriter, r *http.Request, wait time.Duration) {
+// writeTooMany answers 429 with Retry-After and RFC 6749's JSON error: a
+// token request of a client out of its failure budget, or a code asked for
+// too soon or too often. The code is invalid_request, the one of RFC 6749
+// §5.2 that fits best (nothing in the request is honoured);
+// temporarily_unavailable is registered for the authorization endpoint
+// only, and slow_down for the device flow. The description says why (why)
+// and when to retry.
+func (p *Provider) writeTooMany(w http.ResponseWriter, r *http.Request, wait time.Duration, why string) {
 	secs := max(int(math.Ceil(wait.Seconds())), 1)
 	w.Header().Set("Retry-After", strconv.Itoa(secs))
 	e := fosite.ErrInvalidRequest.WithHintf("Try again in %d seconds.", secs)
-	e.DescriptionField = "Too many failed token requests from this address."
+	e.DescriptionField = why
 	e.CodeField = http.StatusTooManyRequests
 	p.writeAccessError(w, r, nil, e)
 }
+
+// errTooManyFailures says why writeTooMany refuses a token request.
+const errTooManyFailures = "Too many failed token requests from this address."
 
 // exchange runs a token request through fosite and Torii's own checks.
 func (p *Provider) exchange(ctx context.Context, r *http.Request) (fosite.AccessRequester, fosite.AccessResponder, error) {
