@@ -83,8 +83,7 @@ func (s *Service) emailChangeDecoy(ctx context.Context, u *storage.User, email s
 		}
 	}
 	decoy := &storage.OneTimeCode{ID: rand.Text(), UserID: sql.NullString{String: u.ID, Valid: true}, Purpose: purposeChangeEmail, Binding: email,
-		Channel: string(notify.Email), Destination: email, CodeHash: make([]byte, 32), ExpiresAt: s.cfg.Now().Add(s.cfg.OTPLifetime)}
-	rand.Read(decoy.CodeHash)
+		Channel: string(notify.Email), Destination: email, CodeHash: unmatchableHash(), ExpiresAt: s.cfg.Now().Add(s.cfg.OTPLifetime)}
 	err := s.store.InTx(ctx, func(ctx context.Context) error {
 		if err := s.store.ReplaceOneTimeCode(ctx, decoy); err != nil {
 			return err
@@ -92,13 +91,7 @@ func (s *Service) emailChangeDecoy(ctx context.Context, u *storage.User, email s
 		if notice == nil {
 			return nil
 		}
-		record := &storage.OneTimeCode{ID: rand.Text(), Purpose: purposeNotice, Channel: string(notify.Email),
-			Destination: owner.Email, CodeHash: make([]byte, 32), ExpiresAt: s.cfg.Now()}
-		rand.Read(record.CodeHash)
-		if err := s.store.ReplaceOneTimeCode(ctx, record); err != nil {
-			return err
-		}
-		return s.cfg.Notifier.Enqueue(ctx, *notice)
+		return s.enqueueCountedNotice(ctx, *notice)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("account: change email: %w", err)

@@ -123,11 +123,10 @@ func (s *Service) registerTaken(ctx context.Context, email string, owner *storag
 	}
 	ticket, hash := newToken()
 	decoy := &storage.OneTimeCode{ID: rand.Text(), Purpose: purposeVerifyEmail, Binding: hash, Destination: email,
-		CodeHash: make([]byte, 32), ExpiresAt: s.cfg.Now().Add(s.cfg.OTPLifetime)}
+		CodeHash: unmatchableHash(), ExpiresAt: s.cfg.Now().Add(s.cfg.OTPLifetime)}
 	if counted {
 		decoy.Channel = string(notify.Email)
 	}
-	rand.Read(decoy.CodeHash)
 	err = s.store.InTx(ctx, func(ctx context.Context) error {
 		if err := s.store.ReplaceOneTimeCode(ctx, decoy); err != nil {
 			return err
@@ -142,12 +141,7 @@ func (s *Service) registerTaken(ctx context.Context, email string, owner *storag
 		if lookAlike {
 			// The decoy counts toward email; this counts the mail toward
 			// the owner's address.
-			record := &storage.OneTimeCode{ID: rand.Text(), Purpose: purposeNotice, Channel: string(notify.Email),
-				Destination: owner.Email, CodeHash: make([]byte, 32), ExpiresAt: s.cfg.Now()}
-			rand.Read(record.CodeHash)
-			if err := s.store.ReplaceOneTimeCode(ctx, record); err != nil {
-				return err
-			}
+			return s.enqueueCountedNotice(ctx, notice)
 		}
 		return s.cfg.Notifier.Enqueue(ctx, notice)
 	})
@@ -155,6 +149,27 @@ func (s *Service) registerTaken(ctx context.Context, email string, owner *storag
 		return "", fmt.Errorf("account: register: %w", err)
 	}
 	return ticket, nil
+}
+
+// unmatchableHash is the stored hash of a decoy code: random, so no code
+// ever matches it.
+func unmatchableHash() []byte {
+	b := make([]byte, 32)
+	rand.Read(b)
+	return b
+}
+
+// enqueueCountedNotice enqueues a notice to the owner of an address
+// someone tried to use, in ctx's transaction, and records it as a send to
+// that address, so that notices count toward the address's limits apart
+// from its account's codes.
+func (s *Service) enqueueCountedNotice(ctx context.Context, notice notify.Message) error {
+	record := &storage.OneTimeCode{ID: rand.Text(), Purpose: purposeNotice, Channel: string(notify.Email),
+		Destination: notice.To, CodeHash: unmatchableHash(), ExpiresAt: s.cfg.Now()}
+	if err := s.store.ReplaceOneTimeCode(ctx, record); err != nil {
+		return err
+	}
+	return s.cfg.Notifier.Enqueue(ctx, notice)
 }
 
 // withinSendLimits reports whether one more message without an account
