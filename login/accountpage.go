@@ -195,8 +195,13 @@ func (h *Handler) accountAction(w http.ResponseWriter, r *http.Request) error {
 		if err != nil {
 			return err
 		}
-		if err := h.accounts.VerifyPhone(ctx, u.ID, code); errors.Is(err, account.ErrCodeInvalid) || errors.Is(err, account.ErrCodeDead) {
-			h.failed(r)
+		done, wait, ok := h.attempt(r)
+		if !ok {
+			return h.tooMany(w, wait)
+		}
+		err = h.accounts.VerifyPhone(ctx, u.ID, code)
+		done(account.IsCodeFailure(err))
+		if account.IsCodeFailure(err) {
 			return h.accountError(w, r, ls, u, http.StatusBadRequest, "phone-code", "That code is not right, or no longer works.")
 		} else if err != nil {
 			return err

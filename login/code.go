@@ -110,7 +110,7 @@ func (h *Handler) checkCode(w http.ResponseWriter, r *http.Request) error {
 	}
 	err = h.accounts.CheckOTP(ctx, u.ID, binding, code)
 	var locked *account.LockedError
-	done(errors.As(err, &locked) || errors.Is(err, account.ErrCodeInvalid) || errors.Is(err, account.ErrCodeDead))
+	done(errors.As(err, &locked) || account.IsCodeFailure(err))
 	switch {
 	case err == nil:
 		if err := h.startSession(ctx, w, r, u.ID, []string{"pwd", "otp"}); err != nil {
@@ -120,7 +120,7 @@ func (h *Handler) checkCode(w http.ResponseWriter, r *http.Request) error {
 		return h.afterSignIn(w, r, req)
 	case errors.As(err, &locked):
 		return h.codeLocked(w, r, u.ID, req, locked)
-	case errors.Is(err, account.ErrCodeInvalid), errors.Is(err, account.ErrCodeDead):
+	case account.IsCodeFailure(err):
 		page := h.codePage(w, r, u, req, channelOf(r.URL.Query().Get("via")))
 		page.Error = "That code is not right. Check it and try again."
 		if errors.Is(err, account.ErrCodeDead) {

@@ -30,8 +30,10 @@ func (h *Handler) limited(fn func(w http.ResponseWriter, r *http.Request) error)
 	}
 }
 
-// failed counts one failed attempt (bad link, wrong verification code)
-// against the client IP, after the fact.
+// failed counts one failed attempt against the client IP after the fact:
+// a bad link, whose 256-bit token nobody guesses, so a burst gains
+// nothing. Codes and passwords are admitted before they are checked
+// (attempt).
 func (h *Handler) failed(r *http.Request) {
 	h.failures.Failed(r)
 }

@@ -210,7 +210,12 @@ func (h *Handler) verify(w http.ResponseWriter, r *http.Request) error {
 	if len(code) > 64 {
 		code = ""
 	}
+	done, wait, ok := h.attempt(r)
+	if !ok {
+		return h.tooMany(w, wait)
+	}
 	_, err = h.accounts.VerifyEmailCode(ctx, ticket, code)
+	done(account.IsCodeFailure(err))
 	switch {
 	case err == nil:
 		http.SetCookie(w, h.cookie(h.verifyCookie, "", -1))
@@ -219,8 +224,7 @@ func (h *Handler) verify(w http.ResponseWriter, r *http.Request) error {
 			target += "&req=" + req
 		}
 		return redirect(w, r, target)
-	case errors.Is(err, account.ErrCodeInvalid), errors.Is(err, account.ErrCodeDead):
-		h.failed(r)
+	case account.IsCodeFailure(err):
 		dest, _ := h.accounts.TicketEmail(ctx, ticket)
 		page := templates.VerifyPage{CSRF: h.csrfToken(w, r), Req: req, Destination: dest,
 			Error: "That code is not right. Check it and try again."}

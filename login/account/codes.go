@@ -41,6 +41,13 @@ var (
 	ErrNoNotifier = errors.New("account: no notifier configured")
 )
 
+// IsCodeFailure reports whether err is a wrong code (ErrCodeInvalid) or
+// one that no longer works (ErrCodeDead): the person's failure, which the
+// doors count against the client's address.
+func IsCodeFailure(err error) bool {
+	return errors.Is(err, ErrCodeInvalid) || errors.Is(err, ErrCodeDead)
+}
+
 // RateLimitError means too many codes were requested; RetryAfter (whole
 // seconds) is how long is left until the next one may be.
 type RateLimitError struct{ RetryAfter time.Duration }

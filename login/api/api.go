@@ -217,7 +217,7 @@ func (h *Handler) toProblem(err error) *Problem {
 		return invalid(FieldError{Field: apiField(ve.Field), Message: ve.Message})
 	case errors.As(err, &rl):
 		return tooMany(rl.RetryAfter, "Too many codes were sent; wait before asking for another.")
-	case errors.Is(err, account.ErrCodeInvalid), errors.Is(err, account.ErrCodeDead):
+	case account.IsCodeFailure(err):
 		return problem(http.StatusBadRequest, "invalid-code", "The code is wrong, expired or used; ask for a new one if needed.")
 	case errors.Is(err, account.ErrLinkInvalid):
 		return problem(http.StatusBadRequest, "invalid-link", "The link is invalid, expired or used; ask for a new one.")

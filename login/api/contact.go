@@ -141,7 +141,7 @@ func (h *Handler) checkCode(w http.ResponseWriter, r *http.Request, from string,
 		return err
 	}
 	err = check(in.Code)
-	done(errors.Is(err, account.ErrCodeInvalid) || errors.Is(err, account.ErrCodeDead))
+	done(account.IsCodeFailure(err))
 	return err
 }
 

@@ -67,7 +67,7 @@ func (h *Handler) verifyRegistration(w http.ResponseWriter, r *http.Request) err
 		return err
 	}
 	_, err = h.accounts.VerifyEmailCode(r.Context(), in.Ticket, in.Code)
-	done(errors.Is(err, account.ErrCodeInvalid) || errors.Is(err, account.ErrCodeDead))
+	done(account.IsCodeFailure(err))
 	if err != nil {
 		return err
 	}
