@@ -290,7 +290,7 @@ func TestMFATokenRules(t *testing.T) {
 func TestMFAChallengeEndpoint(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, dbURL string) {
 		m := newMFAEnv(t, dbURL, "always")
-		token, _ := m.mfaToken(t)
+		token, mailed := m.mfaToken(t)
 		challenge := func(form url.Values, id, secret string) (int, map[string]any, http.Header) {
 			return m.postForm(provider.MFAChallengePath, form, id, secret)
 		}
@@ -326,7 +326,11 @@ func TestMFAChallengeEndpoint(t *testing.T) {
 				wantOAuthError(t, status, body, tc.status, tc.errorCode)
 			})
 		}
-		// The SMS code works (it replaced the mailed one).
+		// The SMS code replaced the mailed one, which no longer works.
+		if mailed != code {
+			status, body := m.redeem(token, mailed, m.id, m.secret)
+			wantOAuthError(t, status, body, 400, "invalid_grant")
+		}
 		if status, body := m.redeem(token, code, m.id, m.secret); status != 200 {
 			t.Fatalf("SMS code = %d %v", status, body)
 		}
