@@ -138,7 +138,9 @@ func TestLoginFailuresAreIdentical(t *testing.T) {
 		}
 	}
 	locked, _ := e.store.UserByLogin(ctx, "locked@example.com")
-	if err := e.store.LockCounter(ctx, storage.PasswordCounter(locked.ID), time.Now().Add(time.Hour)); err != nil {
+	// One attempt reaches a threshold of 1 and locks the account for an hour.
+	if _, err := e.store.AdmitAttempt(ctx, storage.PasswordCounter(locked.ID), time.Now(), 1,
+		func(int) time.Duration { return time.Hour }); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := e.store.DB().NewUpdate().Model((*storage.User)(nil)).Set("disabled = ?", true).Where("email = ?", "disabled@example.com").Exec(ctx); err != nil {

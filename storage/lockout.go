@@ -131,14 +131,3 @@ func (s *Store) ResetAttempts(ctx context.Context, c Counter) error {
 	}
 	return nil
 }
-
-// LockCounter sets c's lock to end at until (for operators and tests; attempts
-// lock counters themselves through AdmitAttempt).
-func (s *Store) LockCounter(ctx context.Context, c Counter, until time.Time) error {
-	res, err := s.idb(ctx).NewUpdate().TableExpr(c.table).Set("? = ?", bun.Ident(c.until), until.UTC()).
-		Where("? = ?", bun.Ident(c.key), c.id).Exec(ctx)
-	if err != nil {
-		return fmt.Errorf("storage: lock %s: %w", c.table, translate(err))
-	}
-	return oneRow(res, "lock "+c.table)
-}

@@ -118,12 +118,3 @@ func (s *Service) RememberDevice(ctx context.Context, userID, token, userAgent s
 // DeviceLifetime is how long a browser stays trusted after it last
 // completed a sign-in (Config.DeviceLifetime).
 func (s *Service) DeviceLifetime() time.Duration { return s.cfg.DeviceLifetime }
-
-// ForgetDevices makes every browser trusted for userID an unknown one
-// again (after a password change or reset).
-func (s *Service) ForgetDevices(ctx context.Context, userID string) error {
-	if err := s.store.ForgetDevices(ctx, userID); err != nil {
-		return fmt.Errorf("account: forget devices: %w", err)
-	}
-	return nil
-}

@@ -98,7 +98,7 @@ func TestDeviceTokens(t *testing.T) {
 		for range threshold + 1 {
 			s.Authenticate(ctx, "alice", "attacker's guess")
 		}
-		if err := s.ForgetDevices(ctx, alice.ID); err != nil {
+		if err := st.ForgetDevices(ctx, alice.ID); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := s.AuthenticateOnDevice(ctx, "alice", alicePassword, mine); !errors.As(err, &le) {
