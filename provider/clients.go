@@ -3,9 +3,7 @@ package provider
 import (
 	"context"
 	"crypto/hmac"
-	"crypto/rand"
 	"crypto/sha256"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"net"
@@ -403,9 +401,7 @@ func (p *Clients) Register(ctx context.Context, spec ClientSpec) (*storage.Clien
 	secret := spec.Secret
 	if !spec.Public {
 		if secret == "" {
-			b := make([]byte, 32)
-			rand.Read(b)
-			secret = base64.RawURLEncoding.EncodeToString(b)
+			secret = newClientSecret()
 		}
 		c.SecretHash, _ = p.hasher.Hash(ctx, []byte(secret))
 	}

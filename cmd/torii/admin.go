@@ -44,51 +44,6 @@ func (a *app) printJSON(v any) error {
 	return enc.Encode(v)
 }
 
-// clientView is how a client is shown: its registration metadata in the
-// names of RFC 7591, never the secret's hash.
-type clientView struct {
-	ClientID                 string    `json:"client_id"`
-	ClientSecret             string    `json:"client_secret,omitempty"`
-	ClientName               string    `json:"client_name"`
-	RedirectURIs             []string  `json:"redirect_uris"`
-	PostLogoutRedirectURIs   []string  `json:"post_logout_redirect_uris"`
-	AllowedCORSOrigins       []string  `json:"allowed_cors_origins"`
-	GrantTypes               []string  `json:"grant_types"`
-	ResponseTypes            []string  `json:"response_types"`
-	Scope                    string    `json:"scope"`
-	TokenEndpointAuthMethod  string    `json:"token_endpoint_auth_method"`
-	SkipConsent              bool      `json:"skip_consent"`
-	PKCE                     string    `json:"pkce"`
-	AccessTokenFormat        string    `json:"access_token_format"`
-	IDTokenSignedResponseAlg string    `json:"id_token_signed_response_alg"`
-	CreatedAt                time.Time `json:"created_at"`
-}
-
-func viewClient(c *storage.Client, secret string) clientView {
-	auth := "client_secret_basic"
-	if c.Public {
-		auth = "none"
-	}
-	pkce := "required"
-	if c.PKCEOptional {
-		pkce = "optional"
-	}
-	return clientView{
-		ClientID: c.ID, ClientSecret: secret, ClientName: c.Name, RedirectURIs: c.RedirectURIs, PostLogoutRedirectURIs: c.PostLogoutRedirectURIs,
-		AllowedCORSOrigins: nonNilList(c.AllowedCORSOrigins), GrantTypes: c.GrantTypes, ResponseTypes: c.ResponseTypes, Scope: strings.Join(c.Scopes, " "),
-		TokenEndpointAuthMethod: auth, SkipConsent: c.SkipConsent, PKCE: pkce,
-		AccessTokenFormat: c.TokenFormat, IDTokenSignedResponseAlg: c.IDTokenAlg, CreatedAt: c.CreatedAt,
-	}
-}
-
-// nonNilList prints a missing list as [].
-func nonNilList(l []string) []string {
-	if l == nil {
-		return []string{}
-	}
-	return l
-}
-
 func (a *app) clientsCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "clients", Short: "Manage OAuth 2.0 clients (relying parties)"}
 
@@ -130,7 +85,7 @@ func (a *app) clientsCmd() *cobra.Command {
 					}
 					return err
 				}
-				return a.printJSON(viewClient(c, secret))
+				return a.printJSON(provider.MetadataOf(c, secret))
 			})
 		},
 	}
@@ -159,9 +114,9 @@ func (a *app) clientsCmd() *cobra.Command {
 				if err != nil {
 					return err
 				}
-				views := make([]clientView, 0, len(cs))
+				views := make([]provider.ClientMetadata, 0, len(cs))
 				for _, c := range cs {
-					views = append(views, viewClient(c, ""))
+					views = append(views, provider.MetadataOf(c, ""))
 				}
 				return a.printJSON(views)
 			})
@@ -179,7 +134,7 @@ func (a *app) clientsCmd() *cobra.Command {
 				} else if err != nil {
 					return err
 				}
-				return a.printJSON(viewClient(c, ""))
+				return a.printJSON(provider.MetadataOf(c, ""))
 			})
 		},
 	}

@@ -73,6 +73,9 @@ type Config struct {
 	// ResetLifetime is how long a password-reset link works; 0 means 30
 	// minutes.
 	ResetLifetime time.Duration
+	// InviteLifetime is how long the set-password link of an invited user
+	// (Invite) works; 0 means 72 hours.
+	InviteLifetime time.Duration
 	// VerifyLinkLifetime is how long an email-verification link works; 0
 	// means 8 hours.
 	VerifyLinkLifetime time.Duration
@@ -130,6 +133,7 @@ func New(store *storage.Store, cfg Config) *Service {
 	cfg.ResendInterval = max(cfg.ResendInterval, 0)
 	def(&cfg.ResendWindow, 15*time.Minute)
 	def(&cfg.ResetLifetime, 30*time.Minute)
+	def(&cfg.InviteLifetime, 72*time.Hour)
 	def(&cfg.VerifyLinkLifetime, 8*time.Hour)
 	if cfg.OTPMaxAttempts <= 0 {
 		cfg.OTPMaxAttempts = 5
@@ -219,6 +223,8 @@ type NewUser struct {
 	Role          string
 	EmailVerified bool
 	PhoneVerified bool
+	// invite: the user has no password yet (Invite); Password is ignored.
+	invite bool
 }
 
 // Create validates nu, hashes the password and stores a new user with a
@@ -237,8 +243,10 @@ func (s *Service) Create(ctx context.Context, nu NewUser) (*storage.User, error)
 	if mixesScripts(u.Email) {
 		return nil, mixedScriptsError()
 	}
-	if u.PasswordHash, err = s.hashPassword(ctx, nu.Password); err != nil {
-		return nil, err
+	if !nu.invite {
+		if u.PasswordHash, err = s.hashPassword(ctx, nu.Password); err != nil {
+			return nil, err
+		}
 	}
 	err = s.store.CreateUser(ctx, u)
 	if errors.Is(err, storage.ErrAlreadyExists) {
@@ -288,8 +296,10 @@ func (s *Service) newUser(nu NewUser) (*storage.User, error) {
 		}
 		u.Username = &name
 	}
-	if err := s.cfg.Password.Check(nu.Password); err != nil {
-		return nil, err
+	if !nu.invite {
+		if err := s.cfg.Password.Check(nu.Password); err != nil {
+			return nil, err
+		}
 	}
 	if nu.Phone != "" {
 		if !validPhone(nu.Phone) {
@@ -323,6 +333,10 @@ func mixedScriptsError() error {
 // ErrAlreadyExists.
 func (s *Service) whichTaken(ctx context.Context, u *storage.User, createErr error) error {
 	other, err := s.store.UserByEmailLookAlike(ctx, u.Email, u.EmailSkeleton)
+	if err == nil && other.ID == u.ID {
+		// An update of u: its own address clashes with nobody.
+		err = storage.ErrNotFound
+	}
 	switch {
 	case err == nil && other.Email == u.Email:
 		return ErrEmailTaken
@@ -332,8 +346,8 @@ func (s *Service) whichTaken(ctx context.Context, u *storage.User, createErr err
 		return fmt.Errorf("account: create user: %w", err)
 	}
 	if u.Username != nil {
-		_, err := s.store.UserByLogin(ctx, *u.Username)
-		if err == nil {
+		other, err := s.store.UserByLogin(ctx, *u.Username)
+		if err == nil && other.ID != u.ID {
 			return ErrUsernameTaken
 		}
 		if !errors.Is(err, storage.ErrNotFound) {

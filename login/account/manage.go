@@ -94,7 +94,8 @@ func (s *Service) CheckResetToken(ctx context.Context, token string) error {
 // ResetPassword sets a new password through a reset link: one transaction
 // sets the hash and password_changed_at, clears the lockout, ends every
 // session, revokes every refresh token, kills every outstanding reset link,
-// and mails the owner. There is no automatic sign-in.
+// marks the email verified (the link was mailed there), and mails the
+// owner. There is no automatic sign-in.
 func (s *Service) ResetPassword(ctx context.Context, token, newPassword string) error {
 	if err := s.CheckResetToken(ctx, token); err != nil {
 		return err
@@ -116,6 +117,13 @@ func (s *Service) ResetPassword(ctx context.Context, token, newPassword string) 
 			return ErrLinkInvalid
 		} else if err != nil {
 			return err
+		}
+		// The link was mailed to the address, which an address change
+		// kills: following it proves the address (an invited user's
+		// first).
+		if !u.EmailVerified {
+			u.EmailVerified = true
+			return s.store.UpdateUser(ctx, u, "email_verified")
 		}
 		return nil
 	})
@@ -224,23 +232,8 @@ func (s *Service) UpdateProfile(ctx context.Context, userID string, p Profile) (
 	if err != nil {
 		return nil, err
 	}
-	name, ok := cleanName(p.Name)
-	if !ok {
-		return nil, &ValidationError{Field: "name", Message: "The name must have at most 200 characters and no control characters."}
-	}
-	bio, ok := cleanText(p.Bio, 500)
-	if !ok {
-		return nil, &ValidationError{Field: "bio", Message: "The bio must have at most 500 characters and no control characters other than line breaks."}
-	}
-	u.Name, u.Bio = name, bio
-	if strings.TrimSpace(p.Username) == "" {
-		u.Username = nil
-	} else {
-		un, err := CanonicalUsername(p.Username)
-		if err != nil {
-			return nil, err
-		}
-		u.Username = &un
+	if err := applyProfile(u, p); err != nil {
+		return nil, err
 	}
 	err = s.store.UpdateUser(ctx, u, "name", "bio", "username")
 	if errors.Is(err, storage.ErrAlreadyExists) {
@@ -249,6 +242,29 @@ func (s *Service) UpdateProfile(ctx context.Context, userID string, p Profile) (
 		return nil, fmt.Errorf("account: update profile: %w", err)
 	}
 	return u, nil
+}
+
+// applyProfile checks p and sets it on u.
+func applyProfile(u *storage.User, p Profile) error {
+	name, ok := cleanName(p.Name)
+	if !ok {
+		return &ValidationError{Field: "name", Message: "The name must have at most 200 characters and no control characters."}
+	}
+	bio, ok := cleanText(p.Bio, 500)
+	if !ok {
+		return &ValidationError{Field: "bio", Message: "The bio must have at most 500 characters and no control characters other than line breaks."}
+	}
+	u.Name, u.Bio = name, bio
+	if strings.TrimSpace(p.Username) == "" {
+		u.Username = nil
+		return nil
+	}
+	un, err := CanonicalUsername(p.Username)
+	if err != nil {
+		return err
+	}
+	u.Username = &un
+	return nil
 }
 
 // cleanText accepts text of at most max runes with line breaks but no other
@@ -418,20 +434,7 @@ func (s *Service) Deactivate(ctx context.Context, userID, password, device strin
 	if _, err := s.AuthenticateOnDevice(ctx, u.Email, password, device); err != nil {
 		return err
 	}
-	err = s.store.InTx(ctx, func(ctx context.Context) error {
-		u.Disabled = true
-		if err := s.store.UpdateUser(ctx, u, "disabled"); err != nil {
-			return err
-		}
-		if err := s.store.DeleteLoginSessions(ctx, u.ID, ""); err != nil {
-			return err
-		}
-		return s.store.RevokeSubjectTokens(ctx, u.ID)
-	})
-	if err != nil {
-		return fmt.Errorf("account: deactivate: %w", err)
-	}
-	return nil
+	return s.deactivate(ctx, u)
 }
 
 // etagOf is a strong ETag for bytes.

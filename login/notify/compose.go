@@ -19,7 +19,7 @@ var (
 )
 
 // Compose renders the message called name (login_code, verify_email,
-// verify_phone, register_exists, password_reset, password_changed) with
+// verify_phone, register_exists, password_reset, invite, password_changed) with
 // data: its subject, plain text and, for mails, HTML (empty for SMS-only
 // messages). HTML is escaped by html/template.
 func Compose(name string, data any) (subject, text, html string, err error) {

@@ -729,9 +729,9 @@ func TestConfigErrors(t *testing.T) {
 }
 
 func TestCompose(t *testing.T) {
-	data := map[string]any{"Code": "123456", "Minutes": 10, "Name": "Ada <script>", "Link": "https://id.example/verify?token=abc",
+	data := map[string]any{"Code": "123456", "Minutes": 10, "Hours": 72, "Name": "Ada <script>", "Link": "https://id.example/verify?token=abc",
 		"Email": "ada@example.com", "ResetLink": "https://id.example/forgot", "When": "23 Nov 2026 10:00 UTC"}
-	for _, name := range []string{"login_code", "verify_email", "verify_phone", "register_exists", "password_reset", "password_changed"} {
+	for _, name := range []string{"login_code", "verify_email", "verify_phone", "register_exists", "password_reset", "invite", "password_changed"} {
 		subject, text, html, err := notify.Compose(name, data)
 		if err != nil || subject == "" || text == "" {
 			t.Errorf("Compose(%s) = %q, %q, %v", name, subject, text, err)
@@ -760,7 +760,7 @@ func TestSubjectsHoldNoSecrets(t *testing.T) {
 	}
 	secrets := map[string]string{"Code": "424242", "Link": "https://id.example/verify?token=LINKTOKEN",
 		"ResetLink": "https://id.example/reset?token=RESETTOKEN"}
-	data := map[string]any{"Minutes": 10, "Name": "Ada", "Email": "ada@example.com", "When": "23 Nov 2026 10:00 UTC"}
+	data := map[string]any{"Minutes": 10, "Hours": 72, "Name": "Ada", "Email": "ada@example.com", "When": "23 Nov 2026 10:00 UTC"}
 	for field, v := range secrets {
 		data[field] = v
 	}
