@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"time"
@@ -76,6 +77,9 @@ func SpecOf(c *storage.Client) ClientSpec {
 // cannot change here, nor whether the client is public. ErrNotFound
 // (storage's) for an unknown client.
 func (p *Clients) Update(ctx context.Context, id string, change func(*ClientSpec)) (*storage.Client, error) {
+	if !clientIDPattern.MatchString(id) {
+		return nil, fmt.Errorf("provider: update client: %w", storage.ErrNotFound)
+	}
 	var updated *storage.Client
 	err := p.store.InTx(ctx, func(ctx context.Context) error {
 		c, err := p.store.Client(ctx, id)
@@ -115,6 +119,9 @@ func (p *Clients) Update(ctx context.Context, id string, change func(*ClientSpec
 // returns it: the only time it is shown. The old secret stops working at
 // once; tokens already issued stay valid.
 func (p *Clients) RotateSecret(ctx context.Context, id string) (*storage.Client, string, error) {
+	if !clientIDPattern.MatchString(id) {
+		return nil, "", fmt.Errorf("provider: rotate secret: %w", storage.ErrNotFound)
+	}
 	var (
 		c      *storage.Client
 		secret string
@@ -137,9 +144,25 @@ func (p *Clients) RotateSecret(ctx context.Context, id string) (*storage.Client,
 	return c, secret, nil
 }
 
+// List returns every client, ordered by ID.
+func (p *Clients) List(ctx context.Context) ([]*storage.Client, error) {
+	return p.store.Clients(ctx)
+}
+
+// Get returns a client; ErrNotFound (storage's) for an unknown one.
+func (p *Clients) Get(ctx context.Context, id string) (*storage.Client, error) {
+	if !clientIDPattern.MatchString(id) {
+		return nil, fmt.Errorf("provider: client: %w", storage.ErrNotFound)
+	}
+	return p.store.Client(ctx, id)
+}
+
 // Delete removes a client with its tokens, codes and consents; ErrNotFound
 // (storage's) for an unknown one.
 func (p *Clients) Delete(ctx context.Context, id string) error {
+	if !clientIDPattern.MatchString(id) {
+		return fmt.Errorf("provider: delete client: %w", storage.ErrNotFound)
+	}
 	if err := p.store.DeleteClient(ctx, id); err != nil {
 		return err
 	}

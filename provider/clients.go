@@ -87,7 +87,11 @@ var clientIDPattern = regexp.MustCompile(`^[A-Za-z0-9._~-]{1,128}$`)
 
 // ErrInvalidClient describes a client specification that cannot be stored;
 // its message says what is wrong.
-type ErrInvalidClient struct{ Reason string }
+type ErrInvalidClient struct {
+	Reason string
+	// Conflict is set when the client ID is taken.
+	Conflict bool
+}
 
 func (e *ErrInvalidClient) Error() string { return "invalid client: " + e.Reason }
 
@@ -378,7 +382,7 @@ func (p *Clients) Register(ctx context.Context, spec ClientSpec) (*storage.Clien
 	// A client_credentials token's subject is the client ID; it must never
 	// name a user.
 	if _, err := p.store.User(ctx, spec.ID); err == nil {
-		return nil, "", invalid("client ID %q is taken by a user", spec.ID)
+		return nil, "", &ErrInvalidClient{Reason: fmt.Sprintf("client ID %q is taken by a user", spec.ID), Conflict: true}
 	} else if !errors.Is(err, storage.ErrNotFound) {
 		return nil, "", err
 	}
@@ -407,7 +411,7 @@ func (p *Clients) Register(ctx context.Context, spec ClientSpec) (*storage.Clien
 	}
 	if err := p.store.CreateClient(ctx, c); err != nil {
 		if errors.Is(err, storage.ErrAlreadyExists) {
-			return nil, "", invalid("a client with ID %q already exists", spec.ID)
+			return nil, "", &ErrInvalidClient{Reason: fmt.Sprintf("a client with ID %q already exists", spec.ID), Conflict: true}
 		}
 		return nil, "", err
 	}

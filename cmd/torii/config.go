@@ -54,6 +54,9 @@ type Config struct {
 	// PprofAddr is a loopback host:port for Go's profiling endpoints, or
 	// empty (off).
 	PprofAddr string
+	// AdminAddr is the host:port of the admin API's own listener, or
+	// empty (TORII_ADMIN_ADDR=off).
+	AdminAddr string
 }
 
 // RateLimit is N events per duration, written "N/duration" (e.g. 60/1m).
@@ -130,6 +133,7 @@ func settings() []*setting {
 		{env: "TORII_TRUSTED_PROXIES", flag: "trusted-proxies", def: "", usage: "comma-separated CIDRs of reverse proxies whose X-Forwarded-For is believed"},
 		{env: "TORII_PASSWORD_COMPOSITION", flag: "password-composition", def: "false", usage: "also require upper case, lower case, digit and symbol in new passwords"},
 		{env: "TORII_TWILIO_URL", flag: "twilio-url", def: "https://api.twilio.com", usage: "base URL of Twilio's REST API (for a twilio:// SMS URL)"},
+		{env: "TORII_ADMIN_ADDR", flag: "admin-addr", def: "127.0.0.1:8081", usage: "host:port of the admin API's own listener (/api/v1/admin, bearer tokens with scope torii:admin); off disables it"},
 		{env: "TORII_PPROF_ADDR", flag: "pprof-addr", def: "", usage: "loopback host:port serving Go's profiles at /debug/pprof/ (unset: off)"},
 	}
 }
@@ -307,6 +311,16 @@ func loadConfig(all []*setting) (Config, error) {
 	if c.PprofAddr = val("TORII_PPROF_ADDR"); c.PprofAddr != "" {
 		if host, port, err := net.SplitHostPort(c.PprofAddr); err != nil || port == "" || !isLoopback(host) {
 			bad("TORII_PPROF_ADDR", "%q must be a loopback host:port such as 127.0.0.1:6060", c.PprofAddr)
+		}
+	}
+	switch c.AdminAddr = val("TORII_ADMIN_ADDR"); c.AdminAddr {
+	case "off":
+		c.AdminAddr = ""
+	case c.Addr:
+		bad("TORII_ADMIN_ADDR", "%q is TORII_ADDR too: the admin API needs its own listener (or off)", c.AdminAddr)
+	default:
+		if host, port, err := net.SplitHostPort(c.AdminAddr); err != nil || port == "" || strings.ContainsAny(host, "/ ") {
+			bad("TORII_ADMIN_ADDR", "%q is not a host:port address (or off)", c.AdminAddr)
 		}
 	}
 	return c, errors.Join(errs...)

@@ -189,7 +189,23 @@ func (a *app) serve(ctx context.Context) error {
 		defer stopPprof()
 	}
 
-	served := make(chan error, 1)
+	served := make(chan error, 2)
+	var adminSrv *http.Server
+	if a.cfg.AdminAddr != "" {
+		adminLn, err := net.Listen("tcp", a.cfg.AdminAddr)
+		if err != nil {
+			ln.Close()
+			return fmt.Errorf("listen on %s (TORII_ADMIN_ADDR): %w", a.cfg.AdminAddr, err)
+		}
+		adminSrv = &http.Server{
+			Handler: srv.adminHandler, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second,
+			WriteTimeout: 60 * time.Second, IdleTimeout: 120 * time.Second, MaxHeaderBytes: 64 << 10,
+			ErrorLog:    slog.NewLogLogger(a.log.Handler(), slog.LevelWarn),
+			BaseContext: func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
+		}
+		go func() { served <- adminSrv.Serve(adminLn) }()
+		a.log.Info("admin API is serving", "addr", adminLn.Addr().String())
+	}
 	go func() { served <- httpSrv.Serve(ln) }()
 	a.log.Info("torii is serving", "addr", ln.Addr().String(), "issuer", a.cfg.Issuer,
 		"database", string(srv.store.Dialect()), "version", version, "startup", time.Since(start).Round(time.Millisecond))
@@ -204,6 +220,11 @@ func (a *app) serve(ctx context.Context) error {
 	stopCleanup()
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), a.cfg.ShutdownTimeout)
 	defer cancel()
+	if adminSrv != nil {
+		if err := adminSrv.Shutdown(shutdownCtx); err != nil {
+			return fmt.Errorf("shutdown of the admin listener: %w", err)
+		}
+	}
 	if err := httpSrv.Shutdown(shutdownCtx); err != nil {
 		return fmt.Errorf("shutdown: %w", err)
 	}

@@ -161,7 +161,7 @@ func limitBody(exempt ...string) mux.MiddlewareFunc {
 func limitBodyHandler(next http.Handler, exempt []string) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Body == nil || r.Body == http.NoBody || r.Method == http.MethodGet || r.Method == http.MethodHead ||
-			slices.Contains(exempt, r.URL.Path) {
+			slices.ContainsFunc(exempt, func(pattern string) bool { return pathMatches(pattern, r.URL.Path) }) {
 			next.ServeHTTP(w, r)
 			return
 		}
@@ -181,6 +181,21 @@ func limitBodyHandler(next http.Handler, exempt []string) http.Handler {
 		r.Body = io.NopCloser(bytes.NewReader(buf))
 		next.ServeHTTP(w, r)
 	})
+}
+
+// pathMatches reports whether path fits pattern, a path whose "{name}"
+// segments match any one segment.
+func pathMatches(pattern, path string) bool {
+	ps, ss := strings.Split(pattern, "/"), strings.Split(path, "/")
+	if len(ps) != len(ss) {
+		return false
+	}
+	for i, p := range ps {
+		if p != ss[i] && !(strings.HasPrefix(p, "{") && strings.HasSuffix(p, "}") && ss[i] != "") {
+			return false
+		}
+	}
+	return true
 }
 
 func tooLarge(w http.ResponseWriter, r *http.Request) {

@@ -35,7 +35,9 @@ type server struct {
 	provider *provider.Provider
 	outbox   *notify.Outbox
 	handler  http.Handler
-	ready    atomic.Bool
+	// adminHandler serves the admin API's listener; nil when it is off.
+	adminHandler http.Handler
+	ready        atomic.Bool
 }
 
 // serverOptions holds what tests may change; serve uses the zero value.
@@ -118,12 +120,17 @@ func newServer(ctx context.Context, cfg Config, log *slog.Logger, opts serverOpt
 		return nil, err
 	}
 
+	cursorKey, err := store.Secret(ctx, "admin-cursor")
+	if err != nil {
+		return nil, err
+	}
 	apiHandler, err := api.New(api.Config{
 		Issuer:         cfg.Issuer,
 		IPRateLimit:    iplimit.Limit(cfg.IPRateLimit),
 		IPFailureLimit: iplimit.Limit(cfg.IPFailureLimit),
 		TrustedProxies: cfg.TrustedProxies,
-	}, api.Deps{Accounts: accounts, Tokens: prov, Logger: log})
+		CursorKey:      cursorKey,
+	}, api.Deps{Accounts: accounts, Tokens: prov, Admin: prov, Logger: log})
 	if err != nil {
 		return nil, err
 	}
@@ -135,8 +142,9 @@ func newServer(ctx context.Context, cfg Config, log *slog.Logger, opts serverOpt
 		reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	}
 
+	metrics := newMetrics(reg)
 	r := mux.NewRouter()
-	r.Use(recoverPanics(log), requestID, observe(log, newMetrics(reg)), baseHeaders(strings.HasPrefix(cfg.Issuer, "https://")),
+	r.Use(recoverPanics(log), requestID, observe(log, metrics), baseHeaders(strings.HasPrefix(cfg.Issuer, "https://")),
 		limitBody(login.AccountPath+"/avatar", api.PicturePath))
 	r.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Cache-Control", "no-store")
@@ -147,6 +155,31 @@ func newServer(ctx context.Context, cfg Config, log *slog.Logger, opts serverOpt
 	prov.Routes(r)
 	loginHandler.Routes(r)
 	apiHandler.Routes(r)
+	apiErrors(r)
+	s.handler = r
+	if cfg.AdminAddr != "" {
+		// The admin API's own router: only its routes and the probes, so
+		// that it can listen on an operator network apart from the
+		// public listener, which answers 404 under /api/v1/admin.
+		ar := mux.NewRouter()
+		ar.Use(recoverPanics(log), requestID, observe(log, metrics), baseHeaders(strings.HasPrefix(cfg.Issuer, "https://")),
+			limitBody(api.AdminPicturePath))
+		ar.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Cache-Control", "no-store")
+			w.Write([]byte("ok\n"))
+		}).Methods("GET", "HEAD")
+		apiHandler.AdminRoutes(ar)
+		apiErrors(ar)
+		s.adminHandler = ar
+	}
+	s.ready.Store(true)
+	ok = true
+	return s, nil
+}
+
+// apiErrors makes r answer unknown paths and methods under /api/v1 with
+// problems, and the rest with plain text.
+func apiErrors(r *mux.Router) {
 	r.NotFoundHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if strings.HasPrefix(r.URL.Path, api.Prefix+"/") {
 			api.NotFound(w, r)
@@ -161,10 +194,6 @@ func newServer(ctx context.Context, cfg Config, log *slog.Logger, opts serverOpt
 		}
 		http.Error(w, "405 method not allowed", http.StatusMethodNotAllowed)
 	})
-	s.handler = r
-	s.ready.Store(true)
-	ok = true
-	return s, nil
 }
 
 // readyz answers 200 while the server takes traffic and the database

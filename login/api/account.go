@@ -149,12 +149,17 @@ func (h *Handler) listSessions(w http.ResponseWriter, r *http.Request, c *caller
 	if err != nil {
 		return err
 	}
+	writeJSON(w, http.StatusOK, map[string]any{"items": sessionsOf(ls)})
+	return nil
+}
+
+// sessionsOf renders sessions.
+func sessionsOf(ls []*storage.LoginSession) []Session {
 	out := make([]Session, 0, len(ls))
 	for _, s := range ls {
 		out = append(out, Session{ID: s.IDHash, UserAgent: s.UserAgent, AMR: s.AMR, SignedIn: s.AuthTime.UTC(), ExpiresAt: s.ExpiresAt.UTC()})
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"items": out})
-	return nil
+	return out
 }
 
 // endSession signs one of the caller's browsers out; another user's

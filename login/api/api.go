@@ -34,7 +34,6 @@ package api
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"net/http"
 	"net/netip"
@@ -68,6 +67,11 @@ type Config struct {
 	// TrustedProxies are the reverse proxies whose X-Forwarded-For header
 	// names the client.
 	TrustedProxies []netip.Prefix
+	// CursorKey signs the admin user listing's cursors (HMAC-SHA256), so
+	// that a client can neither forge nor alter one. Every node serving
+	// the admin API must share it; at least 32 bytes when the admin API
+	// is served.
+	CursorKey []byte
 }
 
 // Tokens is what the API needs of the provider: checking the caller's
@@ -85,6 +89,9 @@ type Tokens interface {
 type Deps struct {
 	Accounts *account.Service
 	Tokens   Tokens
+	// Admin is the provider's admin side, for AdminRoutes; nil when the
+	// admin API is off.
+	Admin Admin
 	// Logger gets one line per refused or failed request; nil discards.
 	// Tokens, passwords and codes are never logged.
 	Logger *slog.Logger
@@ -95,10 +102,13 @@ type Handler struct {
 	cfg      Config
 	accounts *account.Service
 	tokens   Tokens
-	log      *slog.Logger
-	requests *iplimit.Limiter
-	failures *iplimit.Failures
-	proxies  iplimit.Proxies
+	// adminDeps and cursorKey serve the admin API.
+	adminDeps Admin
+	cursorKey []byte
+	log       *slog.Logger
+	requests  *iplimit.Limiter
+	failures  *iplimit.Failures
+	proxies   iplimit.Proxies
 }
 
 // New returns the API handler.
@@ -114,7 +124,7 @@ func New(cfg Config, deps Deps) (*Handler, error) {
 	}
 	cfg.Issuer = strings.TrimSuffix(cfg.Issuer, "/")
 	h := &Handler{
-		cfg: cfg, accounts: deps.Accounts, tokens: deps.Tokens, log: deps.Logger,
+		cfg: cfg, accounts: deps.Accounts, tokens: deps.Tokens, adminDeps: deps.Admin, cursorKey: cfg.CursorKey, log: deps.Logger,
 		requests: iplimit.New(cfg.IPRateLimit, nil),
 		failures: iplimit.NewFailures(cfg.IPFailureLimit, cfg.TrustedProxies, nil),
 		proxies:  cfg.TrustedProxies,
@@ -279,24 +289,9 @@ type accountFunc func(w http.ResponseWriter, r *http.Request, c *caller) error
 func (h *Handler) withAccount(fn accountFunc) handlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) error {
 		ctx := r.Context()
-		if r.URL.Query().Has("access_token") {
-			p := problem(http.StatusBadRequest, "malformed", "Send the access token in the Authorization header, never in the URL.")
-			p.bearer = `Bearer realm="torii", error="invalid_request"`
-			return p
-		}
-		raw, ok := bearerToken(r)
-		if !ok {
-			p := problem(http.StatusUnauthorized, "unauthorized", "Send an access token: Authorization: Bearer <token>.")
-			p.bearer = `Bearer realm="torii"`
-			return p
-		}
-		tok, err := h.tokens.VerifyAccessToken(ctx, raw)
-		if errors.Is(err, provider.ErrInvalidToken) {
-			p := problem(http.StatusUnauthorized, "unauthorized", "The access token is invalid, expired or revoked.")
-			p.bearer = `Bearer realm="torii", error="invalid_token"`
-			return p
-		} else if err != nil {
-			return fmt.Errorf("api: verify access token: %w", err)
+		tok, err := h.bearer(r)
+		if err != nil {
+			return err
 		}
 		if tok.ClientCredentials || !tok.HasScope(ScopeAccount) {
 			p := problem(http.StatusForbidden, "insufficient-scope", "The access token must be a user's, with scope "+ScopeAccount+".")

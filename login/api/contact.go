@@ -22,6 +22,19 @@ const maxPictureUpload = account.MaxAvatarBytes + 64<<10
 // image/jpeg or image/webp) or a multipart form with one field "file". The
 // image is checked and re-encoded by login/account, as on the page.
 func (h *Handler) putPicture(w http.ResponseWriter, r *http.Request, c *caller) error {
+	if err := h.setPicture(w, r, c.user.ID); err != nil {
+		return err
+	}
+	u, err := h.accounts.Get(r.Context(), c.user.ID)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, h.accountOf(u))
+	return nil
+}
+
+// setPicture reads a picture upload (see putPicture) and makes it userID's.
+func (h *Handler) setPicture(w http.ResponseWriter, r *http.Request, userID string) error {
 	tooBig := problem(http.StatusRequestEntityTooLarge, "too-large", "The picture must be at most 1 MiB.")
 	r.Body = http.MaxBytesReader(w, r.Body, maxPictureUpload)
 	ct, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
@@ -66,18 +79,13 @@ func (h *Handler) putPicture(w http.ResponseWriter, r *http.Request, c *caller) 
 	if len(data) > account.MaxAvatarBytes {
 		return tooBig
 	}
-	if err := h.accounts.SetAvatar(r.Context(), c.user.ID, data); err != nil {
+	if err := h.accounts.SetAvatar(r.Context(), userID, data); err != nil {
 		var ve *account.ValidationError
 		if errors.As(err, &ve) {
 			return invalid(FieldError{Field: "file", Message: ve.Message})
 		}
 		return err
 	}
-	u, err := h.accounts.Get(r.Context(), c.user.ID)
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusOK, h.accountOf(u))
 	return nil
 }
 
