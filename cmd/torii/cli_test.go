@@ -75,6 +75,9 @@ func TestConfigErrors(t *testing.T) {
 		{"resend limit", map[string]string{"TORII_OTP_RESEND_LIMIT": "5/forever"}, nil, "TORII_OTP_RESEND_LIMIT"},
 		{"profiles on a public address", map[string]string{"TORII_PPROF_ADDR": "0.0.0.0:6060"}, nil, "TORII_PPROF_ADDR"},
 		{"profiles without a host", nil, []string{"--pprof-addr", "6060"}, "TORII_PPROF_ADDR"},
+		{"admin API without a port", map[string]string{"TORII_ADMIN_ADDR": "127.0.0.1"}, nil, "TORII_ADMIN_ADDR"},
+		{"admin API on the public listener", map[string]string{"TORII_ADDR": "127.0.0.1:9000", "TORII_ADMIN_ADDR": "127.0.0.1:9000"}, nil, "TORII_ADMIN_ADDR"},
+		{"admin API flag", nil, []string{"--admin-addr", "no"}, "TORII_ADMIN_ADDR"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -119,6 +122,7 @@ func TestConfigDefaults(t *testing.T) {
 		got, want any
 	}{
 		{"TORII_OTP", cfg.OTP, "always"},
+		{"TORII_ADMIN_ADDR", cfg.AdminAddr, "127.0.0.1:8081"},
 		{"TORII_IP_RATE_LIMIT", cfg.IPRateLimit, RateLimit{N: 60, Per: time.Minute}},
 		{"TORII_IP_FAILURE_LIMIT", cfg.IPFailureLimit, RateLimit{N: 50, Per: 15 * time.Minute}},
 		{"TORII_TOKEN_FAILURE_LIMIT", cfg.TokenFailureLimit, RateLimit{N: 100, Per: 15 * time.Minute}},
@@ -474,6 +478,11 @@ func TestServeGracefulShutdown(t *testing.T) {
 	}
 	addr := ln.Addr().String()
 	ln.Close()
+	if ln, err = net.Listen("tcp", "127.0.0.1:0"); err != nil {
+		t.Fatal(err)
+	}
+	adminAddr := ln.Addr().String()
+	ln.Close()
 	a := &app{stdout: io.Discard, stderr: io.Discard}
 	a.load = func() (Config, error) {
 		s := settings()
@@ -481,7 +490,7 @@ func TestServeGracefulShutdown(t *testing.T) {
 			x.value = x.def
 		}
 		cfg, err := loadConfig(s)
-		cfg.Addr, cfg.Issuer, cfg.DatabaseURL = addr, "http://"+addr, Secret(db)
+		cfg.Addr, cfg.Issuer, cfg.DatabaseURL, cfg.AdminAddr = addr, "http://"+addr, Secret(db), adminAddr
 		return cfg, err
 	}
 	if a.cfg, err = a.load(); err != nil {
@@ -504,6 +513,26 @@ func TestServeGracefulShutdown(t *testing.T) {
 			t.Fatalf("server never became ready: %v", err)
 		}
 		time.Sleep(25 * time.Millisecond)
+	}
+
+	// The admin API answers on its own listener only.
+	for _, c := range []struct {
+		url  string
+		want int
+	}{
+		{"http://" + adminAddr + "/healthz", http.StatusOK},
+		{"http://" + adminAddr + "/api/v1/admin/users", http.StatusUnauthorized},
+		{base + "/api/v1/admin/users", http.StatusNotFound},
+		{"http://" + adminAddr + "/oauth2/token", http.StatusNotFound},
+	} {
+		resp, err := http.Get(c.url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != c.want {
+			t.Errorf("GET %s = %d, want %d", c.url, resp.StatusCode, c.want)
+		}
 	}
 
 	// An in-flight request whose body arrives slowly.

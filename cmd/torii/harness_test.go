@@ -70,6 +70,8 @@ type env struct {
 	// mail, when set (newMailEnv), receives Torii's mails: authorize then
 	// also passes the one-time-code page.
 	mail *notifytest.SMTPServer
+	// admin serves node 0's admin listener.
+	admin *httptest.Server
 }
 
 // dbURLs returns a fresh database URL per backend; the Postgres one skips
@@ -104,6 +106,7 @@ func newEnv(t testing.TB, dbURL string, opts ...envOption) *env {
 		OTP: "off", OTPTTL: 10 * time.Minute, OTPResendInterval: 30 * time.Second, OTPResendLimit: RateLimit{5, 15 * time.Minute},
 		LockoutThreshold: 5, IPRateLimit: RateLimit{100000, time.Minute}, IPFailureLimit: RateLimit{100000, time.Minute},
 		TokenFailureLimit: RateLimit{100000, time.Minute}, TwilioURL: "https://api.twilio.com",
+		AdminAddr: "127.0.0.1:0",
 	}
 	so := serverOptions{Keys: provider.KeysConfig{ActivationDelay: -1}}
 	for _, o := range opts {
@@ -127,6 +130,12 @@ func newEnv(t testing.TB, dbURL string, opts ...envOption) *env {
 		nodes[i%len(nodes)].handler.ServeHTTP(w, r)
 	})
 	ts.Start()
+	if srv.adminHandler != nil {
+		e.admin = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			(*e.route.Load())[0].adminHandler.ServeHTTP(w, r)
+		}))
+		t.Cleanup(e.admin.Close)
+	}
 	t.Cleanup(func() {
 		ts.Close()
 		for _, n := range *e.route.Load() {
