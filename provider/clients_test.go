@@ -117,7 +117,7 @@ func TestClientsRegisterAndAuthenticate(t *testing.T) {
 		if _, _, err := cs.Register(ctx, ClientSpec{ID: "spa", Public: true, RedirectURIs: []string{"http://127.0.0.1/cb"}}); err != nil {
 			t.Fatal(err)
 		}
-		if err := s.CreateUser(ctx, &storage.User{ID: "user-id", Email: "u@example.com", Role: "user"}); err != nil {
+		if err := s.CreateUser(ctx, &storage.User{ID: "user-id", Email: "u@example.com"}); err != nil {
 			t.Fatal(err)
 		}
 		if _, _, err := cs.Register(ctx, ClientSpec{ID: "user-id", GrantTypes: []string{"client_credentials"}}); err == nil {

@@ -1,6 +1,7 @@
 package storage_test
 
 import (
+	"path/filepath"
 	"slices"
 	"sync"
 	"testing"
@@ -133,7 +134,7 @@ func TestFillEmailSkeletons(t *testing.T) {
 		skeletons := map[string]string{}
 		for _, u := range users {
 			skeletons[u.email] = u.skeleton
-			if err := s.CreateUser(ctx, &storage.User{ID: u.id, Email: u.email, EmailSkeleton: u.had, PasswordHash: "$argon2id$fake", Role: "user"}); err != nil {
+			if err := s.CreateUser(ctx, &storage.User{ID: u.id, Email: u.email, EmailSkeleton: u.had, PasswordHash: "$argon2id$fake"}); err != nil {
 				t.Fatal(err)
 			}
 			time.Sleep(time.Millisecond) // created_at apart
@@ -152,4 +153,51 @@ func TestFillEmailSkeletons(t *testing.T) {
 			}
 		}
 	})
+}
+
+// TestRolesMigration: a database of the release before roles (migrated up
+// to 20261206000006) ends, after 20261206000007_roles, with ["admin"] for
+// its admins, the empty set for everyone else, and no role column.
+func TestRolesMigration(t *testing.T) {
+	for _, b := range []struct {
+		name string
+		url  func(t *testing.T) string
+	}{
+		{"sqlite", func(t *testing.T) string { return "sqlite:" + filepath.Join(t.TempDir(), "torii.db") }},
+		{"postgres", func(t *testing.T) string { return storagetest.PostgresURL(t) }},
+	} {
+		t.Run(b.name, func(t *testing.T) {
+			ctx := t.Context()
+			s, err := storage.Open(ctx, b.url(t), storage.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { s.Close() })
+			if err := s.MigrateUpTo(ctx, "20261206000006"); err != nil {
+				t.Fatalf("MigrateUpTo(000006) = %v", err)
+			}
+			now := time.Now().UTC()
+			for _, u := range []struct{ id, role string }{{"adm", "admin"}, {"usr", "user"}, {"odd", "operator"}} {
+				if _, err := s.DB().ExecContext(ctx, "INSERT INTO users (id, email, role, created_at, updated_at) VALUES (?, ?, ?, ?, ?)",
+					u.id, u.id+"@example.com", u.role, now, now); err != nil {
+					t.Fatalf("insert %s: %v", u.id, err)
+				}
+			}
+			applied, err := s.Migrate(ctx)
+			if err != nil || !slices.Equal(applied, []string{"20261206000007"}) {
+				t.Fatalf("Migrate() = %v, %v; want [20261206000007]", applied, err)
+			}
+			for id, want := range map[string][]string{"adm": {"admin"}, "usr": {}, "odd": {}} {
+				u, err := s.User(ctx, id)
+				if err != nil || u.Roles == nil || !slices.Equal(u.Roles, want) {
+					t.Errorf("User(%s).Roles = %#v, %v; want %#v", id, u.Roles, err, want)
+				}
+			}
+			var n int
+			err = s.DB().NewSelect().TableExpr("users").ColumnExpr("count(*)").Where("role = 'admin'").Scan(ctx, &n)
+			if err == nil {
+				t.Errorf("the role column is still there")
+			}
+		})
+	}
 }

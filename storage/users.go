@@ -3,8 +3,11 @@ package storage
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/uptrace/bun"
@@ -35,8 +38,11 @@ type User struct {
 	// AvatarETag is empty when the user has no avatar.
 	AvatarETag   string `bun:"avatar_etag"`
 	PasswordHash string `bun:"password_hash"`
-	Role         string `bun:"role"`
-	Disabled     bool   `bun:"disabled"`
+	// Roles is the user's set of role names, sorted and without
+	// duplicates; never nil after a read ([]string{} for none). The
+	// account package checks the names (account.ValidRoleName).
+	Roles    []string `bun:"roles"`
+	Disabled bool     `bun:"disabled"`
 	// FailedLogins, Lockouts and LockedUntil are the password lockout of
 	// browsers the account does not trust (PasswordCounter); FailedOTPs,
 	// OTPLockouts and OTPLockedUntil the code step's (CodeCounter).
@@ -62,11 +68,12 @@ func (u *User) PreferredUsername() string {
 	return *u.Username
 }
 
-// CreateUser stores a new user. It fails with ErrAlreadyExists when the ID,
-// email or username is taken.
+// CreateUser stores a new user, its roles sorted and without duplicates.
+// It fails with ErrAlreadyExists when the ID, email or username is taken.
 func (s *Store) CreateUser(ctx context.Context, u *User) error {
 	now := s.nowUTC()
 	u.CreatedAt, u.UpdatedAt = now, now
+	u.Roles = roleSet(u.Roles, nil, nil)
 	if _, err := s.idb(ctx).NewInsert().Model(u).Exec(ctx); err != nil {
 		return fmt.Errorf("storage: create user: %w", translate(err))
 	}
@@ -75,7 +82,7 @@ func (s *Store) CreateUser(ctx context.Context, u *User) error {
 
 // userColumns are the users table's columns in the order scanUser reads.
 const userColumns = `id, email, email_verified, username, phone, phone_verified, name, bio, pending_phone,
-avatar_etag, password_hash, role, disabled, failed_logins, lockouts, locked_until, failed_otps, otp_lockouts,
+avatar_etag, password_hash, roles, disabled, failed_logins, lockouts, locked_until, failed_otps, otp_lockouts,
 otp_locked_until, password_changed_at, created_at, updated_at, email_skeleton, kept_grant, pending_email`
 
 const selectUser = `SELECT ` + userColumns + ` FROM users WHERE id = ?`
@@ -104,7 +111,7 @@ func (s *Store) User(ctx context.Context, id string) (*User, error) {
 // before's.
 func (u *User) scanDest(before []any) []any {
 	return append(before, &u.ID, &u.Email, &u.EmailVerified, &u.Username, &u.Phone, &u.PhoneVerified, &u.Name, &u.Bio,
-		&u.PendingPhone, &u.AvatarETag, &u.PasswordHash, &u.Role, &u.Disabled, &u.FailedLogins, &u.Lockouts,
+		&u.PendingPhone, &u.AvatarETag, &u.PasswordHash, (*jsonList)(&u.Roles), &u.Disabled, &u.FailedLogins, &u.Lockouts,
 		nullTime{&u.LockedUntil}, &u.FailedOTPs, &u.OTPLockouts, nullTime{&u.OTPLockedUntil}, nullTime{&u.PasswordChangedAt},
 		dbTime{&u.CreatedAt}, dbTime{&u.UpdatedAt}, nullString{&u.EmailSkeleton}, &u.KeptGrant, &u.PendingEmail)
 }
@@ -247,4 +254,69 @@ func (s *Store) UpdateUser(ctx context.Context, u *User, columns ...string) erro
 		return fmt.Errorf("storage: update user: %w", translate(err))
 	}
 	return oneRow(res, "update user")
+}
+
+// SetUserRoles adds the roles add to the user's set and takes the roles
+// remove out of it (a name in both ends up removed), in one transaction
+// that holds the row (SELECT … FOR UPDATE on PostgreSQL, the single
+// writer on SQLite), so concurrent changes of one user's roles never lose
+// one another. It bumps updated_at and returns the new set, sorted. Adding
+// a role the user has, or removing one they have not, is no error; an
+// unknown user is ErrNotFound. Names are stored as given: callers check
+// them (account.ValidRoleName).
+func (s *Store) SetUserRoles(ctx context.Context, id string, add, remove []string) ([]string, error) {
+	var roles []string
+	err := s.InTx(ctx, func(ctx context.Context) error {
+		q := s.idb(ctx).NewSelect().Model((*User)(nil)).Column("roles").Where("id = ?", id)
+		if s.dialect == Postgres {
+			q = q.For("UPDATE")
+		}
+		var raw string
+		if err := q.Scan(ctx, &raw); err != nil {
+			return translate(err)
+		}
+		current, err := decodeList([]byte(raw))
+		if err != nil {
+			return fmt.Errorf("decode roles: %w", err)
+		}
+		roles = roleSet(current, add, remove)
+		encoded, err := json.Marshal(roles)
+		if err != nil {
+			return err
+		}
+		// The row is held: the update changes it.
+		_, err = s.idb(ctx).NewUpdate().Model((*User)(nil)).Set("roles = ?", string(encoded)).
+			Set("updated_at = ?", s.nowUTC()).Where("id = ?", id).Exec(ctx)
+		return translate(err)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("storage: set user roles: %w", err)
+	}
+	return roles, nil
+}
+
+// roleSet returns roles with add added and remove taken out, sorted and
+// without duplicates; never nil.
+func roleSet(roles, add, remove []string) []string {
+	out := make([]string, 0, len(roles)+len(add))
+	for _, r := range append(slices.Clone(roles), add...) {
+		if !slices.Contains(remove, r) {
+			out = append(out, r)
+		}
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
+// RolesContainPattern returns the LIKE pattern that matches the roles
+// column of users who have role, for
+//
+//	roles LIKE ? ESCAPE '\'
+//
+// on either database. The quoted name is matched in the JSON array; a role
+// name has no quote, backslash or %, but may have _, LIKE's one-character
+// wildcard, which the pattern escapes: a_b does not match axb.
+func RolesContainPattern(role string) string {
+	r := strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`)
+	return `%"` + r.Replace(role) + `"%`
 }

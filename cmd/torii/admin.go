@@ -168,14 +168,37 @@ type userView struct {
 	Phone         string    `json:"phone_number,omitempty"`
 	PhoneVerified bool      `json:"phone_number_verified"`
 	Name          string    `json:"name,omitempty"`
-	Role          string    `json:"role"`
+	Roles         []string  `json:"roles"`
 	Disabled      bool      `json:"disabled"`
 	CreatedAt     time.Time `json:"created_at"`
 }
 
 func viewUser(u *storage.User) userView {
 	return userView{ID: u.ID, Email: u.Email, EmailVerified: u.EmailVerified, Username: u.PreferredUsername(),
-		Phone: u.Phone, PhoneVerified: u.PhoneVerified, Name: u.Name, Role: u.Role, Disabled: u.Disabled, CreatedAt: u.CreatedAt}
+		Phone: u.Phone, PhoneVerified: u.PhoneVerified, Name: u.Name, Roles: nonNilList(u.Roles), Disabled: u.Disabled, CreatedAt: u.CreatedAt}
+}
+
+// checkRoleFlags refuses the first invalid role name given to flag, naming
+// it.
+func checkRoleFlags(flag string, names []string) error {
+	for _, r := range names {
+		if !account.ValidRoleName(r) {
+			return usageError{fmt.Errorf("%s %q is not a role name: a lower-case letter, then at most 63 lower-case letters, digits, '.', '_', ':' or '-'", flag, r)}
+		}
+	}
+	return nil
+}
+
+// findUser returns the user whose ID, email or username is arg.
+func findUser(ctx context.Context, store *storage.Store, arg string) (*storage.User, error) {
+	u, err := store.User(ctx, arg)
+	if errors.Is(err, storage.ErrNotFound) {
+		u, err = store.UserByLogin(ctx, strings.ToLower(strings.TrimSpace(arg)))
+	}
+	if errors.Is(err, storage.ErrNotFound) {
+		return nil, fmt.Errorf("no user %q", arg)
+	}
+	return u, err
 }
 
 func (a *app) usersCmd() *cobra.Command {
@@ -191,11 +214,15 @@ func (a *app) usersCmd() *cobra.Command {
 The address must not be taken, nor look like a taken one (the same UTS #39
 skeleton: alıce@ or a1ice@ beside alice@example.com; also rn and m), nor mix
 scripts in its local part or a domain label (alice@exаmple.com with a Cyrillic а).`,
-		Example: `  torii users create --email alice@example.com --password 'correct horse battery staple' --verified`,
-		Args:    cobra.NoArgs,
+		Example: `  torii users create --email alice@example.com --password 'correct horse battery staple' --verified
+  torii users create --email root@example.com --password '…' --verified --role admin --role billing.read`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if nu.Email == "" || nu.Password == "" {
 				return usageError{errors.New("--email and --password are required")}
+			}
+			if err := checkRoleFlags("--role", nu.Roles); err != nil {
+				return err
 			}
 			nu.EmailVerified = verified
 			nu.PhoneVerified = verified && nu.Phone != ""
@@ -221,7 +248,7 @@ scripts in its local part or a domain label (alice@exаmple.com with a Cyrillic 
 	f.StringVar(&nu.Phone, "phone", "", "phone number in E.164 form, e.g. +15551234567")
 	f.StringVar(&nu.Name, "name", "", "full name")
 	f.BoolVar(&verified, "verified", false, "mark the email (and phone) as verified")
-	f.StringVar(&nu.Role, "role", "user", "role: user or admin")
+	f.StringArrayVar(&nu.Roles, "role", nil, "give the user this role (repeatable); admin may be granted the torii:admin scope; any name of a lower-case letter and up to 63 of a-z 0-9 . _ : - is valid")
 
 	var offset, limit int
 	list := &cobra.Command{
@@ -255,13 +282,8 @@ scripts in its local part or a domain label (alice@exаmple.com with a Cyrillic 
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return a.withStore(cmd.Context(), func(store *storage.Store) error {
 				ctx := cmd.Context()
-				u, err := store.User(ctx, args[0])
-				if errors.Is(err, storage.ErrNotFound) {
-					u, err = store.UserByLogin(ctx, strings.ToLower(strings.TrimSpace(args[0])))
-				}
-				if errors.Is(err, storage.ErrNotFound) {
-					return fmt.Errorf("no user %q", args[0])
-				} else if err != nil {
+				u, err := findUser(ctx, store, args[0])
+				if err != nil {
 					return err
 				}
 				if err := store.DeleteUser(ctx, u.ID); err != nil {
@@ -272,7 +294,50 @@ scripts in its local part or a domain label (alice@exаmple.com with a Cyrillic 
 			})
 		},
 	}
-	cmd.AddCommand(create, list, del)
+	var add, remove []string
+	roles := &cobra.Command{
+		Use:   "roles ID|EMAIL|USERNAME",
+		Short: "Add roles to a user or take them away, and print the user as JSON",
+		Long: `Add roles to a user (--add) or take them away (--remove), in one change, and
+print the user as JSON. Adding a role the user has, or removing one they have
+not, changes nothing; a name given to both is removed. Without flags it prints
+the user's roles as they are.
+
+A role name is a lower-case letter, then at most 63 lower-case letters, digits,
+'.', '_', ':' or '-'. The role admin lets the user's applications be granted the
+scope torii:admin; other roles mean what the applications reading the roles
+claim (scope roles) make of them. Tokens already issued keep the roles and
+scopes they were issued with until they expire; a refresh takes the new ones.`,
+		Example: `  torii users roles alice@example.com --add admin
+  torii users roles "$USER_ID" --add billing.read --add team:eu-1 --remove admin`,
+		Args: exactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := checkRoleFlags("--add", add); err != nil {
+				return err
+			}
+			if err := checkRoleFlags("--remove", remove); err != nil {
+				return err
+			}
+			return a.withStore(cmd.Context(), func(store *storage.Store) error {
+				ctx := cmd.Context()
+				u, err := findUser(ctx, store, args[0])
+				if err != nil {
+					return err
+				}
+				u, err = account.New(store, account.Config{}).SetRoles(ctx, u.ID, add, remove)
+				if errors.Is(err, account.ErrNotFound) {
+					return fmt.Errorf("no user %q", args[0]) // deleted meanwhile
+				} else if err != nil {
+					return err
+				}
+				return a.printJSON(viewUser(u))
+			})
+		},
+	}
+	roles.Flags().StringArrayVar(&add, "add", nil, "give the user this role (repeatable)")
+	roles.Flags().StringArrayVar(&remove, "remove", nil, "take this role from the user (repeatable)")
+
+	cmd.AddCommand(create, list, del, roles)
 	return cmd
 }
 

@@ -339,13 +339,13 @@ func TestCLIRedirectURIs(t *testing.T) {
 func TestCLIUsers(t *testing.T) {
 	cliEnv(t)
 	code, out, stderr := torii(t, "users", "create", "--email", "Alice@Example.com", "--password", testPassword,
-		"--username", "alice", "--phone", "+15551234567", "--verified", "--role", "admin")
+		"--username", "alice", "--phone", "+15551234567", "--verified", "--role", "billing", "--role", "admin")
 	if code != 0 {
 		t.Fatalf("users create = %d: %s", code, stderr)
 	}
 	var u map[string]any
 	json.Unmarshal([]byte(out), &u)
-	if u["email"] != "alice@example.com" || u["email_verified"] != true || u["role"] != "admin" || u["username"] != "alice" ||
+	if u["email"] != "alice@example.com" || u["email_verified"] != true || fmt.Sprint(u["roles"]) != "[admin billing]" || u["username"] != "alice" ||
 		strings.Contains(out, testPassword) || strings.Contains(out, "argon2") {
 		t.Errorf("created user = %s", out)
 	}
@@ -355,7 +355,8 @@ func TestCLIUsers(t *testing.T) {
 		{"users", "create", "--email", "b@example.com", "--password", "short"},
 		{"users", "create", "--email", "b@example.com", "--password", strings.Repeat("x", 129)},
 		{"users", "create", "--email", "b@example.com", "--password", testPassword, "--phone", "5551234"},
-		{"users", "create", "--email", "b@example.com", "--password", testPassword, "--role", "root"},
+		{"users", "create", "--email", "b@example.com", "--password", testPassword, "--role", "Root"},
+		{"users", "create", "--email", "b@example.com", "--password", testPassword, "--role", "admin", "--role", ""},
 		{"users", "create", "--email", "b@example.com"},
 	}
 	for _, args := range bad {
@@ -367,11 +368,64 @@ func TestCLIUsers(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "alice@example.com") {
 		t.Errorf("users list = %d %s", code, out)
 	}
+	if code, out, _ := torii(t, "users", "create", "--email", "plain@example.com", "--password", testPassword); code != 0 ||
+		!strings.Contains(out, `"roles": []`) {
+		t.Errorf("users create without --role = %d %s, want roles []", code, out)
+	}
+	testCLIUserRoles(t, u["id"].(string))
 	if code, out, _ := torii(t, "users", "delete", "ALICE@example.com"); code != 0 || !strings.Contains(out, "deleted user") {
 		t.Errorf("users delete = %d %s", code, out)
 	}
 	if code, _, _ := torii(t, "users", "delete", "alice@example.com"); code != 1 {
 		t.Errorf("deleting twice = %d, want 1", code)
+	}
+}
+
+// testCLIUserRoles changes the roles of alice (ID id, roles admin and
+// billing) with users roles.
+func testCLIUserRoles(t *testing.T, id string) {
+	t.Helper()
+	roles := func(out string) string {
+		var u map[string]any
+		if err := json.Unmarshal([]byte(out), &u); err != nil {
+			return "not JSON: " + out
+		}
+		return fmt.Sprint(u["id"], " ", u["roles"])
+	}
+	steps := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"users", "roles", id, "--add", "x", "--remove", "admin"}, id + " [billing x]"},
+		{[]string{"users", "roles", "alice", "--add", "team:eu-1", "--add", "x", "--remove", "nobody"}, id + " [billing team:eu-1 x]"},
+		{[]string{"users", "roles", id}, id + " [billing team:eu-1 x]"},
+		{[]string{"users", "roles", "ALICE@example.com", "--remove", "billing", "--remove", "team:eu-1", "--remove", "x"}, id + " []"},
+		{[]string{"users", "roles", id, "--add", "admin"}, id + " [admin]"},
+	}
+	for _, st := range steps {
+		code, out, stderr := torii(t, st.args...)
+		if code != 0 || roles(out) != st.want {
+			t.Errorf("torii %q = %d %s %s; want 0 and %s", st.args, code, out, stderr, st.want)
+		}
+	}
+	for _, tc := range []struct {
+		args []string
+		code int
+		says string
+	}{
+		{[]string{"users", "roles", id, "--add", "ok", "--add", "Bad.Name"}, 2, `"Bad.Name"`},
+		{[]string{"users", "roles", id, "--remove", "admin", "--remove", "x';--"}, 2, `"x';--"`},
+		{[]string{"users", "roles", id, "--add", ""}, 2, `""`},
+		{[]string{"users", "roles", "no-such-user", "--add", "x"}, 1, `no user "no-such-user"`},
+		{[]string{"users", "roles"}, 2, "1 argument"},
+	} {
+		code, out, stderr := torii(t, tc.args...)
+		if code != tc.code || out != "" || !strings.Contains(stderr, tc.says) {
+			t.Errorf("torii %q = %d %q %q; want %d and a message with %s", tc.args, code, out, stderr, tc.code, tc.says)
+		}
+	}
+	if code, out, _ := torii(t, "users", "roles", id); code != 0 || roles(out) != id+" [admin]" {
+		t.Errorf("after refused changes, users roles = %d %s; want [admin]", code, out)
 	}
 }
 
@@ -389,7 +443,7 @@ func TestCLIUsersLookAlike(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, u := range []*storage.User{{ID: "old-first", Email: "alice@example.com"}, {ID: "old-second", Email: "a1ice@example.com"}} {
-		u.PasswordHash, u.Role = "$argon2id$fake", "user"
+		u.PasswordHash = "$argon2id$fake"
 		if err := store.CreateUser(t.Context(), u); err != nil { // without a skeleton, as before the migration
 			t.Fatal(err)
 		}

@@ -10,7 +10,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"regexp"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -179,7 +181,7 @@ var (
 // field ever repeats the input.
 type ValidationError struct {
 	// Field names the input: "email", "username", "password", "phone",
-	// "name", "role", "offset" or "limit".
+	// "name", "roles", "offset" or "limit".
 	Field   string
 	Message string
 }
@@ -202,11 +204,34 @@ func (e *LockedError) Error() string { return "account: invalid credentials: acc
 // Is makes errors.Is(err, ErrInvalidCredentials) true.
 func (e *LockedError) Is(target error) bool { return target == ErrInvalidCredentials }
 
-// Roles a user may have.
-const (
-	RoleUser  = "user"
-	RoleAdmin = "admin"
-)
+// RoleAdmin is the built-in role of Torii's administrators: a user with it
+// may be granted the scope torii:admin. Other role names need no
+// declaration either: any valid name may be given.
+const RoleAdmin = "admin"
+
+// rolePattern is what a role name looks like.
+var rolePattern = regexp.MustCompile(`^[a-z][a-z0-9_.:-]{0,63}$`)
+
+// ValidRoleName reports whether name can be a role: a lower-case ASCII
+// letter, then at most 63 lower-case letters, digits, '_', '.', ':' or '-'.
+// Such a name never holds a quote, a backslash or %, so it can be found in
+// the stored JSON array (storage.RolesContainPattern).
+func ValidRoleName(name string) bool { return rolePattern.MatchString(name) }
+
+// rolesError refuses a role name, without repeating it.
+func rolesError() error {
+	return &ValidationError{Field: "roles", Message: "A role name must start with a lower-case letter and have at most 64 lower-case letters, digits, '.', '_', ':' or '-'."}
+}
+
+// checkRoles returns rolesError unless every name is valid.
+func checkRoles(names []string) error {
+	for _, r := range names {
+		if !ValidRoleName(r) {
+			return rolesError()
+		}
+	}
+	return nil
+}
 
 // NewUser is the input to Create. Email and Password are required; the rest
 // is optional.
@@ -219,8 +244,9 @@ type NewUser struct {
 	Phone string
 	// Name is the display name: at most 200 characters.
 	Name string
-	// Role is RoleUser (the default when empty) or RoleAdmin.
-	Role          string
+	// Roles are role names (see ValidRoleName), such as RoleAdmin; stored
+	// sorted and without duplicates. None by default.
+	Roles         []string
 	EmailVerified bool
 	PhoneVerified bool
 	// invite: the user has no password yet (Invite); Password is ignored.
@@ -287,7 +313,6 @@ func (s *Service) newUser(nu NewUser) (*storage.User, error) {
 		EmailSkeleton: emailSkeleton(email),
 		EmailVerified: nu.EmailVerified,
 		PhoneVerified: nu.PhoneVerified,
-		Role:          nu.Role,
 	}
 	if strings.TrimSpace(nu.Username) != "" {
 		name, err := CanonicalUsername(nu.Username)
@@ -314,13 +339,10 @@ func (s *Service) newUser(nu NewUser) (*storage.User, error) {
 		return nil, &ValidationError{Field: "name", Message: "The name must have at most 200 characters and no control characters."}
 	}
 	u.Name = name
-	switch u.Role {
-	case "":
-		u.Role = RoleUser
-	case RoleUser, RoleAdmin:
-	default:
-		return nil, &ValidationError{Field: "role", Message: `The role must be "user" or "admin".`}
+	if err := checkRoles(nu.Roles); err != nil {
+		return nil, err
 	}
+	u.Roles = slices.Compact(slices.Sorted(slices.Values(nu.Roles)))
 	return u, nil
 }
 
@@ -378,6 +400,39 @@ func (s *Service) Get(ctx context.Context, id string) (*storage.User, error) {
 	}
 	if err != nil {
 		return nil, fmt.Errorf("account: get user: %w", err)
+	}
+	return u, nil
+}
+
+// SetRoles adds the roles add to the user's set and takes the roles remove
+// out of it (a name in both is removed), atomically, and returns the user
+// as changed. Adding a role the user has, or removing one they have not,
+// is no error. It fails with a *ValidationError on "roles" if a name is
+// not valid (nothing changes), or ErrNotFound for an unknown user.
+func (s *Service) SetRoles(ctx context.Context, userID string, add, remove []string) (*storage.User, error) {
+	if err := checkRoles(add); err != nil {
+		return nil, err
+	}
+	if err := checkRoles(remove); err != nil {
+		return nil, err
+	}
+	if !validID(userID) {
+		return nil, ErrNotFound
+	}
+	var u *storage.User
+	err := s.store.InTx(ctx, func(ctx context.Context) error {
+		if _, err := s.store.SetUserRoles(ctx, userID, add, remove); err != nil {
+			return err
+		}
+		var err error
+		u, err = s.store.User(ctx, userID)
+		return err
+	})
+	if errors.Is(err, storage.ErrNotFound) {
+		return nil, ErrNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("account: set roles: %w", err)
 	}
 	return u, nil
 }

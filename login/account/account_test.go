@@ -2,6 +2,7 @@ package account
 
 import (
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -38,7 +39,7 @@ func TestCreateGetListDelete(t *testing.T) {
 			t.Errorf("ID = %q, want an opaque UUID", u.ID)
 		}
 		if u.Email != "alice@example.com" || u.PreferredUsername() != "alice" || u.Name != "Alice Liddell" ||
-			u.Role != RoleUser || !u.EmailVerified || !u.PhoneVerified || u.Phone != "+14155550100" {
+			u.Roles == nil || len(u.Roles) != 0 || !u.EmailVerified || !u.PhoneVerified || u.Phone != "+14155550100" {
 			t.Errorf("Create stored %+v", u)
 		}
 		if !phcPattern.MatchString(u.PasswordHash) {
@@ -49,9 +50,12 @@ func TestCreateGetListDelete(t *testing.T) {
 		if err != nil || got.Email != u.Email || got.PasswordHash != u.PasswordHash {
 			t.Fatalf("Get = %+v, %v", got, err)
 		}
-		bob := mustCreate(t, s, NewUser{Email: "bob@example.com", Password: "another password", Role: RoleAdmin})
-		if bob.Username != nil || bob.Role != RoleAdmin {
-			t.Errorf("bob = %+v, want no username and role admin", bob)
+		bob := mustCreate(t, s, NewUser{Email: "bob@example.com", Password: "another password", Roles: []string{"billing", RoleAdmin, "billing"}})
+		if bob.Username != nil || !slices.Equal(bob.Roles, []string{RoleAdmin, "billing"}) {
+			t.Errorf("bob = %+v, want no username and roles [admin billing]", bob)
+		}
+		if got, err := s.Get(ctx, bob.ID); err != nil || !slices.Equal(got.Roles, []string{RoleAdmin, "billing"}) {
+			t.Errorf("Get(bob).Roles = %q, %v; want [admin billing]", got.Roles, err)
 		}
 
 		list, err := s.List(ctx, 0, 10)
@@ -195,7 +199,8 @@ func TestCreateValidation(t *testing.T) {
 			{"10 kB name", with(func(n *NewUser) { n.Name = huge }), "name"},
 			{"name with NUL", with(func(n *NewUser) { n.Name = "a\x00b" }), "name"},
 			{"name invalid UTF-8", with(func(n *NewUser) { n.Name = "\xff" }), "name"},
-			{"bad role", with(func(n *NewUser) { n.Role = "root" }), "role"},
+			{"bad role", with(func(n *NewUser) { n.Roles = []string{"admin", "Root"} }), "roles"},
+			{"empty role", with(func(n *NewUser) { n.Roles = []string{""} }), "roles"},
 		}
 		for _, tc := range tests {
 			t.Run(tc.name, func(t *testing.T) {

@@ -88,13 +88,13 @@ func TestAuthenticateDisabledAndPasswordless(t *testing.T) {
 		if u, err := s.Authenticate(ctx, "alice", alicePassword); u != nil || !errors.Is(err, ErrInvalidCredentials) {
 			t.Errorf("Authenticate(disabled) = %+v, %v; want ErrInvalidCredentials", u, err)
 		}
-		if err := st.CreateUser(ctx, &storage.User{ID: "fed", Email: "fed@example.com", Role: RoleUser}); err != nil {
+		if err := st.CreateUser(ctx, &storage.User{ID: "fed", Email: "fed@example.com"}); err != nil {
 			t.Fatal(err)
 		}
 		if u, err := s.Authenticate(ctx, "fed@example.com", ""); u != nil || !errors.Is(err, ErrInvalidCredentials) {
 			t.Errorf("Authenticate(no password) = %+v, %v; want ErrInvalidCredentials", u, err)
 		}
-		if err := st.CreateUser(ctx, &storage.User{ID: "bad", Email: "bad@example.com", Role: RoleUser, PasswordHash: "$2a$10$bcrypt"}); err != nil {
+		if err := st.CreateUser(ctx, &storage.User{ID: "bad", Email: "bad@example.com", PasswordHash: "$2a$10$bcrypt"}); err != nil {
 			t.Fatal(err)
 		}
 		_, err := s.Authenticate(ctx, "bad@example.com", "whatever1")

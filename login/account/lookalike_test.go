@@ -189,7 +189,7 @@ func TestFillEmailSkeletons(t *testing.T) {
 			{ID: "u-alice-dotless", Email: "alıce@example.com"},
 			{ID: "u-bob", Email: "bob@example.com"},
 		} {
-			u.PasswordHash, u.Role = "$argon2id$fake", RoleUser
+			u.PasswordHash = "$argon2id$fake"
 			if err := e.store.CreateUser(ctx, u); err != nil { // no skeleton: as before the migration
 				t.Fatal(err)
 			}

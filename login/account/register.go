@@ -36,7 +36,7 @@ func (s *Service) Register(ctx context.Context, nu NewUser) (string, error) {
 	if s.cfg.Notifier == nil {
 		return "", ErrNoNotifier
 	}
-	nu.EmailVerified, nu.PhoneVerified, nu.Role = false, false, RoleUser
+	nu.EmailVerified, nu.PhoneVerified, nu.Roles = false, false, nil
 	nu.Phone = ""
 	u, err := s.newUser(nu)
 	if err != nil {

@@ -3,6 +3,7 @@ package api
 import (
 	"errors"
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/gorilla/mux"
@@ -34,7 +35,7 @@ type Account struct {
 func (h *Handler) accountOf(u *storage.User) Account {
 	a := Account{
 		ID: u.ID, Email: u.Email, EmailVerified: u.EmailVerified, Username: u.Username, Name: u.Name, Bio: u.Bio,
-		PhoneNumberVerified: u.PhoneVerified, Roles: []string{},
+		PhoneNumberVerified: u.PhoneVerified, Roles: slices.Clone(u.Roles),
 		CreatedAt: u.CreatedAt.UTC(), UpdatedAt: u.UpdatedAt.UTC(),
 	}
 	if u.AvatarETag != "" {
@@ -44,8 +45,8 @@ func (h *Handler) accountOf(u *storage.User) Account {
 	if u.Phone != "" {
 		a.PhoneNumber = &u.Phone
 	}
-	if u.Role == account.RoleAdmin {
-		a.Roles = append(a.Roles, account.RoleAdmin)
+	if a.Roles == nil {
+		a.Roles = []string{}
 	}
 	if u.PasswordChangedAt.Valid {
 		t := u.PasswordChangedAt.Time.UTC()

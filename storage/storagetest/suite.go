@@ -42,6 +42,10 @@ func Run(t *testing.T, open func(t testing.TB) *storage.Store) {
 		{"RefreshRotationRace", testRefreshRotationRace},
 		{"Transactions", testTransactions},
 		{"Users", testUsers},
+		{"Roles", testRoles},
+		{"SetUserRoles", testSetUserRoles},
+		{"SetUserRolesRace", testSetUserRolesRace},
+		{"RolesContainPattern", testRolesContainPattern},
 		{"AdmitAttempt", testAdmitAttempt},
 		{"AdmitAttemptRace", testAdmitAttemptRace},
 		{"Devices", testDevices},
@@ -761,7 +765,7 @@ func testTransactions(t *testing.T, s *storage.Store) {
 }
 
 func newUser(id, email string) *storage.User {
-	return &storage.User{ID: id, Email: email, PasswordHash: "$argon2id$fake", Role: "user"}
+	return &storage.User{ID: id, Email: email, PasswordHash: "$argon2id$fake"}
 }
 
 func testUsers(t *testing.T, s *storage.Store) {
