@@ -84,7 +84,7 @@ func (s *Store) FindUsers(ctx context.Context, q UserQuery) ([]*User, error) {
 		})
 	}
 	if q.Role != "" {
-		sel = sel.Where(`roles LIKE ? ESCAPE '\'`, rolesPattern(q.Role))
+		sel = sel.Where(`roles LIKE ? ESCAPE '\'`, RolesContainPattern(q.Role))
 	}
 	if q.Active != nil {
 		sel = sel.Where("disabled = ?", !*q.Active)
@@ -124,10 +124,6 @@ func escapeLike(s string) string {
 	return strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`).Replace(s)
 }
 
-// rolesPattern is the LIKE pattern (ESCAPE '\') of a roles column that
-// holds role: the column is a JSON array of names, and names cannot hold a
-// quote, so the quoted name matches exactly that element.
-func rolesPattern(role string) string { return `%"` + escapeLike(role) + `"%` }
 
 // ResetDeviceAttempts clears the failure counts and locks of every browser
 // trusted for the user.

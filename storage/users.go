@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/uptrace/bun"
@@ -317,6 +316,5 @@ func roleSet(roles, add, remove []string) []string {
 // name has no quote, backslash or %, but may have _, LIKE's one-character
 // wildcard, which the pattern escapes: a_b does not match axb.
 func RolesContainPattern(role string) string {
-	r := strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`)
-	return `%"` + r.Replace(role) + `"%`
+	return `%"` + escapeLike(role) + `"%`
 }

@@ -414,3 +414,11 @@ func exactArgs(n int) cobra.PositionalArgs {
 		return nil
 	}
 }
+
+// nonNilList prints a missing list as [].
+func nonNilList(l []string) []string {
+	if l == nil {
+		return []string{}
+	}
+	return l
+}

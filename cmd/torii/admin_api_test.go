@@ -198,7 +198,7 @@ func TestAdminAPIUsers(t *testing.T) {
 			{"active", map[string]any{"email": "x@example.com", "password": "a quiet walrus sings", "active": false}, 400, "validation", "active"},
 			{"bad role", map[string]any{"email": "x@example.com", "password": "a quiet walrus sings", "roles": []string{"Admin"}}, 400, "validation", "roles"},
 			{"SQL in a role", map[string]any{"email": "x@example.com", "password": "a quiet walrus sings", "roles": []string{"x';--"}}, 400, "validation", "roles"},
-			{"roles not a list", map[string]any{"email": "x@example.com", "password": "a quiet walrus sings", ""roles": "admin"}, 400, "validation", "roles"},
+			{"roles not a list", map[string]any{"email": "x@example.com", "password": "a quiet walrus sings", "roles": "admin"}, 400, "validation", "roles"},
 			{"bad phone", map[string]any{"email": "x@example.com", "password": "a quiet walrus sings", "phone_number": "555"}, 400, "validation", "phone_number"},
 			{"taken email", map[string]any{"email": "TAKEN@example.com", "password": "a quiet walrus sings"}, 409, "conflict", "email"},
 			{"taken username", map[string]any{"email": "y@example.com", "password": "a quiet walrus sings", "username": "ANN"}, 409, "conflict", "username"},
