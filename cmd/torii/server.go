@@ -35,7 +35,9 @@ type server struct {
 	provider *provider.Provider
 	outbox   *notify.Outbox
 	handler  http.Handler
-	ready    atomic.Bool
+	// router is handler before any wrapping: tests walk its routes.
+	router *mux.Router
+	ready  atomic.Bool
 }
 
 // serverOptions holds what tests may change; serve uses the zero value.
@@ -127,6 +129,10 @@ func newServer(ctx context.Context, cfg Config, log *slog.Logger, opts serverOpt
 	if err != nil {
 		return nil, err
 	}
+	docs, err := api.NewDocs(ctx)
+	if err != nil {
+		return nil, err
+	}
 
 	s := &server{cfg: cfg, log: log, store: store, accounts: accounts, provider: prov, outbox: outbox}
 	reg := opts.Registry
@@ -147,6 +153,7 @@ func newServer(ctx context.Context, cfg Config, log *slog.Logger, opts serverOpt
 	prov.Routes(r)
 	loginHandler.Routes(r)
 	apiHandler.Routes(r)
+	docs.Routes(r)
 	r.NotFoundHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if strings.HasPrefix(r.URL.Path, api.Prefix+"/") {
 			api.NotFound(w, r)
@@ -161,7 +168,7 @@ func newServer(ctx context.Context, cfg Config, log *slog.Logger, opts serverOpt
 		}
 		http.Error(w, "405 method not allowed", http.StatusMethodNotAllowed)
 	})
-	s.handler = r
+	s.handler, s.router = r, r
 	s.ready.Store(true)
 	ok = true
 	return s, nil
