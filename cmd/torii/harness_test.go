@@ -118,13 +118,16 @@ func newEnv(t testing.TB, dbURL string, opts ...envOption) *env {
 	e.nodes = []*server{srv}
 	e.route.Store(&e.nodes)
 	// Like a load balancer: the X-Test-Node header picks a node (default 0).
+	// Every answer on a documented route is checked against the OpenAPI
+	// document (validateResponses).
 	ts.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		nodes := *e.route.Load()
 		i := 0
 		if n := r.Header.Get("X-Test-Node"); n != "" {
 			i, _ = strconv.Atoi(n)
 		}
-		nodes[i%len(nodes)].handler.ServeHTTP(w, r)
+		n := nodes[i%len(nodes)]
+		validateResponses(t, publicListener, n.router, n.handler).ServeHTTP(w, r)
 	})
 	ts.Start()
 	t.Cleanup(func() {
