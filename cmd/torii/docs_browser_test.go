@@ -26,8 +26,9 @@ func TestBrowserAPIDocs(t *testing.T) {
 		var text string
 		switch e := ev.(type) {
 		case *cdplog.EventEntryAdded:
-			if e.Entry.Source == cdplog.SourceSecurity || e.Entry.Level == cdplog.LevelError {
-				text = string(e.Entry.Source) + ": " + e.Entry.Text
+			// Chromium asks for /favicon.ico by itself; Torii has none.
+			if (e.Entry.Source == cdplog.SourceSecurity || e.Entry.Level == cdplog.LevelError) && !strings.HasSuffix(e.Entry.URL, "/favicon.ico") {
+				text = string(e.Entry.Source) + ": " + e.Entry.Text + " " + e.Entry.URL
 			}
 		case *runtime.EventExceptionThrown:
 			text = "exception: " + e.ExceptionDetails.Text

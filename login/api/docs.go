@@ -330,6 +330,7 @@ func renderDocs(doc *openapi3.T) ([]byte, error) {
 	}
 	tmpl, err := template.New("docs").Funcs(template.FuncMap{
 		"paragraphs": paragraphs,
+		"prose":      prose,
 		"lower":      strings.ToLower,
 		"anchor":     anchorOf,
 	}).Parse(docsHTML)
@@ -363,6 +364,20 @@ func paragraphs(s string) []string {
 		}
 	}
 	return out
+}
+
+// prose renders text with its `code` spans as <code>; everything else is
+// escaped.
+func prose(s string) template.HTML {
+	var b strings.Builder
+	for i, part := range strings.Split(s, "`") {
+		if i%2 == 1 {
+			b.WriteString("<code>" + template.HTMLEscapeString(part) + "</code>")
+		} else {
+			b.WriteString(template.HTMLEscapeString(part))
+		}
+	}
+	return template.HTML(b.String())
 }
 
 // contentOf lists a content map's media types in order.
