@@ -121,18 +121,22 @@ func newEnv(t testing.TB, dbURL string, opts ...envOption) *env {
 	e.nodes = []*server{srv}
 	e.route.Store(&e.nodes)
 	// Like a load balancer: the X-Test-Node header picks a node (default 0).
+	// Every answer on a documented route is checked against the OpenAPI
+	// document (validateResponses).
 	ts.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		nodes := *e.route.Load()
 		i := 0
 		if n := r.Header.Get("X-Test-Node"); n != "" {
 			i, _ = strconv.Atoi(n)
 		}
-		nodes[i%len(nodes)].handler.ServeHTTP(w, r)
+		n := nodes[i%len(nodes)]
+		validateResponses(t, publicListener, n.router, n.handler).ServeHTTP(w, r)
 	})
 	ts.Start()
 	if srv.adminHandler != nil {
 		e.admin = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			(*e.route.Load())[0].adminHandler.ServeHTTP(w, r)
+			n := (*e.route.Load())[0]
+			validateResponses(t, adminListener, n.adminRouter, n.adminHandler).ServeHTTP(w, r)
 		}))
 		t.Cleanup(e.admin.Close)
 	}

@@ -35,8 +35,12 @@ type server struct {
 	provider *provider.Provider
 	outbox   *notify.Outbox
 	handler  http.Handler
-	// adminHandler serves the admin API's listener; nil when it is off.
+	// router is handler before any wrapping: tests walk its routes.
+	router *mux.Router
+	// adminHandler serves the admin API's listener, and adminRouter is it
+	// unwrapped; nil when the admin API is off.
 	adminHandler http.Handler
+	adminRouter  *mux.Router
 	ready        atomic.Bool
 }
 
@@ -134,6 +138,10 @@ func newServer(ctx context.Context, cfg Config, log *slog.Logger, opts serverOpt
 	if err != nil {
 		return nil, err
 	}
+	docs, err := api.NewDocs(ctx)
+	if err != nil {
+		return nil, err
+	}
 
 	s := &server{cfg: cfg, log: log, store: store, accounts: accounts, provider: prov, outbox: outbox}
 	reg := opts.Registry
@@ -155,8 +163,9 @@ func newServer(ctx context.Context, cfg Config, log *slog.Logger, opts serverOpt
 	prov.Routes(r)
 	loginHandler.Routes(r)
 	apiHandler.Routes(r)
+	docs.Routes(r)
 	apiErrors(r)
-	s.handler = r
+	s.handler, s.router = r, r
 	if cfg.AdminAddr != "" {
 		// The admin API's own router: only its routes and the probes, so
 		// that it can listen on an operator network apart from the
@@ -169,8 +178,9 @@ func newServer(ctx context.Context, cfg Config, log *slog.Logger, opts serverOpt
 			w.Write([]byte("ok\n"))
 		}).Methods("GET", "HEAD")
 		apiHandler.AdminRoutes(ar)
+		docs.Routes(ar)
 		apiErrors(ar)
-		s.adminHandler = ar
+		s.adminHandler, s.adminRouter = ar, ar
 	}
 	s.ready.Store(true)
 	ok = true
