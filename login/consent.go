@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/torii-idp/torii/provider"
 	"github.com/torii-idp/torii/storage"
 	"github.com/torii-idp/torii/templates"
 )
@@ -28,6 +29,17 @@ func (h *Handler) pending(ctx context.Context, req string) (*storage.AuthRequest
 		return nil, nil, err
 	}
 	return ar, c, nil
+}
+
+// consentScopes returns the scopes of a stored request form that u may be
+// granted (provider.GrantableScopes: torii:admin only with the role admin),
+// in order, without duplicates: the page asks for those, and records them.
+func consentScopes(form string, u *storage.User) ([]string, error) {
+	scopes, err := requestedScopes(form)
+	if err != nil {
+		return nil, err
+	}
+	return provider.GrantableScopes(u, scopes), nil
 }
 
 // requestedScopes returns the scopes of a stored request form, in order,
@@ -70,7 +82,7 @@ func (h *Handler) consentForm(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	scopes, err := requestedScopes(ar.Form)
+	scopes, err := consentScopes(ar.Form, u)
 	if err != nil {
 		return err
 	}
@@ -107,7 +119,7 @@ func (h *Handler) consent(w http.ResponseWriter, r *http.Request) error {
 	if action != "allow" && action != "deny" {
 		return errBadRequest
 	}
-	ls, _, err := h.current(r)
+	ls, u, err := h.current(r)
 	if err != nil {
 		return err
 	}
@@ -123,7 +135,7 @@ func (h *Handler) consent(w http.ResponseWriter, r *http.Request) error {
 		h.log.InfoContext(ctx, "login: consent denied", "subject", ls.Subject, "client_id", c.ID)
 		return redirect(w, r, resumeURL(req)+"&deny=1")
 	}
-	scopes, err := requestedScopes(ar.Form)
+	scopes, err := consentScopes(ar.Form, u)
 	if err != nil {
 		return err
 	}

@@ -213,24 +213,6 @@ func (p *Provider) proceed(w http.ResponseWriter, r *http.Request, ar fosite.Aut
 		return
 	}
 
-	client := ar.GetClient().(*storage.Client)
-	scopes := ar.GetRequestedScopes()
-	if !client.SkipConsent {
-		consented, err := p.hasConsent(ctx, signin.Subject, client.ID, scopes, prompts, requestedAt)
-		if err != nil {
-			p.writeAuthorizeError(w, r, ar, storageFault(err))
-			return
-		}
-		if !consented {
-			if slices.Contains(prompts, "none") {
-				p.writeAuthorizeError(w, r, ar, fosite.ErrConsentRequired.WithHint("The user has not yet allowed this application."))
-				return
-			}
-			p.sendTo(w, r, ar, pending, ConsentPath)
-			return
-		}
-	}
-
 	user := signin.User
 	var err error
 	if user == nil {
@@ -248,6 +230,27 @@ func (p *Provider) proceed(w http.ResponseWriter, r *http.Request, ar fosite.Aut
 		p.writeAuthorizeError(w, r, ar, fosite.ErrAccessDenied.WithHint("The account is disabled."))
 		return
 	}
+
+	client := ar.GetClient().(*storage.Client)
+	// What this user may be granted of what the client asked for (and may
+	// ask for): consent is asked, and the code granted, for that only.
+	scopes := GrantableScopes(user, ar.GetRequestedScopes())
+	if !client.SkipConsent {
+		consented, err := p.hasConsent(ctx, signin.Subject, client.ID, scopes, prompts, requestedAt)
+		if err != nil {
+			p.writeAuthorizeError(w, r, ar, storageFault(err))
+			return
+		}
+		if !consented {
+			if slices.Contains(prompts, "none") {
+				p.writeAuthorizeError(w, r, ar, fosite.ErrConsentRequired.WithHint("The user has not yet allowed this application."))
+				return
+			}
+			p.sendTo(w, r, ar, pending, ConsentPath)
+			return
+		}
+	}
+
 	for _, s := range scopes {
 		ar.GrantScope(s)
 	}

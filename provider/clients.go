@@ -80,7 +80,7 @@ var (
 	// ones and the password grant's second step, which every client allowed
 	// the password grant may use.
 	grantTypesSupported = append(slices.Clone(GrantTypes), GrantTypeMFAOTP)
-	Scopes              = []string{"openid", "profile", "email", "phone", "offline_access", "account"}
+	Scopes              = []string{"openid", "profile", "email", "phone", "offline_access", "account", ScopeRoles, ScopeAdmin}
 )
 
 var clientIDPattern = regexp.MustCompile(`^[A-Za-z0-9._~-]{1,128}$`)

@@ -8,6 +8,7 @@ import (
 	"mime"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -73,6 +74,11 @@ func (p *Provider) introspect(w http.ResponseWriter, r *http.Request) {
 	}
 	if a := ar.GetGrantedAudience(); len(a) > 0 {
 		resp["aud"] = a
+	}
+	if sess, ok := ar.GetSession().(*Session); ok && ar.GetGrantedScopes().Has(ScopeRoles) {
+		if roles, ok := rolesClaim(sess); ok {
+			resp["roles"] = roles
+		}
 	}
 	switch use {
 	case fosite.AccessToken:
@@ -185,8 +191,11 @@ func (p *Provider) bearerError(w http.ResponseWriter, status int, code, descript
 	json.NewEncoder(w).Encode(map[string]string{"error": code, "error_description": description})
 }
 
-// scopeClaims returns the standard claims the granted scopes release. The
-// ID token omits empty values; userinfo does too.
+// scopeClaims returns the claims the granted scopes release: the standard
+// ones, and "roles" (always, [] for none) with scope roles. The ID token
+// omits empty values; userinfo does too. Stored with a code's or token's
+// session, they are also what a JWT access token and introspection tell
+// of the roles: the user's as the token was issued.
 func (p *Provider) scopeClaims(u *storage.User, scopes fosite.Arguments) map[string]any {
 	c := map[string]any{}
 	if scopes.Has("profile") {
@@ -208,6 +217,13 @@ func (p *Provider) scopeClaims(u *storage.User, scopes fosite.Arguments) map[str
 	if scopes.Has("phone") && u.Phone != "" {
 		c["phone_number"] = u.Phone
 		c["phone_number_verified"] = u.PhoneVerified
+	}
+	if scopes.Has(ScopeRoles) {
+		roles := slices.Clone(u.Roles)
+		if roles == nil {
+			roles = []string{}
+		}
+		c["roles"] = roles
 	}
 	return c
 }

@@ -81,6 +81,9 @@ type atClaims struct {
 	ClientID string   `json:"client_id"`
 	Scope    string   `json:"scope,omitempty"`
 	AuthTime int64    `json:"auth_time,omitempty"`
+	// Roles are the user's roles with scope roles ([] for none); absent
+	// otherwise and in a client's own token.
+	Roles []string `json:"roles,omitzero"`
 }
 
 func (s *tokenStrategy) generateJWT(ctx context.Context, r fosite.Requester, c *storage.Client) (string, string, error) {
@@ -106,6 +109,11 @@ func (s *tokenStrategy) generateJWT(ctx context.Context, r fosite.Requester, c *
 	}
 	if sess != nil && sess.Claims != nil && !sess.Claims.AuthTime.IsZero() {
 		claims.AuthTime = sess.Claims.AuthTime.Unix()
+	}
+	if r.GetGrantedScopes().Has(ScopeRoles) {
+		if roles, ok := rolesClaim(sess); ok {
+			claims.Roles = roles
+		}
 	}
 	token, err := s.signer.sign(ctx, c.IDTokenAlg, claims, map[string]any{"typ": "at+jwt"})
 	if err != nil {

@@ -206,6 +206,9 @@ func (p *Provider) prepareGrant(ctx context.Context, ar fosite.AccessRequester) 
 		if err != nil {
 			return storageFault(err)
 		}
+		if err := grantForUser(ar, u); err != nil {
+			return err
+		}
 		sess.Username = u.PreferredUsername()
 		sess.IDTokenClaims().Extra = p.scopeClaims(u, ar.GetGrantedScopes())
 		sess.IDTokenClaims().Extra["azp"] = client.ID
@@ -232,7 +235,8 @@ func (p *Provider) prepareGrant(ctx context.Context, ar fosite.AccessRequester) 
 			}
 		}
 		// A deleted or disabled user's grants end with them; refreshed ID
-		// tokens carry the user's current claims.
+		// tokens carry the user's current claims, and the grant the scopes
+		// the user may still have.
 		{
 			u, err := p.store.User(ctx, sess.Subject)
 			if errors.Is(err, storage.ErrNotFound) {
@@ -245,6 +249,11 @@ func (p *Provider) prepareGrant(ctx context.Context, ar fosite.AccessRequester) 
 			}
 			if u.PasswordChangedAt.Valid && u.PasswordChangedAt.Time.After(sess.GrantedAt) && ar.GetID() != u.KeptGrant {
 				return fosite.ErrInvalidGrant.WithHint("The password changed since this grant was made; sign in again.")
+			}
+			// A user who lost a role loses its scope (torii:admin) for
+			// good: the rotated refresh token no longer carries it.
+			if err := grantForUser(ar, u); err != nil {
+				return err
 			}
 			claims := sess.IDTokenClaims()
 			azp := claims.Extra["azp"]
