@@ -126,7 +126,7 @@ func TestAdminAPIAccess(t *testing.T) {
 				status, body, h := a.adm("GET", "/users", tc.token, nil)
 				if tc.status == 200 {
 					if status != 200 {
-						t.Errorf("got %d %v", status, body)
+						t.Errorf("got %d %v\n%s", status, body, a.logs)
 					}
 					return
 				}
@@ -179,7 +179,7 @@ func TestAdminAPIUsers(t *testing.T) {
 		if h.Get("Location") != api.AdminPrefix+"/users/"+annID {
 			t.Errorf("Location = %q", h.Get("Location"))
 		}
-		a.tokens("ann@example.com", "openid") // signs in
+		a.tokensWith("ann@example.com", "a quiet walrus sings", "openid") // signs in
 
 		for _, tc := range []struct {
 			name   string
@@ -263,7 +263,7 @@ func TestAdminAPIUsers(t *testing.T) {
 
 		// Deactivate: sessions end, tokens die, sign-in fails; delete only
 		// then.
-		access, refresh := a.tokens("ann.b@example.com", "openid offline_access account")
+		access, refresh := a.tokensWith("ann.b@example.com", "a quiet walrus sings", "openid offline_access account")
 		status, body, h = a.adm("DELETE", "/users/"+annID, tok, nil)
 		wantProblem(t, status, body, h, 409, "conflict", "")
 		if status, body, _ := a.adm("POST", "/users/"+annID+"/deactivate", tok, nil); status != 200 || body["active"] != false {
@@ -280,7 +280,7 @@ func TestAdminAPIUsers(t *testing.T) {
 		if status, body, _ := a.adm("POST", "/users/"+annID+"/activate", tok, nil); status != 200 || body["active"] != true {
 			t.Fatalf("activate = %d %v", status, body)
 		}
-		a.tokens("ann.b@example.com", "openid")
+		a.tokensWith("ann.b@example.com", "a quiet walrus sings", "openid")
 		a.adm("POST", "/users/"+annID+"/deactivate", tok, nil)
 		if status, _, _ := a.adm("DELETE", "/users/"+annID, tok, nil); status != 204 {
 			t.Errorf("delete = %d", status)
@@ -563,7 +563,8 @@ func TestAdminAPIUserListing(t *testing.T) {
 		for _, tc := range []struct{ query, field string }{
 			{"limit=0", "limit"}, {"limit=201", "limit"}, {"limit=abc", "limit"}, {"limit=-1", "limit"}, {"limit=%2B5", "limit"},
 			{"limit=99999999999999999999", "limit"},
-			{"sort=name", "sort"}, {"sort=created_at;DROP%20TABLE%20users", "sort"},
+			{"sort=name", "sort"}, {"sort=created_at%3BDROP%20TABLE%20users", "sort"}, {"sort=created_at;DROP%20TABLE%20users", "query"},
+			{"q=%zz", "query"},
 			{"active=yes", "active"}, {"verified=1", "verified"},
 			{"role=Admin", "role"}, {"role=%27%20OR%201%3D1--", "role"}, {"role=a%25", "role"},
 			{"q=" + strings.Repeat("q", 10_000), "q"}, {"q=a%00b", "q"},

@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"runtime/debug"
 	"slices"
 	"strconv"
 	"strings"
@@ -138,7 +139,7 @@ func recoverPanics(log *slog.Logger) mux.MiddlewareFunc {
 					if v == http.ErrAbortHandler {
 						panic(v)
 					}
-					log.ErrorContext(r.Context(), "panic serving request", "panic", v, "path", r.URL.Path)
+					log.ErrorContext(r.Context(), "panic serving request", "panic", v, "path", r.URL.Path, "stack", string(debug.Stack()))
 					http.Error(w, "internal server error", http.StatusInternalServerError)
 				}
 			}()

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"slices"
 	"time"
 
 	"github.com/torii-idp/torii/login/notify"
@@ -249,6 +250,9 @@ func (s *Service) AdminUpdate(ctx context.Context, userID string, c AdminChanges
 		u.PhoneVerified = *c.PhoneVerified
 		columns = append(columns, "phone_verified")
 	}
+	// A column named twice (email_verified after an address change)
+	// would be two assignments, which PostgreSQL refuses.
+	columns = slices.Compact(slices.Sorted(slices.Values(columns)))
 	err = s.store.InTx(ctx, func(ctx context.Context) error {
 		if err := s.store.UpdateUser(ctx, u, columns...); err != nil {
 			return err

@@ -49,7 +49,7 @@ const AdminPrefix = Prefix + "/admin"
 const AdminPicturePath = AdminPrefix + "/users/{id}/picture"
 
 // ScopeAdmin is the scope an access token needs for the admin API.
-const ScopeAdmin = "torii:admin"
+const ScopeAdmin = provider.ScopeAdmin
 
 // Admin is what the admin API needs of the provider besides Tokens.
 type Admin interface {

@@ -104,7 +104,7 @@ func parseListQuery(raw string) (storage.UserQuery, string, error) {
 	q := storage.UserQuery{Limit: defaultPageSize, Sort: storage.SortCreated}
 	values, err := url.ParseQuery(raw)
 	if err != nil {
-		return q, "", problem(http.StatusBadRequest, "malformed", "The query string could not be read.")
+		return q, "", invalid(FieldError{Field: "query", Message: "could not be read (a bare ; or a bad % escape)"})
 	}
 	var f fields
 	for name, vs := range values {
@@ -115,8 +115,8 @@ func parseListQuery(raw string) (storage.UserQuery, string, error) {
 			f = append(f, FieldError{Field: name, Message: "is given more than once"})
 		}
 	}
-	if len(f) > 0 {
-		return q, "", f.problem()
+	if p := f.problem(); p != nil {
+		return q, "", p
 	}
 	get := values.Get
 	if s := get("limit"); s != "" {
@@ -165,7 +165,10 @@ func parseListQuery(raw string) (storage.UserQuery, string, error) {
 	if len(cursor) > maxCursorBytes {
 		f = append(f, FieldError{Field: "cursor", Message: "is not a cursor of this listing; start again without one"})
 	}
-	return q, cursor, f.problem()
+	if p := f.problem(); p != nil {
+		return q, "", p
+	}
+	return q, cursor, nil
 }
 
 // adminCreateRequest is a new user. Exactly one of password and
