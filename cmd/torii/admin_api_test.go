@@ -203,6 +203,9 @@ func TestAdminAPIUsers(t *testing.T) {
 			{"taken email", map[string]any{"email": "TAKEN@example.com", "password": "a quiet walrus sings"}, 409, "conflict", "email"},
 			{"taken username", map[string]any{"email": "y@example.com", "password": "a quiet walrus sings", "username": "ANN"}, 409, "conflict", "username"},
 			{"not JSON", "email=x", 400, "malformed", ""},
+			{"truncated JSON", `{"email":"x@example.com","pass`, 400, "malformed", ""},
+			{"two objects", `{"email":"x@example.com"}{}`, 400, "malformed", ""},
+			{"email a number", map[string]any{"email": 5, "password": "a quiet walrus sings"}, 400, "validation", "email"},
 		} {
 			t.Run(tc.name, func(t *testing.T) {
 				status, body, h := a.adm("POST", "/users", tok, tc.body)
@@ -585,6 +588,7 @@ func TestAdminAPIClientsAndKeys(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, dbURL string) {
 		a := newAdminEnv(t, dbURL)
 		tok := a.token
+		userID := a.user("someone@example.com")
 
 		status, body, h := a.adm("POST", "/clients", tok, map[string]any{"client_id": "shop", "client_name": "Shop",
 			"redirect_uris": []string{"https://shop.example/cb"}, "grant_types": []string{"authorization_code", "refresh_token", "client_credentials"},
@@ -636,6 +640,10 @@ func TestAdminAPIClientsAndKeys(t *testing.T) {
 			kind   string
 		}{
 			{"taken ID", "POST", "/clients", map[string]any{"client_id": "shop", "redirect_uris": []string{"https://x.example/cb"}}, 409, "conflict"},
+			// A client's own tokens have its ID as subject: never a user's.
+			{"a user's ID", "POST", "/clients", map[string]any{"client_id": userID, "grant_types": []string{"client_credentials"}}, 409, "conflict"},
+			{"truncated JSON", "POST", "/clients", `{"client_id":"x","redirect_uris":["https://x`, 400, "malformed"},
+			{"wrong type", "POST", "/clients", map[string]any{"client_id": "x", "redirect_uris": "https://x.example/cb"}, 400, "validation"},
 			{"no ID", "POST", "/clients", map[string]any{"redirect_uris": []string{"https://x.example/cb"}}, 400, "validation"},
 			{"SQL in the ID", "POST", "/clients", map[string]any{"client_id": "x'; DROP TABLE clients;--", "redirect_uris": []string{"https://x.example/cb"}}, 400, "validation"},
 			{"unknown member", "POST", "/clients", map[string]any{"client_id": "x", "secret_hash": "00"}, 400, "validation"},
