@@ -261,7 +261,9 @@ func (h *Handler) adminRotateKeys(w http.ResponseWriter, r *http.Request, _ *adm
 	var in struct {
 		Algorithms []string `json:"algorithms"`
 	}
-	if r.ContentLength != 0 {
+	// No body (no length and no type, or an empty one) rotates every
+	// algorithm.
+	if r.ContentLength > 0 || (r.ContentLength < 0 && r.Header.Get("Content-Type") != "") {
 		if p := decode(w, r, &in); p != nil {
 			return p
 		}

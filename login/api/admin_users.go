@@ -375,10 +375,16 @@ func (h *Handler) adminPasswordReset(w http.ResponseWriter, r *http.Request, _ *
 		return err
 	}
 	err = h.accounts.SendPasswordReset(ctx, u.ID)
-	var ve *account.ValidationError
-	if errors.As(err, &ve) && ve.Field == "active" {
+	var (
+		ve *account.ValidationError
+		rl *account.RateLimitError
+	)
+	switch {
+	case errors.As(err, &ve) && ve.Field == "active":
 		return problem(http.StatusConflict, "conflict", ve.Message)
-	} else if err != nil {
+	case errors.As(err, &rl):
+		return tooMany(rl.RetryAfter, "Too many reset links were mailed to this user; wait before sending another.")
+	case err != nil:
 		return err
 	}
 	w.WriteHeader(http.StatusAccepted)
