@@ -61,6 +61,14 @@ func TestRolesClaim(t *testing.T) {
 		id, secret := e.client(provider.ClientSpec{ID: "webapp", SkipConsent: true, TokenFormat: provider.FormatJWT,
 			Scopes: []string{"openid", "email", "offline_access", provider.ScopeRoles}})
 		op := e.oidcProvider()
+		var doc struct {
+			Scopes []string `json:"scopes_supported"`
+			Claims []string `json:"claims_supported"`
+		}
+		if err := op.Claims(&doc); err != nil || !slices.Contains(doc.Scopes, provider.ScopeRoles) ||
+			!slices.Contains(doc.Scopes, provider.ScopeAdmin) || !slices.Contains(doc.Claims, "roles") {
+			t.Errorf("discovery scopes_supported %q, claims_supported %q (%v); want roles, torii:admin and the claim roles", doc.Scopes, doc.Claims, err)
+		}
 		keys := oidc.NewRemoteKeySet(e.ctx(), e.issuer+"/.well-known/jwks.json")
 		for _, tc := range []struct {
 			name, user string
