@@ -253,7 +253,7 @@ func (p *Provider) discoveryDocument() ([]byte, error) {
 		"revocation_endpoint_auth_methods_supported":    []string{"client_secret_basic", "client_secret_post", "none"},
 		"code_challenge_methods_supported":              []string{"S256"},
 		"claims_supported": []string{"sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "at_hash", "azp", "amr", "acr",
-			"name", "preferred_username", "picture", "updated_at", "email", "email_verified", "phone_number", "phone_number_verified"},
+			"name", "preferred_username", "picture", "updated_at", "email", "email_verified", "phone_number", "phone_number_verified", "roles"},
 		"prompt_values_supported":                        []string{"none", "login", "consent", "select_account"},
 		"claims_parameter_supported":                     false,
 		"request_parameter_supported":                    false,

@@ -21,15 +21,15 @@ const (
 const roleAdmin = "admin"
 
 // GrantableScopes returns those of scopes that may be granted for u: every
-// one but ScopeAdmin when u lacks the role admin (or is nil). It is the one rule of
-// user scopes: the authorization endpoint, the consent page (which neither
-// shows nor records the others), the password grant and its code step,
-// and every refresh apply it, so a user without the role never gets
+// one but ScopeAdmin when u lacks the role admin (or is nil). It is the one
+// rule of user scopes: the authorization endpoint, the consent page (which
+// neither shows nor records the others), the password grant and its code
+// step, and every refresh apply it, so a user without the role never gets
 // ScopeAdmin (it is left out of the grant silently, as RFC 6749 §3.3
 // allows), and a user who lost it stops getting it at the next refresh.
 // Whether the client may ask for a scope at all is fosite's check, made
 // before. A client's own token (client credentials) has no user: the
-// client's registration alone decides.
+// client's registration alone decides. scopes is not modified.
 func GrantableScopes(u *storage.User, scopes []string) []string {
 	if !slices.Contains(scopes, ScopeAdmin) || (u != nil && slices.Contains(u.Roles, roleAdmin)) {
 		return scopes

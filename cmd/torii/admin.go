@@ -97,7 +97,7 @@ func (a *app) clientsCmd() *cobra.Command {
 	f.StringArrayVar(&spec.PostLogoutRedirectURIs, "post-logout-redirect-uri", nil, "where RP-initiated logout may return, matched exactly (repeatable)")
 	f.StringArrayVar(&spec.CORSOrigins, "cors-origin", nil, "a browser origin (scheme://host[:port], exact) whose scripts may call the token, revocation and userinfo endpoints and the account API (repeatable)")
 	f.StringVar(&grantTypes, "grant-types", "authorization_code,refresh_token", "comma-separated grant types: authorization_code, refresh_token, password, client_credentials")
-	f.StringVar(&scope, "scope", "openid profile email offline_access", "space-separated scopes the client may request (openid, profile, email, phone, offline_access, account)")
+	f.StringVar(&scope, "scope", "openid profile email offline_access", "space-separated scopes the client may request (openid, profile, email, phone, offline_access, account, roles, torii:admin); roles releases the user's roles claim, torii:admin is granted to users with the role admin and to this client's own client_credentials tokens")
 	f.BoolVar(&spec.Public, "public", false, "a public client (no secret: native or browser app); PKCE is always required")
 	f.BoolVar(&spec.SkipConsent, "skip-consent", false, "skip the consent page (first-party clients)")
 	f.StringVar(&pkce, "pkce", "required", "PKCE for this confidential client: required or optional (legacy relying parties only)")

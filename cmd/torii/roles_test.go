@@ -57,10 +57,18 @@ func TestRolesClaim(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, dbURL string) {
 		e := newEnv(t, dbURL)
 		e.roleUser("ada@example.com", "billing.read", account.RoleAdmin)
-		e.roleUser("bo@example.com")
+		boID := e.roleUser("bo@example.com")
 		id, secret := e.client(provider.ClientSpec{ID: "webapp", SkipConsent: true, TokenFormat: provider.FormatJWT,
 			Scopes: []string{"openid", "email", "offline_access", provider.ScopeRoles}})
 		op := e.oidcProvider()
+		var doc struct {
+			Scopes []string `json:"scopes_supported"`
+			Claims []string `json:"claims_supported"`
+		}
+		if err := op.Claims(&doc); err != nil || !slices.Contains(doc.Scopes, provider.ScopeRoles) ||
+			!slices.Contains(doc.Scopes, provider.ScopeAdmin) || !slices.Contains(doc.Claims, "roles") {
+			t.Errorf("discovery scopes_supported %q, claims_supported %q (%v); want roles, torii:admin and the claim roles", doc.Scopes, doc.Claims, err)
+		}
 		keys := oidc.NewRemoteKeySet(e.ctx(), e.issuer+"/.well-known/jwks.json")
 		for _, tc := range []struct {
 			name, user string
@@ -111,7 +119,7 @@ func TestRolesClaim(t *testing.T) {
 		// A refresh carries the user's roles of now.
 		conf := e.oauth2Config(id, secret, "openid", "offline_access", provider.ScopeRoles)
 		tok, _ := e.login(conf, e.browser(), "bo@example.com")
-		if _, err := e.srv.accounts.SetRoles(t.Context(), mustUserID(t, e, "bo@example.com"), []string{"support"}, nil); err != nil {
+		if _, err := e.srv.accounts.SetRoles(t.Context(), boID, []string{"support"}, nil); err != nil {
 			t.Fatal(err)
 		}
 		fresh, err := conf.TokenSource(e.ctx(), &oauth2.Token{RefreshToken: tok.RefreshToken}).Token()
@@ -138,15 +146,6 @@ func TestRolesClaim(t *testing.T) {
 			t.Errorf("client's own token's roles = %s, want absent", got)
 		}
 	})
-}
-
-func mustUserID(t *testing.T, e *env, email string) string {
-	t.Helper()
-	u, err := e.srv.store.UserByLogin(t.Context(), email)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return u.ID
 }
 
 // torii:admin: a user gets it only with the role admin (authorization code
