@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -48,43 +47,7 @@ func (a *adminEnv) clientToken(id, secret, scope string) string {
 // adm makes an admin API request on the admin listener.
 func (a *adminEnv) adm(method, path, token string, body any) (int, map[string]any, http.Header) {
 	a.t.Helper()
-	var rd *bytes.Reader
-	switch b := body.(type) {
-	case nil:
-		rd = bytes.NewReader(nil)
-	case string:
-		rd = bytes.NewReader([]byte(b))
-	default:
-		raw, _ := json.Marshal(b)
-		rd = bytes.NewReader(raw)
-	}
-	req, _ := http.NewRequest(method, a.admin.URL+api.AdminPrefix+path, rd)
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	return a.doAdmin(req)
-}
-
-// doAdmin sends req to the admin listener.
-func (a *adminEnv) doAdmin(req *http.Request) (int, map[string]any, http.Header) {
-	a.t.Helper()
-	resp, err := a.admin.Client().Do(req)
-	if err != nil {
-		a.t.Fatalf("%s %s: %v", req.Method, req.URL, err)
-	}
-	defer resp.Body.Close()
-	var m map[string]any
-	var buf bytes.Buffer
-	buf.ReadFrom(resp.Body)
-	if len(bytes.TrimSpace(buf.Bytes())) > 0 {
-		if err := json.Unmarshal(buf.Bytes(), &m); err != nil {
-			m = map[string]any{"_raw": buf.String()}
-		}
-	}
-	return resp.StatusCode, m, resp.Header
+	return a.do(jsonRequest(method, a.admin.URL+api.AdminPrefix+path, token, body))
 }
 
 func TestAdminAPIAccess(t *testing.T) {
@@ -138,7 +101,7 @@ func TestAdminAPIAccess(t *testing.T) {
 		}
 		// The token never goes in the URL.
 		req, _ := http.NewRequest("GET", a.admin.URL+api.AdminPrefix+"/users?access_token="+a.token, nil)
-		status, body, h = a.doAdmin(req)
+		status, body, h = a.do(req)
 		wantProblem(t, status, body, h, 400, "malformed", "")
 
 		// A user who loses role admin loses the API at once, whatever
@@ -154,6 +117,19 @@ func TestAdminAPIAccess(t *testing.T) {
 		a.srv.accounts.SetRoles(t.Context(), rootID, []string{account.RoleAdmin}, nil)
 		status, body, h = a.adm("POST", "/users/"+rootID+"/deactivate", rootAdmin, nil)
 		wantProblem(t, status, body, h, 409, "conflict", "")
+
+		// The admin listener serves the API's document and reference page
+		// too.
+		for _, path := range []string{"/api/openapi.json", "/api/docs"} {
+			resp, err := a.admin.Client().Get(a.admin.URL + path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != 200 {
+				t.Errorf("GET %s on the admin listener = %d", path, resp.StatusCode)
+			}
+		}
 
 		// Unknown routes and methods answer problems.
 		status, body, h = a.adm("GET", "/nothing", a.token, nil)
@@ -216,7 +192,7 @@ func TestAdminAPIUsers(t *testing.T) {
 		req, _ := http.NewRequest("POST", a.admin.URL+api.AdminPrefix+"/users", strings.NewReader("email=x"))
 		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 		req.Header.Set("Authorization", "Bearer "+tok)
-		status, body, h = a.doAdmin(req)
+		status, body, h = a.do(req)
 		wantProblem(t, status, body, h, 415, "unsupported-media-type", "")
 		status, body, h = a.adm("POST", "/users", tok, `{"email":"`+strings.Repeat("a", 2<<20)+`"}`)
 		wantProblem(t, status, body, h, 413, "too-large", "")
@@ -362,13 +338,13 @@ func TestAdminAPIPictureAndSessions(t *testing.T) {
 		req, _ := http.NewRequest("PUT", a.admin.URL+api.AdminPrefix+"/users/"+id+"/picture", bytes.NewReader(pngOf(t, 64, 64)))
 		req.Header.Set("Content-Type", "image/png")
 		req.Header.Set("Authorization", "Bearer "+tok)
-		if status, body, _ := a.doAdmin(req); status != 200 || body["picture"] == nil {
+		if status, body, _ := a.do(req); status != 200 || body["picture"] == nil {
 			t.Errorf("put picture = %d %v", status, body)
 		}
 		req, _ = http.NewRequest("PUT", a.admin.URL+api.AdminPrefix+"/users/"+id+"/picture", strings.NewReader("not an image"))
 		req.Header.Set("Content-Type", "text/plain")
 		req.Header.Set("Authorization", "Bearer "+tok)
-		status, body, h := a.doAdmin(req)
+		status, body, h := a.do(req)
 		wantProblem(t, status, body, h, 415, "unsupported-media-type", "")
 		if status, _, _ := a.adm("DELETE", "/users/"+id+"/picture", tok, nil); status != 204 {
 			t.Errorf("delete picture = %d", status)

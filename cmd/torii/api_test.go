@@ -54,6 +54,12 @@ func (a *apiEnv) tokensWith(email, password, scope string) (access, refresh stri
 // the status, the decoded body and the headers.
 func (a *apiEnv) call(method, path, token string, body any) (int, map[string]any, http.Header) {
 	a.t.Helper()
+	return a.do(jsonRequest(method, a.issuer+api.Prefix+path, token, body))
+}
+
+// jsonRequest is a request with a JSON body (nil for none; a string is
+// sent as is) and, unless token is "", a bearer token.
+func jsonRequest(method, u, token string, body any) *http.Request {
 	var rd *bytes.Reader
 	switch b := body.(type) {
 	case nil:
@@ -64,14 +70,14 @@ func (a *apiEnv) call(method, path, token string, body any) (int, map[string]any
 		raw, _ := json.Marshal(b)
 		rd = bytes.NewReader(raw)
 	}
-	req, _ := http.NewRequest(method, a.issuer+api.Prefix+path, rd)
+	req, _ := http.NewRequest(method, u, rd)
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
-	return a.do(req)
+	return req
 }
 
 // wantProblem asserts an RFC 9457 answer of status and kind; field, when

@@ -69,8 +69,12 @@ type adminCaller struct {
 
 // AdminRoutes mounts the admin API on r, which should be the admin
 // listener's router, never the public one's. It answers no CORS: the admin
-// API is for back offices and scripts on the operator's network.
+// API is for back offices and scripts on the operator's network. It
+// mounts nothing when the handler was built without Deps.Admin.
 func (h *Handler) AdminRoutes(r *mux.Router) {
+	if h.adminDeps == nil {
+		return
+	}
 	route := func(path, method string, fn adminFunc) {
 		r.Handle(AdminPrefix+path, h.handle(h.withAdmin(fn))).Methods(method)
 	}
@@ -116,12 +120,8 @@ func (h *Handler) withAdmin(fn adminFunc) handlerFunc {
 		}
 		c := &adminCaller{token: tok}
 		if !tok.ClientCredentials {
-			u, err := h.accounts.Get(r.Context(), tok.Subject)
-			if errors.Is(err, account.ErrNotFound) || (err == nil && u.Disabled) {
-				p := problem(http.StatusUnauthorized, "unauthorized", "The access token's user no longer exists or is deactivated.")
-				p.bearer = `Bearer realm="torii", error="invalid_token"`
-				return p
-			} else if err != nil {
+			u, err := h.tokenUser(r.Context(), tok)
+			if err != nil {
 				return err
 			}
 			if !slices.Contains(userRoles(u), account.RoleAdmin) {
@@ -158,13 +158,16 @@ func (h *Handler) bearer(r *http.Request) (*provider.AccessToken, error) {
 	return tok, nil
 }
 
-// admin returns the provider's admin side, or an error when the handler
-// was built without it.
-func (h *Handler) admin() (Admin, error) {
-	if h.adminDeps == nil {
-		return nil, errors.New("api: no Deps.Admin")
+// tokenUser reads the user a token was issued to: a 401 problem when the
+// user is gone or deactivated.
+func (h *Handler) tokenUser(ctx context.Context, tok *provider.AccessToken) (*storage.User, error) {
+	u, err := h.accounts.Get(ctx, tok.Subject)
+	if errors.Is(err, account.ErrNotFound) || (err == nil && u.Disabled) {
+		p := problem(http.StatusUnauthorized, "unauthorized", "The access token's user no longer exists or is deactivated.")
+		p.bearer = `Bearer realm="torii", error="invalid_token"`
+		return nil, p
 	}
-	return h.adminDeps, nil
+	return u, err
 }
 
 // adminUser loads the route's user: 404 for an unknown ID.

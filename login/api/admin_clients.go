@@ -114,11 +114,7 @@ func clientError(err error) error {
 }
 
 func (h *Handler) adminListClients(w http.ResponseWriter, r *http.Request, _ *adminCaller) error {
-	adm, err := h.admin()
-	if err != nil {
-		return err
-	}
-	cs, err := adm.Clients().List(r.Context())
+	cs, err := h.adminDeps.Clients().List(r.Context())
 	if err != nil {
 		return err
 	}
@@ -133,10 +129,6 @@ func (h *Handler) adminListClients(w http.ResponseWriter, r *http.Request, _ *ad
 // adminCreateClient registers a client with the CLI's validation; the
 // answer carries the secret, the only time it is shown.
 func (h *Handler) adminCreateClient(w http.ResponseWriter, r *http.Request, _ *adminCaller) error {
-	adm, err := h.admin()
-	if err != nil {
-		return err
-	}
 	var in clientRequest
 	if p := decode(w, r, &in); p != nil {
 		return p
@@ -157,7 +149,7 @@ func (h *Handler) adminCreateClient(w http.ResponseWriter, r *http.Request, _ *a
 	if p := in.apply(&spec); p != nil {
 		return p
 	}
-	c, secret, err := adm.Clients().Register(r.Context(), spec)
+	c, secret, err := h.adminDeps.Clients().Register(r.Context(), spec)
 	if err != nil {
 		return clientError(err)
 	}
@@ -167,11 +159,7 @@ func (h *Handler) adminCreateClient(w http.ResponseWriter, r *http.Request, _ *a
 }
 
 func (h *Handler) adminGetClient(w http.ResponseWriter, r *http.Request, _ *adminCaller) error {
-	adm, err := h.admin()
-	if err != nil {
-		return err
-	}
-	c, err := adm.Clients().Get(r.Context(), mux.Vars(r)["id"])
+	c, err := h.adminDeps.Clients().Get(r.Context(), mux.Vars(r)["id"])
 	if err != nil {
 		return clientError(err)
 	}
@@ -182,10 +170,6 @@ func (h *Handler) adminGetClient(w http.ResponseWriter, r *http.Request, _ *admi
 // adminPatchClient changes the members given, validated as at
 // registration: a refused change leaves the client as it was.
 func (h *Handler) adminPatchClient(w http.ResponseWriter, r *http.Request, _ *adminCaller) error {
-	adm, err := h.admin()
-	if err != nil {
-		return err
-	}
 	var in clientRequest
 	if p := decode(w, r, &in); p != nil {
 		return p
@@ -198,7 +182,7 @@ func (h *Handler) adminPatchClient(w http.ResponseWriter, r *http.Request, _ *ad
 		return invalid(FieldError{Field: "client_secret", Message: "changes only by rotation: POST …/secret"})
 	}
 	var refused *Problem
-	c, err := adm.Clients().Update(r.Context(), id, func(spec *provider.ClientSpec) {
+	c, err := h.adminDeps.Clients().Update(r.Context(), id, func(spec *provider.ClientSpec) {
 		refused = in.apply(spec)
 	})
 	if refused != nil {
@@ -211,11 +195,7 @@ func (h *Handler) adminPatchClient(w http.ResponseWriter, r *http.Request, _ *ad
 }
 
 func (h *Handler) adminDeleteClient(w http.ResponseWriter, r *http.Request, _ *adminCaller) error {
-	adm, err := h.admin()
-	if err != nil {
-		return err
-	}
-	if err := adm.Clients().Delete(r.Context(), mux.Vars(r)["id"]); err != nil {
+	if err := h.adminDeps.Clients().Delete(r.Context(), mux.Vars(r)["id"]); err != nil {
 		return clientError(err)
 	}
 	w.WriteHeader(http.StatusNoContent)
@@ -225,11 +205,7 @@ func (h *Handler) adminDeleteClient(w http.ResponseWriter, r *http.Request, _ *a
 // adminRotateSecret gives a confidential client a new secret, shown once;
 // the old one stops working at once.
 func (h *Handler) adminRotateSecret(w http.ResponseWriter, r *http.Request, _ *adminCaller) error {
-	adm, err := h.admin()
-	if err != nil {
-		return err
-	}
-	c, secret, err := adm.Clients().RotateSecret(r.Context(), mux.Vars(r)["id"])
+	c, secret, err := h.adminDeps.Clients().RotateSecret(r.Context(), mux.Vars(r)["id"])
 	if err != nil {
 		return clientError(err)
 	}
@@ -238,11 +214,7 @@ func (h *Handler) adminRotateSecret(w http.ResponseWriter, r *http.Request, _ *a
 }
 
 func (h *Handler) adminListKeys(w http.ResponseWriter, r *http.Request, _ *adminCaller) error {
-	adm, err := h.admin()
-	if err != nil {
-		return err
-	}
-	keys, err := adm.Keys().List(r.Context())
+	keys, err := h.adminDeps.Keys().List(r.Context())
 	if err != nil {
 		return err
 	}
@@ -254,10 +226,6 @@ func (h *Handler) adminListKeys(w http.ResponseWriter, r *http.Request, _ *admin
 // ({"algorithms": [...]}; no body: every one), as torii keys rotate does:
 // published at once, signing after the activation delay.
 func (h *Handler) adminRotateKeys(w http.ResponseWriter, r *http.Request, _ *adminCaller) error {
-	adm, err := h.admin()
-	if err != nil {
-		return err
-	}
 	var in struct {
 		Algorithms []string `json:"algorithms"`
 	}
@@ -273,7 +241,7 @@ func (h *Handler) adminRotateKeys(w http.ResponseWriter, r *http.Request, _ *adm
 			return invalid(FieldError{Field: "algorithms", Message: "must name some of " + strings.Join(provider.Algorithms, ", ")})
 		}
 	}
-	keys, err := adm.Keys().Rotate(r.Context(), in.Algorithms...)
+	keys, err := h.adminDeps.Keys().Rotate(r.Context(), in.Algorithms...)
 	if err != nil {
 		return err
 	}

@@ -298,12 +298,8 @@ func (h *Handler) withAccount(fn accountFunc) handlerFunc {
 			p.bearer = `Bearer realm="torii", error="insufficient_scope", scope="` + ScopeAccount + `"`
 			return p
 		}
-		u, err := h.accounts.Get(ctx, tok.Subject)
-		if errors.Is(err, account.ErrNotFound) || (err == nil && u.Disabled) {
-			p := problem(http.StatusUnauthorized, "unauthorized", "The access token's user no longer exists or is deactivated.")
-			p.bearer = `Bearer realm="torii", error="invalid_token"`
-			return p
-		} else if err != nil {
+		u, err := h.tokenUser(ctx, tok)
+		if err != nil {
 			return err
 		}
 		return fn(w, r, &caller{token: tok, user: u})
