@@ -98,6 +98,10 @@ type Deps struct {
 	// request; nil discards them. Passwords and typed login names are
 	// never logged, only user IDs ("subject").
 	Logger *slog.Logger
+	// SignIns, when set, hears how each sign-in on the pages ends, by
+	// method (password) and outcome (success, wrong_credentials, locked,
+	// wrong_code, unverified): metrics, never who.
+	SignIns func(method, outcome string)
 }
 
 // Handler serves the browser pages. It is safe for concurrent use.
@@ -106,6 +110,7 @@ type Handler struct {
 	store    *storage.Store
 	accounts *account.Service
 	log      *slog.Logger
+	signIns  func(method, outcome string)
 	pages    *template.Template
 	static   map[string]staticFile
 	csrfKey  []byte
@@ -115,6 +120,13 @@ type Handler struct {
 	requests                                              *iplimit.Limiter
 	failures                                              *iplimit.Failures
 	proxies                                               iplimit.Proxies
+}
+
+// signInEnded reports a sign-in's outcome to Deps.SignIns.
+func (h *Handler) signInEnded(outcome string) {
+	if h.signIns != nil {
+		h.signIns("password", outcome)
+	}
 }
 
 // OTP modes.
@@ -162,6 +174,7 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Handler, error) {
 		store:         deps.Store,
 		accounts:      deps.Accounts,
 		log:           deps.Logger,
+		signIns:       deps.SignIns,
 		secure:        u.Scheme == "https",
 		sessionCookie: "torii_session",
 		csrfCookie:    "torii_csrf",

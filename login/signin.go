@@ -137,6 +137,11 @@ func (h *Handler) signIn(w http.ResponseWriter, r *http.Request) error {
 		h.log.InfoContext(ctx, "login: sign-in failed", "locked", errors.As(err, &locked))
 		page.Error = msgInvalidCredentials
 		if errors.As(err, &locked) {
+			h.signInEnded("locked")
+		} else {
+			h.signInEnded("wrong_credentials")
+		}
+		if errors.As(err, &locked) {
 			// Told for known and unknown names alike: account.Authenticate
 			// locks login names without an account the same way.
 			page.Error = "Too many failed attempts. Try again in " + humanWait(locked.Until.Sub(h.cfg.Now())) +
@@ -150,6 +155,7 @@ func (h *Handler) signIn(w http.ResponseWriter, r *http.Request) error {
 	if !u.EmailVerified {
 		// An unverified account gets a fresh code and the verification
 		// page, never a session.
+		h.signInEnded("unverified")
 		return h.startVerification(w, r, u.ID, req)
 	}
 	needCode, err := h.needsCode(ctx, req)
@@ -161,6 +167,7 @@ func (h *Handler) signIn(w http.ResponseWriter, r *http.Request) error {
 			return err
 		}
 		h.log.InfoContext(ctx, "login: signed in", "subject", u.ID, "amr", "pwd")
+		h.signInEnded("success")
 		return h.afterSignIn(w, r, req)
 	}
 	// Half signed in: a new session (new ID: no fixation) that only
@@ -174,6 +181,7 @@ func (h *Handler) signIn(w http.ResponseWriter, r *http.Request) error {
 	var rl *account.RateLimitError
 	var locked *account.LockedError
 	if errors.As(err, &locked) {
+		h.signInEnded("locked")
 		return h.codeLocked(w, r, u.ID, req, locked)
 	} else if errors.As(err, &rl) {
 		// Over the caps (a first code is not held back by the resend

@@ -133,6 +133,8 @@ type Deps struct {
 	TokenFailures FailureLimiter
 	// CodeStep sends and checks the password grant's one-time codes.
 	CodeStep CodeStep
+	// Observer counts tokens, reuse and signatures (metrics); nil for none.
+	Observer Observer
 	Logger   *slog.Logger
 }
 
@@ -149,6 +151,7 @@ type Provider struct {
 	clients *Clients
 	pages   *template.Template
 
+	observer      Observer
 	tokenFailures FailureLimiter
 	codes         CodeStep
 
@@ -170,6 +173,10 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Provider, error) {
 	}
 	if deps.Logger == nil {
 		deps.Logger = slog.New(slog.DiscardHandler)
+	}
+	var observer Observer = noObserver{}
+	if deps.Observer != nil {
+		observer = deps.Observer
 	}
 	globalSecret, err := deps.Store.Secret(ctx, "fosite-global")
 	if err != nil {
@@ -193,7 +200,8 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Provider, error) {
 		browser:      deps.Browser,
 		log:          deps.Logger,
 		keys:         keys,
-		signer:       &signer{keys: keys},
+		signer:       &signer{keys: keys, observer: observer},
+		observer:     observer,
 		clients:      clients,
 		pages:        pages,
 		cookieSecure: strings.HasPrefix(cfg.Issuer, "https://"),

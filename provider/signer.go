@@ -20,6 +20,8 @@ import (
 // uses go-jose v3 and knows neither Ed25519 nor several keys.
 type signer struct {
 	keys *Keys
+	// observer counts signatures; nil for none.
+	observer Observer
 }
 
 var _ jwt.Signer = (*signer)(nil)
@@ -81,6 +83,9 @@ func (s *signer) sign(ctx context.Context, alg string, payload any, header map[s
 	obj, err := sig.Sign(body)
 	if err != nil {
 		return "", fmt.Errorf("provider: sign: %w", err)
+	}
+	if s.observer != nil {
+		s.observer.Signed(alg)
 	}
 	return obj.CompactSerialize()
 }

@@ -72,6 +72,11 @@ func (p *Provider) token(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	p.oauth2.WriteAccessResponse(ctx, w, ar, resp)
+	format := FormatOpaque
+	if c, ok := ar.GetClient().(*storage.Client); ok && c.TokenFormat != "" {
+		format = c.TokenFormat
+	}
+	p.observer.TokenIssued(r.PostForm.Get("grant_type"), format)
 }
 
 // writeTooMany answers 429 with Retry-After and RFC 6749's JSON error: a
@@ -97,6 +102,11 @@ const errTooManyFailures = "Too many failed token requests from this address."
 func (p *Provider) exchange(ctx context.Context, r *http.Request) (fosite.AccessRequester, fosite.AccessResponder, error) {
 	ar, err := p.oauth2.NewAccessRequest(ctx, r, newSession())
 	if err != nil {
+		if r.PostForm.Get("grant_type") == "refresh_token" && errors.Is(err, fosite.ErrInactiveToken) {
+			// fosite found the token rotated already and revoked its
+			// family (reuse detection).
+			p.observer.RefreshReuse()
+		}
 		return ar, nil, err
 	}
 	if err := p.prepareGrant(ctx, ar); err != nil {

@@ -170,3 +170,25 @@ func truncate(s string, n int) string {
 	}
 	return s[:n]
 }
+
+// OutboxBacklog is how many messages wait to be sent (pending, whether due
+// or waiting for a retry) and how long the oldest due one has waited past
+// its due time (zero when none is due).
+func (s *Store) OutboxBacklog(ctx context.Context) (pending int, oldestDue time.Duration, err error) {
+	n, err := s.readDB(ctx).NewSelect().Model((*OutboxMessage)(nil)).Where("status = ?", OutboxPending).Count(ctx)
+	if err != nil {
+		return 0, 0, fmt.Errorf("storage: outbox backlog: %w", translate(err))
+	}
+	now := s.nowUTC()
+	var due []OutboxMessage
+	err = s.readDB(ctx).NewSelect().Model(&due).Column("next_attempt_at").
+		Where("status = ?", OutboxPending).Where("next_attempt_at <= ?", now).
+		Order("next_attempt_at").Limit(1).Scan(ctx)
+	if err != nil {
+		return 0, 0, fmt.Errorf("storage: outbox backlog: %w", translate(err))
+	}
+	if len(due) == 1 {
+		oldestDue = now.Sub(due[0].NextAttemptAt)
+	}
+	return int(n), max(oldestDue, 0), nil
+}

@@ -78,6 +78,8 @@ func TestConfigErrors(t *testing.T) {
 		{"admin API without a port", map[string]string{"TORII_ADMIN_ADDR": "127.0.0.1"}, nil, "TORII_ADMIN_ADDR"},
 		{"admin API on the public listener", map[string]string{"TORII_ADDR": "127.0.0.1:9000", "TORII_ADMIN_ADDR": "127.0.0.1:9000"}, nil, "TORII_ADMIN_ADDR"},
 		{"admin API flag", nil, []string{"--admin-addr", "no"}, "TORII_ADMIN_ADDR"},
+		{"metrics without a port", map[string]string{"TORII_METRICS_ADDR": "localhost"}, nil, "TORII_METRICS_ADDR"},
+		{"metrics on the public listener", map[string]string{"TORII_ADDR": "127.0.0.1:9000", "TORII_METRICS_ADDR": "127.0.0.1:9000"}, nil, "TORII_METRICS_ADDR"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -537,6 +539,11 @@ func TestServeGracefulShutdown(t *testing.T) {
 	}
 	adminAddr := ln.Addr().String()
 	ln.Close()
+	if ln, err = net.Listen("tcp", "127.0.0.1:0"); err != nil {
+		t.Fatal(err)
+	}
+	metricsAddr := ln.Addr().String()
+	ln.Close()
 	a := &app{stdout: io.Discard, stderr: io.Discard}
 	a.load = func() (Config, error) {
 		s := settings()
@@ -544,7 +551,7 @@ func TestServeGracefulShutdown(t *testing.T) {
 			x.value = x.def
 		}
 		cfg, err := loadConfig(s)
-		cfg.Addr, cfg.Issuer, cfg.DatabaseURL, cfg.AdminAddr = addr, "http://"+addr, Secret(db), adminAddr
+		cfg.Addr, cfg.Issuer, cfg.DatabaseURL, cfg.AdminAddr, cfg.MetricsAddr = addr, "http://"+addr, Secret(db), adminAddr, metricsAddr
 		return cfg, err
 	}
 	if a.cfg, err = a.load(); err != nil {
@@ -578,6 +585,9 @@ func TestServeGracefulShutdown(t *testing.T) {
 		{"http://" + adminAddr + "/api/v1/admin/users", http.StatusUnauthorized},
 		{base + "/api/v1/admin/users", http.StatusNotFound},
 		{"http://" + adminAddr + "/oauth2/token", http.StatusNotFound},
+		// Metrics on their own listener, and then not on the public one.
+		{"http://" + metricsAddr + "/metrics", http.StatusOK},
+		{base + "/metrics", http.StatusNotFound},
 	} {
 		resp, err := http.Get(c.url)
 		if err != nil {

@@ -13,7 +13,11 @@ import (
 // codeStep is the password grant's code step (provider.CodeStep) on
 // login/account: the same codes, limits and lockout as the sign-in page,
 // with account's errors told in the provider's terms.
-type codeStep struct{ accounts *account.Service }
+type codeStep struct {
+	accounts *account.Service
+	// t counts wrong codes and locks as sign-ins' ends; nil for none.
+	t *telemetry
+}
 
 var _ provider.CodeStep = codeStep{}
 
@@ -54,6 +58,12 @@ func (c codeStep) SendCode(ctx context.Context, userID, binding, channel string)
 
 func (c codeStep) CheckCode(ctx context.Context, userID, binding, code string) error {
 	err := c.accounts.CheckOTP(ctx, userID, binding, code)
+	var locked *account.LockedError
+	if c.t != nil && errors.As(err, &locked) {
+		c.t.signIn("locked")
+	} else if c.t != nil && account.IsCodeFailure(err) {
+		c.t.signIn("wrong_code")
+	}
 	switch {
 	case err == nil:
 		return nil

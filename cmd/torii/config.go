@@ -57,6 +57,9 @@ type Config struct {
 	// AdminAddr is the host:port of the admin API's own listener, or
 	// empty (TORII_ADMIN_ADDR=off).
 	AdminAddr string
+	// MetricsAddr is the host:port of a listener serving only /metrics,
+	// or empty: /metrics is then on the public listener.
+	MetricsAddr string
 }
 
 // RateLimit is N events per duration, written "N/duration" (e.g. 60/1m).
@@ -134,6 +137,7 @@ func settings() []*setting {
 		{env: "TORII_PASSWORD_COMPOSITION", flag: "password-composition", def: "false", usage: "also require upper case, lower case, digit and symbol in new passwords"},
 		{env: "TORII_TWILIO_URL", flag: "twilio-url", def: "https://api.twilio.com", usage: "base URL of Twilio's REST API (for a twilio:// SMS URL)"},
 		{env: "TORII_ADMIN_ADDR", flag: "admin-addr", def: "127.0.0.1:8081", usage: "host:port of the admin API's own listener (/api/v1/admin, bearer tokens with scope torii:admin); off disables it"},
+		{env: "TORII_METRICS_ADDR", flag: "metrics-addr", def: "", usage: "host:port of a listener serving only /metrics (unset: /metrics is on the public listener)"},
 		{env: "TORII_PPROF_ADDR", flag: "pprof-addr", def: "", usage: "loopback host:port serving Go's profiles at /debug/pprof/ (unset: off)"},
 	}
 }
@@ -321,6 +325,13 @@ func loadConfig(all []*setting) (Config, error) {
 	default:
 		if host, port, err := net.SplitHostPort(c.AdminAddr); err != nil || port == "" || strings.ContainsAny(host, "/ ") {
 			bad("TORII_ADMIN_ADDR", "%q is not a host:port address (or off)", c.AdminAddr)
+		}
+	}
+	if c.MetricsAddr = val("TORII_METRICS_ADDR"); c.MetricsAddr != "" {
+		if host, port, err := net.SplitHostPort(c.MetricsAddr); err != nil || port == "" || strings.ContainsAny(host, "/ ") {
+			bad("TORII_METRICS_ADDR", "%q is not a host:port address", c.MetricsAddr)
+		} else if c.MetricsAddr == c.Addr || c.MetricsAddr == c.AdminAddr {
+			bad("TORII_METRICS_ADDR", "%q is another listener's address: metrics need their own", c.MetricsAddr)
 		}
 	}
 	return c, errors.Join(errs...)

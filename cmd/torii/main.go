@@ -189,7 +189,7 @@ func (a *app) serve(ctx context.Context) error {
 		defer stopPprof()
 	}
 
-	served := make(chan error, 2)
+	served := make(chan error, 3)
 	var adminSrv *http.Server
 	if a.cfg.AdminAddr != "" {
 		adminLn, err := net.Listen("tcp", a.cfg.AdminAddr)
@@ -205,6 +205,19 @@ func (a *app) serve(ctx context.Context) error {
 		}
 		go func() { served <- adminSrv.Serve(adminLn) }()
 		a.log.Info("admin API is serving", "addr", adminLn.Addr().String())
+	}
+	if a.cfg.MetricsAddr != "" {
+		metricsLn, err := net.Listen("tcp", a.cfg.MetricsAddr)
+		if err != nil {
+			ln.Close()
+			return fmt.Errorf("listen on %s (TORII_METRICS_ADDR): %w", a.cfg.MetricsAddr, err)
+		}
+		mm := http.NewServeMux()
+		mm.Handle("GET /metrics", srv.metricsHandler)
+		metricsSrv := &http.Server{Handler: mm, ReadHeaderTimeout: 10 * time.Second, WriteTimeout: 30 * time.Second}
+		go func() { served <- metricsSrv.Serve(metricsLn) }()
+		defer metricsSrv.Close()
+		a.log.Info("metrics are served", "addr", metricsLn.Addr().String())
 	}
 	go func() { served <- httpSrv.Serve(ln) }()
 	a.log.Info("torii is serving", "addr", ln.Addr().String(), "issuer", a.cfg.Issuer,

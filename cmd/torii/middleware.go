@@ -83,6 +83,9 @@ func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 type metrics struct {
 	requests *prometheus.CounterVec
 	duration *prometheus.HistogramVec
+	// limited counts 429 answers (per-IP, per-account and token failure
+	// limits) by route template.
+	limited *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -96,8 +99,12 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help:    "HTTP request latency by route.",
 			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5},
 		}, []string{"route"}),
+		limited: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "torii_rate_limited_total",
+			Help: "Requests refused with 429 by a rate or failure limit, by route.",
+		}, []string{"route"}),
 	}
-	reg.MustRegister(m.requests, m.duration)
+	reg.MustRegister(m.requests, m.duration, m.limited)
 	return m
 }
 
@@ -121,6 +128,9 @@ func observe(log *slog.Logger, m *metrics) mux.MiddlewareFunc {
 			}
 			d := time.Since(start)
 			m.requests.WithLabelValues(route, strconv.Itoa(sw.status)).Inc()
+			if sw.status == http.StatusTooManyRequests {
+				m.limited.WithLabelValues(route).Inc()
+			}
 			m.duration.WithLabelValues(route).Observe(d.Seconds())
 			log.LogAttrs(r.Context(), slog.LevelInfo, "http request",
 				slog.String("method", r.Method), slog.String("path", r.URL.Path), slog.Int("status", sw.status),

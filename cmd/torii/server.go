@@ -41,7 +41,10 @@ type server struct {
 	// unwrapped; nil when the admin API is off.
 	adminHandler http.Handler
 	adminRouter  *mux.Router
-	ready        atomic.Bool
+	// metricsHandler serves /metrics: on the public router, or alone on
+	// TORII_METRICS_ADDR's listener.
+	metricsHandler http.Handler
+	ready          atomic.Bool
 }
 
 // serverOptions holds what tests may change; serve uses the zero value.
@@ -75,9 +78,16 @@ func newServer(ctx context.Context, cfg Config, log *slog.Logger, opts serverOpt
 		log.InfoContext(ctx, "applied database migrations", "migrations", applied)
 	}
 
+	reg := opts.Registry
+	if reg == nil {
+		reg = prometheus.NewRegistry()
+		reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	}
+	tel := newTelemetry(reg, store, log)
+
 	outbox, err := notify.New(store, notify.Config{
 		SMTPURL: cfg.SMTPURL.Reveal(), From: cfg.MailFrom, SMSURL: cfg.SMSURL.Reveal(),
-		TwilioBaseURL: cfg.TwilioURL, RootCAs: opts.SMTPRootCAs,
+		TwilioBaseURL: cfg.TwilioURL, RootCAs: opts.SMTPRootCAs, Observe: tel.Delivered,
 	}, log)
 	if err != nil {
 		return nil, err
@@ -98,7 +108,7 @@ func newServer(ctx context.Context, cfg Config, log *slog.Logger, opts serverOpt
 		IPRateLimit:    login.Limit(cfg.IPRateLimit),
 		IPFailureLimit: login.Limit(cfg.IPFailureLimit),
 		TrustedProxies: cfg.TrustedProxies,
-	}, login.Deps{Store: store, Accounts: accounts, Logger: log})
+	}, login.Deps{Store: store, Accounts: accounts, Logger: log, SignIns: tel.SignIn})
 	if err != nil {
 		return nil, err
 	}
@@ -114,10 +124,11 @@ func newServer(ctx context.Context, cfg Config, log *slog.Logger, opts serverOpt
 	}, provider.Deps{
 		Store:             store,
 		Browser:           loginHandler,
-		Accounts:          accounts,
+		Accounts:          observedAccounts{accounts, tel},
 		IsCredentialError: func(err error) bool { return errors.Is(err, account.ErrInvalidCredentials) },
 		TokenFailures:     iplimit.NewFailures(iplimit.Limit(cfg.TokenFailureLimit), cfg.TrustedProxies, nil),
-		CodeStep:          codeStep{accounts},
+		CodeStep:          codeStep{accounts, tel},
+		Observer:          tel,
 		Logger:            log,
 	})
 	if err != nil {
@@ -144,11 +155,6 @@ func newServer(ctx context.Context, cfg Config, log *slog.Logger, opts serverOpt
 	}
 
 	s := &server{cfg: cfg, log: log, store: store, accounts: accounts, provider: prov, outbox: outbox}
-	reg := opts.Registry
-	if reg == nil {
-		reg = prometheus.NewRegistry()
-		reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	}
 
 	metrics := newMetrics(reg)
 	r := mux.NewRouter()
@@ -159,7 +165,10 @@ func newServer(ctx context.Context, cfg Config, log *slog.Logger, opts serverOpt
 		w.Write([]byte("ok\n"))
 	}).Methods("GET", "HEAD")
 	r.HandleFunc("/readyz", s.readyz).Methods("GET", "HEAD")
-	r.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{})).Methods("GET")
+	s.metricsHandler = promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
+	if cfg.MetricsAddr == "" {
+		r.Handle("/metrics", s.metricsHandler).Methods("GET")
+	}
 	prov.Routes(r)
 	loginHandler.Routes(r)
 	apiHandler.Routes(r)

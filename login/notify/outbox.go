@@ -46,6 +46,10 @@ type Config struct {
 	Timeout time.Duration
 	// Now returns the current time; nil means time.Now.
 	Now func() time.Time
+	// Observe, when set, hears each delivery attempt's outcome by channel
+	// (email, sms): sent, retry (it failed and will be tried again) or
+	// failed (given up). Metrics; never a recipient or a body.
+	Observe func(channel, outcome string)
 }
 
 // Outbox is the durable queue of outgoing mail and SMS, and its worker.
@@ -171,6 +175,13 @@ func (o *Outbox) Flush(ctx context.Context) error {
 }
 
 // lease is how long a claim on one message lasts.
+// observe reports an attempt's outcome to Config.Observe.
+func (o *Outbox) observe(channel, outcome string) {
+	if o.cfg.Observe != nil {
+		o.cfg.Observe(channel, outcome)
+	}
+}
+
 func (o *Outbox) lease() time.Duration { return 3 * o.cfg.Timeout }
 
 func (o *Outbox) deliver(ctx context.Context, m *storage.OutboxMessage) error {
@@ -186,10 +197,16 @@ func (o *Outbox) deliver(ctx context.Context, m *storage.OutboxMessage) error {
 	recordCtx := context.WithoutCancel(ctx)
 	if err == nil {
 		o.log.InfoContext(ctx, "outbox: message sent", "id", m.ID, "channel", m.Channel, "attempt", m.Attempts+1)
+		o.observe(m.Channel, "sent")
 		return o.recorded(ctx, m, o.store.MarkMessageSent(recordCtx, m))
 	}
 	attempt := m.Attempts + 1
 	giveUp := attempt >= o.cfg.MaxAttempts
+	if giveUp {
+		o.observe(m.Channel, "failed")
+	} else {
+		o.observe(m.Channel, "retry")
+	}
 	next := o.cfg.Now().Add(backoff(attempt))
 	reason := sanitize(err, m)
 	if giveUp {
