@@ -44,3 +44,45 @@ func TestRedirectWithCodeIsNotStored(t *testing.T) {
 		})
 	}
 }
+
+// An unknown URL, or a page asked with a method it does not take, gets the
+// styled error page with a title and lang, under the pages' headers; the
+// API keeps its problems (issue 13: "serve the styled page, for 404 and
+// 405 alike").
+func TestUnknownURLsStyled(t *testing.T) {
+	e := newEnv(t, backends[0].url(t))
+	for _, tc := range []struct {
+		method, path string
+		status       int
+		contentType  string
+	}{
+		{"GET", "/no/such/page", 404, "text/html; charset=utf-8"},
+		{"GET", "/login/nope", 404, "text/html; charset=utf-8"},
+		{"POST", "/healthz", 405, "text/html; charset=utf-8"},
+		{"PUT", "/oauth2/token", 405, "text/html; charset=utf-8"},
+		{"GET", "/api/v1/nope", 404, "application/problem+json"},
+		{"PUT", "/api/v1/account/password", 405, "application/problem+json"},
+	} {
+		t.Run(tc.method+" "+tc.path, func(t *testing.T) {
+			resp, err := e.ts.Client().Do(mustReq(tc.method, e.issuer+tc.path))
+			if err != nil {
+				t.Fatal(err)
+			}
+			p := readPage(t, resp)
+			if p.status != tc.status || resp.Header.Get("Content-Type") != tc.contentType {
+				t.Fatalf("%s %s = %d %s, want %d %s", tc.method, tc.path, p.status, resp.Header.Get("Content-Type"), tc.status, tc.contentType)
+			}
+			if resp.Header.Get("X-Content-Type-Options") != "nosniff" || resp.Header.Get("X-Request-Id") == "" {
+				t.Errorf("headers = %v, want the pages' headers", resp.Header)
+			}
+			if strings.HasPrefix(tc.contentType, "text/html") {
+				if !strings.Contains(p.body, `<html lang="en"`) || !strings.Contains(p.body, "<title>") || strings.Contains(p.body, "404 page not found") {
+					t.Errorf("not the styled page:\n%s", p.body)
+				}
+				if !strings.Contains(resp.Header.Get("Content-Security-Policy"), "default-src 'none'") {
+					t.Errorf("CSP = %q", resp.Header.Get("Content-Security-Policy"))
+				}
+			}
+		})
+	}
+}

@@ -158,8 +158,8 @@ func newServer(ctx context.Context, cfg Config, log *slog.Logger, opts serverOpt
 
 	metrics := newMetrics(reg)
 	r := mux.NewRouter()
-	r.Use(recoverPanics(log), requestID, observe(log, metrics), baseHeaders(strings.HasPrefix(cfg.Issuer, "https://")),
-		limitBody(login.AccountPath+"/avatar", api.PicturePath))
+	common := []mux.MiddlewareFunc{recoverPanics(log), requestID, observe(log, metrics), baseHeaders(strings.HasPrefix(cfg.Issuer, "https://"))}
+	r.Use(append(common, limitBody(login.AccountPath+"/avatar", api.PicturePath))...)
 	r.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Cache-Control", "no-store")
 		w.Write([]byte("ok\n"))
@@ -173,22 +173,23 @@ func newServer(ctx context.Context, cfg Config, log *slog.Logger, opts serverOpt
 	loginHandler.Routes(r)
 	apiHandler.Routes(r)
 	docs.Routes(r)
-	apiErrors(r)
+	apiErrors(r, common, http.HandlerFunc(loginHandler.NotFound), http.HandlerFunc(loginHandler.MethodNotAllowed))
 	s.handler, s.router = r, r
 	if cfg.AdminAddr != "" {
 		// The admin API's own router: only its routes and the probes, so
 		// that it can listen on an operator network apart from the
 		// public listener, which answers 404 under /api/v1/admin.
 		ar := mux.NewRouter()
-		ar.Use(recoverPanics(log), requestID, observe(log, metrics), baseHeaders(strings.HasPrefix(cfg.Issuer, "https://")),
-			limitBody(api.AdminPicturePath))
+		ar.Use(append(common, limitBody(api.AdminPicturePath))...)
 		ar.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Cache-Control", "no-store")
 			w.Write([]byte("ok\n"))
 		}).Methods("GET", "HEAD")
 		apiHandler.AdminRoutes(ar)
 		docs.Routes(ar)
-		apiErrors(ar)
+		apiErrors(ar, common, http.NotFoundHandler(), http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+			http.Error(w, "405 method not allowed", http.StatusMethodNotAllowed)
+		}))
 		s.adminHandler, s.adminRouter = ar, ar
 	}
 	s.ready.Store(true)
@@ -197,22 +198,25 @@ func newServer(ctx context.Context, cfg Config, log *slog.Logger, opts serverOpt
 }
 
 // apiErrors makes r answer unknown paths and methods under /api/v1 with
-// problems, and the rest with plain text.
-func apiErrors(r *mux.Router) {
-	r.NotFoundHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if strings.HasPrefix(r.URL.Path, api.Prefix+"/") {
-			api.NotFound(w, r)
-			return
+// problems, and others with notFound and notAllowed; mw, the router's
+// middleware (which mux does not run for unmatched requests), wraps them
+// too, so they get the same headers, logs and metrics.
+func apiErrors(r *mux.Router, mw []mux.MiddlewareFunc, notFound, notAllowed http.Handler) {
+	wrap := func(problem, other http.Handler) http.Handler {
+		var h http.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if strings.HasPrefix(r.URL.Path, api.Prefix+"/") {
+				problem.ServeHTTP(w, r)
+				return
+			}
+			other.ServeHTTP(w, r)
+		})
+		for i := len(mw) - 1; i >= 0; i-- {
+			h = mw[i](h)
 		}
-		http.Error(w, "404 page not found", http.StatusNotFound)
-	})
-	r.MethodNotAllowedHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if strings.HasPrefix(r.URL.Path, api.Prefix+"/") {
-			api.MethodNotAllowed(w, r)
-			return
-		}
-		http.Error(w, "405 method not allowed", http.StatusMethodNotAllowed)
-	})
+		return h
+	}
+	r.NotFoundHandler = wrap(http.HandlerFunc(api.NotFound), notFound)
+	r.MethodNotAllowedHandler = wrap(http.HandlerFunc(api.MethodNotAllowed), notAllowed)
 }
 
 // readyz answers 200 while the server takes traffic and the database
