@@ -101,8 +101,11 @@ func (h *Handler) checkCode(w http.ResponseWriter, r *http.Request) error {
 	if u == nil {
 		return redirect(w, r, loginURL(req))
 	}
-	if len(code) > 64 {
-		code = ""
+	if _, ok := account.NormalizeCode(code); !ok {
+		// Not a guess: told apart, and not counted.
+		page := h.codePage(w, r, u, req, channelOf(r.PostForm.Get("via")))
+		page.Error = msgCodeShape
+		return h.render(w, http.StatusBadRequest, "code.html", page)
 	}
 	done, wait, ok := h.attempt(r)
 	if !ok {
@@ -124,7 +127,7 @@ func (h *Handler) checkCode(w http.ResponseWriter, r *http.Request) error {
 		return h.codeLocked(w, r, u.ID, req, locked)
 	case account.IsCodeFailure(err):
 		h.signInEnded("wrong_code")
-		page := h.codePage(w, r, u, req, channelOf(r.URL.Query().Get("via")))
+		page := h.codePage(w, r, u, req, channelOf(r.PostForm.Get("via")))
 		page.Error = "That code is not right. Check it and try again."
 		if errors.Is(err, account.ErrCodeDead) {
 			page.Error = "This code no longer works: it expired or was entered wrongly too often. Send a new code."
@@ -134,6 +137,10 @@ func (h *Handler) checkCode(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 }
+
+// msgCodeShape answers a code that is not six digits (spaces and dashes
+// aside).
+const msgCodeShape = "Enter the 6-digit code from the message (spaces and dashes are fine)."
 
 // codeLocked ends the half-signed-in session of a user whose code step is
 // locked by wrong codes and shows the sign-in page saying how long to wait.

@@ -80,12 +80,17 @@ func TestCodeStep(t *testing.T) {
 		if code == wrong {
 			wrong = "111111"
 		}
-		for _, bad := range []string{wrong, code + "1", "abcdef", ""} {
-			if r := b.submitCode("req1", bad); r.StatusCode != http.StatusUnauthorized || !strings.Contains(r.body, `role="alert"`) {
-				t.Errorf("code %q = %d", bad, r.StatusCode)
+		if r := b.submitCode("req1", wrong); r.StatusCode != http.StatusUnauthorized || !strings.Contains(r.body, `role="alert"`) {
+			t.Errorf("wrong code = %d", r.StatusCode)
+		}
+		// Not a code at all: told so, and not counted as a guess.
+		for _, bad := range []string{code + "1", code[:5], "abcdef", ""} {
+			if r := b.submitCode("req1", bad); r.StatusCode != http.StatusBadRequest || !strings.Contains(r.body, "6-digit code") {
+				t.Errorf("code %q = %d, want 400 and the shape message", bad, r.StatusCode)
 			}
 		}
-		r := b.submitCode("req1", code)
+		// Pasted with a space and a dash inside: accepted.
+		r := b.submitCode("req1", " "+code[:3]+" - "+code[3:]+"\t")
 		if r.StatusCode != http.StatusSeeOther || r.Header.Get("Location") != "/oauth2/auth/resume?req=req1" {
 			t.Fatalf("right code = %d %q", r.StatusCode, r.Header.Get("Location"))
 		}
@@ -571,7 +576,8 @@ func TestSecurityHeadersOnFlowPages(t *testing.T) {
 		wantStatus int
 	}{
 		{"code page", func() *response { return half.get(login.CodePath + "?req=mfa") }, http.StatusOK},
-		{"wrong code", func() *response { return half.submitCode("mfa", "000000x") }, http.StatusUnauthorized},
+		{"malformed code", func() *response { return half.submitCode("mfa", "000000x") }, http.StatusBadRequest},
+		{"wrong code", func() *response { return half.submitCode("mfa", "000000") }, http.StatusUnauthorized},
 		{"code resend", func() *response {
 			return half.post(login.CodePath+"/resend", url.Values{"csrf": {half.csrf(login.CodePath + "?req=mfa")}, "req": {"mfa"}, "channel": {"email"}})
 		}, http.StatusSeeOther},
@@ -581,8 +587,11 @@ func TestSecurityHeadersOnFlowPages(t *testing.T) {
 			return anon.post(login.RegisterPath, url.Values{"csrf": {anon.csrf(login.RegisterPath)}, "email": {"bad"}, "password": {"x"}, "password2": {"y"}})
 		}, http.StatusBadRequest},
 		{"verify page", func() *response { return reg.get(login.VerifyPath) }, http.StatusOK},
-		{"wrong verify code", func() *response {
+		{"malformed verify code", func() *response {
 			return reg.post(login.VerifyPath, url.Values{"csrf": {reg.csrf(login.VerifyPath)}, "code": {"000000x"}})
+		}, http.StatusBadRequest},
+		{"wrong verify code", func() *response {
+			return reg.post(login.VerifyPath, url.Values{"csrf": {reg.csrf(login.VerifyPath)}, "code": {"000000"}})
 		}, http.StatusUnauthorized},
 		{"verify link", func() *response { return anon.get(login.VerifyPath + "?token=" + randomToken()) }, http.StatusBadRequest},
 		{"forgot page", func() *response { return anon.get(login.ForgotPath) }, http.StatusOK},

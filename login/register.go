@@ -207,8 +207,10 @@ func (h *Handler) verify(w http.ResponseWriter, r *http.Request) error {
 	if ticket == "" {
 		return redirect(w, r, verifyURL(req, ""))
 	}
-	if len(code) > 64 {
-		code = ""
+	if _, ok := account.NormalizeCode(code); !ok {
+		dest, _ := h.accounts.TicketEmail(ctx, ticket)
+		return h.render(w, http.StatusBadRequest, "verify.html", templates.VerifyPage{CSRF: h.csrfToken(w, r), Req: req,
+			Destination: dest, Error: msgCodeShape})
 	}
 	done, wait, ok := h.attempt(r)
 	if !ok {

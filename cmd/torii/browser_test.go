@@ -354,7 +354,26 @@ func TestBrowserSMSCode(t *testing.T) {
 	b.expectPage("Enter your code")
 	b.shot("code-sms")
 	sms := b.sms.WaitFor(t, "+15550104242")
-	b.fill(map[string]string{"code": notifytest.Code(t, sms.Body)})
+	code := notifytest.Code(t, sms.Body)
+	// A wrong code, and one too short: the page stays on the SMS path
+	// (what it says, and what "Send a new code" sends).
+	for _, bad := range []string{wrongCode(code), code[:5]} {
+		b.fill(map[string]string{"code": bad})
+		b.click(`form[action="/login/code"] button[type="submit"]`)
+		b.expectPage("Enter your code")
+		var state struct {
+			Text, Resend string
+		}
+		if err := b.eval(`({Text: document.body.innerText, Resend: document.querySelector('form[action="/login/code/resend"] button').value})`, &state); err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(state.Text, "by SMS") || state.Resend != "sms" {
+			t.Errorf("after the code %q the page left the SMS path: resend=%q\n%s", bad, state.Resend, state.Text)
+		}
+	}
+	b.shot("code-sms-error")
+	// Pasted as "123 456": the field takes it whole, and it works.
+	b.fill(map[string]string{"code": code[:3] + " " + code[3:]})
 	b.click(`form[action="/login/code"] button[type="submit"]`)
 	b.expectPage("Allow Example Notes")
 	b.shot("consent")

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"math/big"
 	"strings"
+	"unicode"
 	"time"
 	"unicode/utf8"
 
@@ -108,10 +109,23 @@ func (s *Service) secret(ctx context.Context, name string) ([]byte, error) {
 	return key, nil
 }
 
-// validCodeShape reports whether code could be one of ours: exactly six
-// ASCII digits (spaces around are forgiven). Anything else is simply wrong.
-func validCodeShape(code string) (string, bool) {
-	code = strings.TrimSpace(code)
+// validCodeShape reports whether code could be one of ours: six ASCII
+// digits once the spaces and dashes people paste (anywhere: "123 456",
+// "123-456") are taken out (NormalizeCode).
+func validCodeShape(code string) (string, bool) { return NormalizeCode(code) }
+
+// NormalizeCode takes out of a typed or pasted code the spaces (of any
+// kind) and dashes (hyphen, minus, en and em dash) people type or paste
+// with it, and reports whether six ASCII digits remain. The pages use it to
+// tell a code of the wrong shape (not counted as a guess) from a wrong one.
+func NormalizeCode(code string) (string, bool) {
+	code = strings.Map(func(r rune) rune {
+		switch {
+		case unicode.IsSpace(r), r == '-', r == '\u2010', r == '\u2011', r == '\u2012', r == '\u2013', r == '\u2014', r == '\u2212':
+			return -1
+		}
+		return r
+	}, code)
 	if len(code) != 6 {
 		return code, false
 	}
