@@ -11,8 +11,8 @@ import (
 	"fmt"
 	"math/big"
 	"strings"
-	"unicode"
 	"time"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/torii-idp/torii/login/notify"
