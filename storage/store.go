@@ -243,14 +243,15 @@ func (s *Store) Close() error {
 	return err
 }
 
-// Ping reports whether the database answers.
+// Ping reports whether the database answers; a database that does not
+// is ErrUnavailable.
 func (s *Store) Ping(ctx context.Context) error {
 	if err := s.db.PingContext(ctx); err != nil {
-		return fmt.Errorf("storage: ping: %w", err)
+		return fmt.Errorf("storage: ping: %w", translate(err))
 	}
 	var one int
 	if err := s.rdb.NewRaw("SELECT 1").Scan(ctx, &one); err != nil {
-		return fmt.Errorf("storage: ping: %w", err)
+		return fmt.Errorf("storage: ping: %w", translate(err))
 	}
 	return nil
 }
