@@ -94,7 +94,7 @@ func (p *Provider) writeAuthorizeError(w http.ResponseWriter, r *http.Request, a
 func (p *Provider) writeAccessError(w http.ResponseWriter, r *http.Request, ar fosite.AccessRequester, err error) {
 	err = asUnavailable(w, err)
 	p.logError(r, "token", err)
-	if errors.Is(err, fosite.ErrInvalidClient) {
+	if rfcError(err).ErrorField == fosite.ErrInvalidClient.ErrorField {
 		if _, _, basic := r.BasicAuth(); basic {
 			w.Header().Set("WWW-Authenticate", `Basic realm="torii", charset="UTF-8"`)
 		}
