@@ -333,7 +333,9 @@ func (h *Handler) fail(w http.ResponseWriter, r *http.Request, err error) {
 	case ctx.Err() != nil && errors.Is(err, ctx.Err()):
 		h.log.DebugContext(ctx, "login: client went away", "path", r.URL.Path, "err", err)
 		return
-	case errors.Is(err, storage.ErrConflict), errors.Is(err, storage.ErrUnavailable), errors.Is(err, context.DeadlineExceeded):
+	case storage.IsUnavailable(err), errors.Is(err, storage.ErrConflict):
+		// The pages' one mapping of storage faults: the database away
+		// (however wrapped) or a lost race is a fault of the moment.
 		pe = errUnavailable
 	default:
 		pe = errInternal
@@ -342,6 +344,9 @@ func (h *Handler) fail(w http.ResponseWriter, r *http.Request, err error) {
 		h.log.ErrorContext(ctx, "login: request failed", "path", r.URL.Path, "status", pe.status, "err", err)
 	} else {
 		h.log.InfoContext(ctx, "login: request refused", "path", r.URL.Path, "status", pe.status, "reason", pe.page.Title)
+	}
+	if pe.status == http.StatusServiceUnavailable {
+		w.Header().Set("Retry-After", "1")
 	}
 	if rerr := h.render(w, pe.status, "error.html", pe.page); rerr != nil {
 		h.log.ErrorContext(ctx, "login: render error page", "err", rerr)

@@ -185,6 +185,9 @@ func (p *Provider) userinfo(w http.ResponseWriter, r *http.Request) {
 }
 
 func (p *Provider) bearerError(w http.ResponseWriter, status int, code, description string) {
+	if status == http.StatusServiceUnavailable {
+		w.Header().Set("Retry-After", retryAfter)
+	}
 	w.Header().Set("WWW-Authenticate", fmt.Sprintf(`Bearer realm="torii", error=%q, error_description=%q`, code, description))
 	w.Header().Set("Content-Type", "application/json;charset=UTF-8")
 	w.WriteHeader(status)
@@ -294,7 +297,7 @@ func (p *Provider) serveJWKS(w http.ResponseWriter, r *http.Request) {
 // unavailable reports whether err comes from a database fault rather than
 // from a bad token: such a token check must answer 503, not "invalid".
 func unavailable(err error) bool {
-	return errors.Is(err, storage.ErrUnavailable) || errors.Is(err, storage.ErrConflict) ||
+	return storage.IsUnavailable(err) || errors.Is(err, storage.ErrConflict) ||
 		(rfcError(err).CodeField >= 500 && !errors.Is(err, fosite.ErrNotFound))
 }
 

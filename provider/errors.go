@@ -22,6 +22,9 @@ func (p *Provider) errorPage(w http.ResponseWriter, r *http.Request, status int,
 	h.Set("X-Frame-Options", "DENY")
 	h.Set("Referrer-Policy", "no-referrer")
 	h.Set("Content-Security-Policy", "default-src 'none'; style-src 'self'; img-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'")
+	if status == http.StatusServiceUnavailable {
+		h.Set("Retry-After", retryAfter)
+	}
 	w.WriteHeader(status)
 	if err := p.pages.ExecuteTemplate(w, "error.html", templates.ErrorPage{Title: title, Message: message}); err != nil {
 		p.log.ErrorContext(r.Context(), "render error page", "err", err)
@@ -48,9 +51,15 @@ func (p *Provider) writeAuthorizeError(w http.ResponseWriter, r *http.Request, a
 		// That is the error to report, whatever else is wrong.
 		ar, err = nil, errRedirectURIMismatch
 	}
+	err = asUnavailable(w, err)
 	rfc := rfcError(err)
 	p.logError(r, "authorize", err)
 	if ar == nil || !ar.IsRedirectURIValid() {
+		if errors.Is(err, fosite.ErrTemporarilyUnavailable) {
+			p.errorPage(w, r, http.StatusServiceUnavailable, "Temporarily unavailable",
+				"The service is busy right now. Please try again in a moment.")
+			return
+		}
 		msg := "The application sent an invalid sign-in request"
 		switch {
 		case errors.Is(err, fosite.ErrInvalidClient):
@@ -78,10 +87,14 @@ func (p *Provider) writeAuthorizeError(w http.ResponseWriter, r *http.Request, a
 	http.Redirect(w, r, u.String(), http.StatusSeeOther)
 }
 
-// writeAccessError answers a failed token request with RFC 6749's JSON error.
+// writeAccessError answers a failed token, introspection or revocation
+// request with RFC 6749's JSON error; a database that was away is 503
+// temporarily_unavailable with Retry-After (asUnavailable), whatever fosite
+// made of it.
 func (p *Provider) writeAccessError(w http.ResponseWriter, r *http.Request, ar fosite.AccessRequester, err error) {
+	err = asUnavailable(w, err)
 	p.logError(r, "token", err)
-	if errors.Is(err, fosite.ErrInvalidClient) {
+	if rfcError(err).ErrorField == fosite.ErrInvalidClient.ErrorField {
 		if _, _, basic := r.BasicAuth(); basic {
 			w.Header().Set("WWW-Authenticate", `Basic realm="torii", charset="UTF-8"`)
 		}
@@ -107,6 +120,28 @@ func (p *Provider) logError(r *http.Request, endpoint string, err error) {
 		return
 	}
 	p.log.InfoContext(r.Context(), "oauth2 request refused", "endpoint", endpoint, "error", rfc.ErrorField, "hint", rfc.HintField)
+}
+
+// retryAfter is what a 503 asks clients to wait, in seconds: a database
+// outage is usually over in seconds, and clients back off on their own
+// beyond that.
+const retryAfter = "1"
+
+// asUnavailable is the provider's one mapping of storage faults: an error
+// that says the database was away (storage.IsUnavailable: ErrUnavailable
+// or a driver's connection failure anywhere in its chain, including inside
+// fosite's server_error or invalid_client wraps, or fosite's "error" for
+// an error it did not recognise) becomes fosite's temporarily_unavailable
+// (503), and Retry-After is set on w. Any other error is returned as is.
+func asUnavailable(w http.ResponseWriter, err error) error {
+	if !errors.Is(err, fosite.ErrTemporarilyUnavailable) {
+		if !storage.IsUnavailable(err) {
+			return err
+		}
+		err = fosite.ErrTemporarilyUnavailable.WithWrap(err)
+	}
+	w.Header().Set("Retry-After", retryAfter)
+	return err
 }
 
 // storageFault maps a storage error to a fosite error for clients: 503 when

@@ -243,14 +243,15 @@ func (s *Store) Close() error {
 	return err
 }
 
-// Ping reports whether the database answers.
+// Ping reports whether the database answers; a database that does not
+// is ErrUnavailable.
 func (s *Store) Ping(ctx context.Context) error {
 	if err := s.db.PingContext(ctx); err != nil {
-		return fmt.Errorf("storage: ping: %w", err)
+		return fmt.Errorf("storage: ping: %w", translate(err))
 	}
 	var one int
 	if err := s.rdb.NewRaw("SELECT 1").Scan(ctx, &one); err != nil {
-		return fmt.Errorf("storage: ping: %w", err)
+		return fmt.Errorf("storage: ping: %w", translate(err))
 	}
 	return nil
 }
@@ -396,7 +397,23 @@ var ErrConflict = errors.New("storage: concurrent update")
 // shutting down: a fault of the moment, for which callers answer 503.
 var ErrUnavailable = errors.New("storage: database unavailable")
 
-// isUnavailable recognises connection-level failures of both drivers.
+// IsUnavailable reports whether err, however wrapped (fmt.Errorf's %w,
+// errors.Join, fosite's RFC6749Error.WithWrap), says the database was away:
+// ErrUnavailable, or a driver's connection failure that never passed
+// through the store's translation. Every door answers it with 503 and
+// Retry-After: the request may succeed in a moment, and nothing it asked
+// for was done.
+func IsUnavailable(err error) bool {
+	return err != nil && (errors.Is(err, ErrUnavailable) || isUnavailable(err))
+}
+
+// isUnavailable recognises connection-level failures of both drivers: a
+// connection that broke or could not be made (driver.ErrBadConn, pgconn's
+// connect and network errors, a connection closed under a statement or a
+// COMMIT), a pool that could not hand one out in time
+// (context.DeadlineExceeded), the server refusing or ending sessions
+// (SQLSTATE class 08; 57P01 admin shutdown, 57P02 crash shutdown, 57P03
+// cannot connect now; 53300 too many connections), and a closed pool.
 func isUnavailable(err error) bool {
 	if errors.Is(err, driver.ErrBadConn) || errors.Is(err, sql.ErrConnDone) ||
 		errors.Is(err, context.DeadlineExceeded) || strings.Contains(err.Error(), "sql: database is closed") {
@@ -408,6 +425,9 @@ func isUnavailable(err error) bool {
 	}
 	var connErr *pgconn.ConnectError
 	if errors.As(err, &connErr) {
+		return true
+	}
+	if pgconn.SafeToRetry(err) {
 		return true
 	}
 	var pgErr *pgconn.PgError

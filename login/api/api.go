@@ -233,7 +233,9 @@ func (h *Handler) toProblem(err error) *Problem {
 		return problem(http.StatusBadRequest, "invalid-link", "The link is invalid, expired or used; ask for a new one.")
 	case errors.Is(err, account.ErrNotFound):
 		return problem(http.StatusNotFound, "not-found", "")
-	case errors.Is(err, storage.ErrUnavailable), errors.Is(err, storage.ErrConflict), errors.Is(err, context.DeadlineExceeded):
+	case storage.IsUnavailable(err), errors.Is(err, storage.ErrConflict):
+		// The database away (however wrapped) or a lost race: a fault of
+		// the moment.
 		p := problem(http.StatusServiceUnavailable, "unavailable", "Try again in a moment.")
 		p.retryAfter = time.Second
 		return p
