@@ -46,7 +46,8 @@ func main() {
 }
 
 // run executes the command line and returns the exit status: 0 on success,
-// 2 for bad configuration or usage, 1 for any other failure.
+// 2 for bad configuration or usage, or a database migrated by a newer Torii,
+// 1 for any other failure.
 func run(args []string, stdout, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -59,7 +60,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fmt.Fprintln(stderr, "torii:", err)
 	var ce *configError
 	var ue usageError
-	if errors.As(err, &ce) || errors.As(err, &ue) {
+	var newer *storage.SchemaNewerError
+	if errors.As(err, &ce) || errors.As(err, &ue) || errors.As(err, &newer) {
 		return 2
 	}
 	return 1
@@ -259,16 +261,29 @@ func (a *app) servePprof() (string, func(), error) {
 }
 
 func (a *app) migrateCmd() *cobra.Command {
-	return &cobra.Command{
+	var status bool
+	cmd := &cobra.Command{
 		Use:   "migrate",
-		Short: "Apply pending database migrations and exit",
-		Args:  cobra.NoArgs,
+		Short: "Apply pending database migrations and exit (--status: list them, change nothing)",
+		Long: `Apply pending database migrations and exit. Each migration runs in a
+transaction of its own. On PostgreSQL, nodes migrating at once take turns.
+
+With --status nothing is changed: the applied migrations (with the time each
+was applied), the pending ones and the unknown ones are printed as JSON. An
+unknown migration was applied by a newer Torii than this binary: then every
+command but "migrate --status" refuses to run, with exit status 2.`,
+		Example: `  torii migrate
+  torii migrate --status`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			store, err := storage.Open(cmd.Context(), a.cfg.DatabaseURL.Reveal(), storage.Options{})
 			if err != nil {
 				return err
 			}
 			defer store.Close()
+			if status {
+				return a.migrationStatus(cmd.Context(), store)
+			}
 			applied, err := migrate(cmd.Context(), store, a.log)
 			if err != nil {
 				return err
@@ -283,6 +298,35 @@ func (a *app) migrateCmd() *cobra.Command {
 			return nil
 		},
 	}
+	cmd.Flags().BoolVar(&status, "status", false, "print applied, pending and unknown migrations as JSON and change nothing")
+	return cmd
+}
+
+// migrationJSON is one applied migration in migrate --status.
+type migrationJSON struct {
+	Name      string    `json:"name"`
+	AppliedAt time.Time `json:"applied_at"`
+}
+
+// migrationStatus prints the database's migrations as JSON.
+func (a *app) migrationStatus(ctx context.Context, store *storage.Store) error {
+	st, err := store.MigrationStatus(ctx)
+	if err != nil {
+		return err
+	}
+	out := struct {
+		Applied []migrationJSON `json:"applied"`
+		Pending []string        `json:"pending"`
+		Unknown []migrationJSON `json:"unknown"`
+	}{Applied: []migrationJSON{}, Pending: []string{}, Unknown: []migrationJSON{}}
+	for _, m := range st.Applied {
+		out.Applied = append(out.Applied, migrationJSON(m))
+	}
+	out.Pending = append(out.Pending, st.Pending...)
+	for _, m := range st.Unknown {
+		out.Unknown = append(out.Unknown, migrationJSON(m))
+	}
+	return a.printJSON(out)
 }
 
 // migrate applies pending migrations to store, then fills in what SQL
