@@ -136,8 +136,10 @@ func (a *app) serveCmd() *cobra.Command {
 }
 
 // serve runs the server until ctx ends (SIGINT or SIGTERM), then shuts down
-// gracefully: readiness turns 503, no new connections are taken, in-flight
-// requests finish within the shutdown timeout.
+// gracefully: readiness turns 503 at once and both listeners go on serving
+// for the shutdown delay, answering with "Connection: close" so that clients
+// leave their kept-alive connections; then no new connections are taken and
+// in-flight requests finish within the shutdown timeout.
 func (a *app) serve(ctx context.Context) error {
 	start := time.Now()
 	if os.Getenv("GOMEMLIMIT") == "" {
@@ -165,7 +167,7 @@ func (a *app) serve(ctx context.Context) error {
 		return fmt.Errorf("listen on %s: %w", a.cfg.Addr, err)
 	}
 	httpSrv := &http.Server{
-		Handler:           srv.handler,
+		Handler:           srv.draining(srv.handler),
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		WriteTimeout:      60 * time.Second,
@@ -200,7 +202,7 @@ func (a *app) serve(ctx context.Context) error {
 			return fmt.Errorf("listen on %s (TORII_ADMIN_ADDR): %w", a.cfg.AdminAddr, err)
 		}
 		adminSrv = &http.Server{
-			Handler: srv.adminHandler, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second,
+			Handler: srv.draining(srv.adminHandler), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second,
 			WriteTimeout: 60 * time.Second, IdleTimeout: 120 * time.Second, MaxHeaderBytes: 64 << 10,
 			ErrorLog:    slog.NewLogLogger(a.log.Handler(), slog.LevelWarn),
 			BaseContext: func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
@@ -217,8 +219,18 @@ func (a *app) serve(ctx context.Context) error {
 		return fmt.Errorf("serve: %w", err)
 	case <-ctx.Done():
 	}
-	a.log.Info("shutting down", "timeout", a.cfg.ShutdownTimeout)
+	// Readiness turns 503 first, while requests are still served, so that
+	// a load balancer takes this node out before its listeners close.
 	srv.ready.Store(false)
+	if d := a.cfg.ShutdownDelay; d > 0 {
+		a.log.Info("shutting down: not ready, still serving", "delay", d)
+		select {
+		case err := <-served:
+			return fmt.Errorf("serve: %w", err)
+		case <-time.After(d):
+		}
+	}
+	a.log.Info("shutting down", "timeout", a.cfg.ShutdownTimeout)
 	stopCleanup()
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), a.cfg.ShutdownTimeout)
 	defer cancel()
