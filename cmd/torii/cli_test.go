@@ -511,7 +511,7 @@ func TestCLIKeysMigrateVersion(t *testing.T) {
 }
 
 func TestHelp(t *testing.T) {
-	for _, cmd := range [][]string{{}, {"serve"}, {"migrate"}, {"clients", "create"}, {"clients", "list"}, {"users", "create"}, {"keys", "rotate"}} {
+	for _, cmd := range [][]string{{}, {"serve"}, {"migrate"}, {"backup"}, {"clients", "create"}, {"clients", "list"}, {"users", "create"}, {"keys", "rotate"}} {
 		code, out, _ := torii(t, append(cmd, "--help")...)
 		if code != 0 || !strings.Contains(out, "Usage:") {
 			t.Errorf("torii %v --help = %d", cmd, code)

@@ -128,7 +128,12 @@ func (a *app) serveCmd() *cobra.Command {
 	return &cobra.Command{
 		Use:   "serve",
 		Short: "Run the server (applies pending database migrations first)",
-		Args:  cobra.NoArgs,
+		Long: `Run the server (applies pending database migrations first) until SIGINT or
+SIGTERM. Then /readyz answers 503 while both listeners keep serving for
+TORII_SHUTDOWN_DELAY, so that a load balancer stops sending traffic first;
+then the listeners close and requests in flight get TORII_SHUTDOWN_TIMEOUT to
+finish.`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return a.serve(cmd.Context())
 		},
@@ -282,8 +287,9 @@ transaction of its own. On PostgreSQL, nodes migrating at once take turns.
 
 With --status nothing is changed: the applied migrations (with the time each
 was applied), the pending ones and the unknown ones are printed as JSON. An
-unknown migration was applied by a newer Torii than this binary: then every
-command but "migrate --status" refuses to run, with exit status 2.`,
+unknown migration was applied by a newer Torii than this binary: then serve,
+migrate, clients, users and keys refuse to run, with exit status 2 (backup
+still copies the database).`,
 		Example: `  torii migrate
   torii migrate --status`,
 		Args: cobra.NoArgs,
