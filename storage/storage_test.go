@@ -184,8 +184,8 @@ func TestRolesMigration(t *testing.T) {
 				}
 			}
 			applied, err := s.Migrate(ctx)
-			if err != nil || len(applied) == 0 || applied[0] != "20261206000007" {
-				t.Fatalf("Migrate() = %v, %v; want 20261206000007 first", applied, err)
+			if err != nil || len(applied) == 0 || applied[0] != "20261206000007_roles" {
+				t.Fatalf("Migrate() = %v, %v; want 20261206000007_roles first", applied, err)
 			}
 			for id, want := range map[string][]string{"adm": {"admin"}, "usr": {}, "odd": {}} {
 				u, err := s.User(ctx, id)

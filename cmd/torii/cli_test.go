@@ -80,6 +80,9 @@ func TestConfigErrors(t *testing.T) {
 		{"admin API flag", nil, []string{"--admin-addr", "no"}, "TORII_ADMIN_ADDR"},
 		{"metrics without a port", map[string]string{"TORII_METRICS_ADDR": "localhost"}, nil, "TORII_METRICS_ADDR"},
 		{"metrics on the public listener", map[string]string{"TORII_ADDR": "127.0.0.1:9000", "TORII_METRICS_ADDR": "127.0.0.1:9000"}, nil, "TORII_METRICS_ADDR"},
+		{"shutdown delay over a minute", map[string]string{"TORII_SHUTDOWN_DELAY": "2m"}, nil, "TORII_SHUTDOWN_DELAY"},
+		{"negative shutdown delay", map[string]string{"TORII_SHUTDOWN_DELAY": "-1s"}, nil, "TORII_SHUTDOWN_DELAY"},
+		{"shutdown delay without a unit", nil, []string{"--shutdown-delay", "5"}, "TORII_SHUTDOWN_DELAY"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -131,6 +134,7 @@ func TestConfigDefaults(t *testing.T) {
 		{"TORII_OTP_RESEND_LIMIT", cfg.OTPResendLimit, RateLimit{N: 5, Per: 15 * time.Minute}},
 		{"TORII_OTP_RESEND_INTERVAL", cfg.OTPResendInterval, 30 * time.Second},
 		{"TORII_OTP_TTL", cfg.OTPTTL, 10 * time.Minute},
+		{"TORII_SHUTDOWN_DELAY", cfg.ShutdownDelay, 5 * time.Second},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if tc.got != tc.want {
@@ -509,7 +513,7 @@ func TestCLIKeysMigrateVersion(t *testing.T) {
 }
 
 func TestHelp(t *testing.T) {
-	for _, cmd := range [][]string{{}, {"serve"}, {"migrate"}, {"clients", "create"}, {"clients", "list"}, {"users", "create"}, {"keys", "rotate"}} {
+	for _, cmd := range [][]string{{}, {"serve"}, {"migrate"}, {"backup"}, {"clients", "create"}, {"clients", "list"}, {"users", "create"}, {"keys", "rotate"}} {
 		code, out, _ := torii(t, append(cmd, "--help")...)
 		if code != 0 || !strings.Contains(out, "Usage:") {
 			t.Errorf("torii %v --help = %d", cmd, code)
@@ -552,6 +556,7 @@ func TestServeGracefulShutdown(t *testing.T) {
 		}
 		cfg, err := loadConfig(s)
 		cfg.Addr, cfg.Issuer, cfg.DatabaseURL, cfg.AdminAddr, cfg.MetricsAddr = addr, "http://"+addr, Secret(db), adminAddr, metricsAddr
+		cfg.ShutdownDelay = 0 // closes the listeners at once, as before the delay existed
 		return cfg, err
 	}
 	if a.cfg, err = a.load(); err != nil {

@@ -37,6 +37,10 @@ type Config struct {
 	CodeTTL         time.Duration
 	CleanupInterval time.Duration
 	ShutdownTimeout time.Duration
+	// ShutdownDelay is how long serve keeps serving after SIGTERM with
+	// /readyz answering 503, so that load balancers stop sending traffic
+	// before the listeners close; 0 closes them at once.
+	ShutdownDelay time.Duration
 
 	// OTP is "always" (every sign-in needs a one-time code) or "off".
 	OTP                 string
@@ -125,6 +129,7 @@ func settings() []*setting {
 		{env: "TORII_CODE_TTL", flag: "code-ttl", def: "10m", usage: "authorization code lifetime (at most 10m)"},
 		{env: "TORII_CLEANUP_INTERVAL", flag: "cleanup-interval", def: "10m", usage: "how often expired codes, tokens and sessions are deleted"},
 		{env: "TORII_SHUTDOWN_TIMEOUT", flag: "shutdown-timeout", def: "20s", usage: "how long in-flight requests may run on shutdown"},
+		{env: "TORII_SHUTDOWN_DELAY", flag: "shutdown-delay", def: "5s", usage: "on SIGTERM, how long /readyz answers 503 while requests are still served, before the shutdown (0s to 60s; 0s: none)"},
 		{env: "TORII_OTP", flag: "otp", def: "always", usage: "one-time-code step at sign-in: always, or off (a client may still ask for it with acr_values=mfa)"},
 		{env: "TORII_OTP_TTL", flag: "otp-ttl", def: "10m", usage: "lifetime of a one-time code"},
 		{env: "TORII_OTP_RESEND_INTERVAL", flag: "otp-resend-interval", def: "30s", usage: "least time between two codes sent to one account"},
@@ -266,6 +271,7 @@ func loadConfig(all []*setting) (Config, error) {
 	dur("TORII_CODE_TTL", &c.CodeTTL, 10*time.Second, 10*time.Minute)
 	dur("TORII_CLEANUP_INTERVAL", &c.CleanupInterval, time.Second, 24*time.Hour)
 	dur("TORII_SHUTDOWN_TIMEOUT", &c.ShutdownTimeout, 0, 10*time.Minute)
+	dur("TORII_SHUTDOWN_DELAY", &c.ShutdownDelay, 0, time.Minute)
 
 	switch c.OTP = val("TORII_OTP"); c.OTP {
 	case "always", "off":

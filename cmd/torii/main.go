@@ -46,7 +46,8 @@ func main() {
 }
 
 // run executes the command line and returns the exit status: 0 on success,
-// 2 for bad configuration or usage, 1 for any other failure.
+// 2 for bad configuration or usage, or a database migrated by a newer Torii,
+// 1 for any other failure.
 func run(args []string, stdout, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -59,7 +60,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fmt.Fprintln(stderr, "torii:", err)
 	var ce *configError
 	var ue usageError
-	if errors.As(err, &ce) || errors.As(err, &ue) {
+	var newer *storage.SchemaNewerError
+	if errors.As(err, &ce) || errors.As(err, &ue) || errors.As(err, &newer) {
 		return 2
 	}
 	return 1
@@ -105,7 +107,7 @@ a SQLite file torii.db in the working directory at http://127.0.0.1:8080.`,
 	root.SetErr(stderr)
 	root.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error { return usageError{err} })
 	a.load = configFlags(root.PersistentFlags())
-	root.AddCommand(a.serveCmd(), a.migrateCmd(), a.versionCmd(), a.clientsCmd(), a.usersCmd(), a.keysCmd(), a.benchCmd())
+	root.AddCommand(a.serveCmd(), a.migrateCmd(), a.versionCmd(), a.clientsCmd(), a.usersCmd(), a.keysCmd(), a.benchCmd(), a.backupCmd())
 	return root
 }
 
@@ -126,7 +128,12 @@ func (a *app) serveCmd() *cobra.Command {
 	return &cobra.Command{
 		Use:   "serve",
 		Short: "Run the server (applies pending database migrations first)",
-		Args:  cobra.NoArgs,
+		Long: `Run the server (applies pending database migrations first) until SIGINT or
+SIGTERM. Then /readyz answers 503 while both listeners keep serving for
+TORII_SHUTDOWN_DELAY, so that a load balancer stops sending traffic first;
+then the listeners close and requests in flight get TORII_SHUTDOWN_TIMEOUT to
+finish.`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return a.serve(cmd.Context())
 		},
@@ -134,8 +141,10 @@ func (a *app) serveCmd() *cobra.Command {
 }
 
 // serve runs the server until ctx ends (SIGINT or SIGTERM), then shuts down
-// gracefully: readiness turns 503, no new connections are taken, in-flight
-// requests finish within the shutdown timeout.
+// gracefully: readiness turns 503 at once and both listeners go on serving
+// for the shutdown delay, answering with "Connection: close" so that clients
+// leave their kept-alive connections; then no new connections are taken and
+// in-flight requests finish within the shutdown timeout.
 func (a *app) serve(ctx context.Context) error {
 	start := time.Now()
 	if os.Getenv("GOMEMLIMIT") == "" {
@@ -163,7 +172,7 @@ func (a *app) serve(ctx context.Context) error {
 		return fmt.Errorf("listen on %s: %w", a.cfg.Addr, err)
 	}
 	httpSrv := &http.Server{
-		Handler:           srv.handler,
+		Handler:           srv.draining(srv.handler),
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		WriteTimeout:      60 * time.Second,
@@ -198,7 +207,7 @@ func (a *app) serve(ctx context.Context) error {
 			return fmt.Errorf("listen on %s (TORII_ADMIN_ADDR): %w", a.cfg.AdminAddr, err)
 		}
 		adminSrv = &http.Server{
-			Handler: srv.adminHandler, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second,
+			Handler: srv.draining(srv.adminHandler), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second,
 			WriteTimeout: 60 * time.Second, IdleTimeout: 120 * time.Second, MaxHeaderBytes: 64 << 10,
 			ErrorLog:    slog.NewLogLogger(a.log.Handler(), slog.LevelWarn),
 			BaseContext: func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
@@ -228,8 +237,18 @@ func (a *app) serve(ctx context.Context) error {
 		return fmt.Errorf("serve: %w", err)
 	case <-ctx.Done():
 	}
-	a.log.Info("shutting down", "timeout", a.cfg.ShutdownTimeout)
+	// Readiness turns 503 first, while requests are still served, so that
+	// a load balancer takes this node out before its listeners close.
 	srv.ready.Store(false)
+	if d := a.cfg.ShutdownDelay; d > 0 {
+		a.log.Info("shutting down: not ready, still serving", "delay", d)
+		select {
+		case err := <-served:
+			return fmt.Errorf("serve: %w", err)
+		case <-time.After(d):
+		}
+	}
+	a.log.Info("shutting down", "timeout", a.cfg.ShutdownTimeout)
 	stopCleanup()
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), a.cfg.ShutdownTimeout)
 	defer cancel()
@@ -272,16 +291,30 @@ func (a *app) servePprof() (string, func(), error) {
 }
 
 func (a *app) migrateCmd() *cobra.Command {
-	return &cobra.Command{
+	var status bool
+	cmd := &cobra.Command{
 		Use:   "migrate",
-		Short: "Apply pending database migrations and exit",
-		Args:  cobra.NoArgs,
+		Short: "Apply pending database migrations and exit (--status: list them, change nothing)",
+		Long: `Apply pending database migrations and exit. Each migration runs in a
+transaction of its own. On PostgreSQL, nodes migrating at once take turns.
+
+With --status nothing is changed: the applied migrations (with the time each
+was applied), the pending ones and the unknown ones are printed as JSON. An
+unknown migration was applied by a newer Torii than this binary: then serve,
+migrate, clients, users and keys refuse to run, with exit status 2 (backup
+still copies the database).`,
+		Example: `  torii migrate
+  torii migrate --status`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			store, err := storage.Open(cmd.Context(), a.cfg.DatabaseURL.Reveal(), storage.Options{})
 			if err != nil {
 				return err
 			}
 			defer store.Close()
+			if status {
+				return a.migrationStatus(cmd.Context(), store)
+			}
 			applied, err := migrate(cmd.Context(), store, a.log)
 			if err != nil {
 				return err
@@ -296,6 +329,35 @@ func (a *app) migrateCmd() *cobra.Command {
 			return nil
 		},
 	}
+	cmd.Flags().BoolVar(&status, "status", false, "print applied, pending and unknown migrations as JSON and change nothing")
+	return cmd
+}
+
+// migrationJSON is one applied migration in migrate --status.
+type migrationJSON struct {
+	Name      string    `json:"name"`
+	AppliedAt time.Time `json:"applied_at"`
+}
+
+// migrationStatus prints the database's migrations as JSON.
+func (a *app) migrationStatus(ctx context.Context, store *storage.Store) error {
+	st, err := store.MigrationStatus(ctx)
+	if err != nil {
+		return err
+	}
+	out := struct {
+		Applied []migrationJSON `json:"applied"`
+		Pending []string        `json:"pending"`
+		Unknown []migrationJSON `json:"unknown"`
+	}{Applied: []migrationJSON{}, Pending: []string{}, Unknown: []migrationJSON{}}
+	for _, m := range st.Applied {
+		out.Applied = append(out.Applied, migrationJSON(m))
+	}
+	out.Pending = append(out.Pending, st.Pending...)
+	for _, m := range st.Unknown {
+		out.Unknown = append(out.Unknown, migrationJSON(m))
+	}
+	return a.printJSON(out)
 }
 
 // migrate applies pending migrations to store, then fills in what SQL

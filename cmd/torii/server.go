@@ -237,6 +237,20 @@ func (s *server) readyz(w http.ResponseWriter, r *http.Request) {
 	w.Write([]byte("ok\n"))
 }
 
+// draining wraps a listener's handler: once the server is no longer ready
+// (shutdown has begun), every answer carries "Connection: close", so that a
+// client's next request opens a new connection (reaching a node that is
+// staying, behind a load balancer) instead of being written on a kept-alive
+// one that the shutdown may close under it.
+func (s *server) draining(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !s.ready.Load() {
+			w.Header().Set("Connection", "close")
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
 // cleanup deletes expired codes, tokens, sessions and pending requests, and
 // retired signing keys, every interval until ctx ends.
 func (s *server) cleanup(ctx context.Context, interval time.Duration) {
