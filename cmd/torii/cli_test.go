@@ -495,7 +495,7 @@ func TestCLIKeysMigrateVersion(t *testing.T) {
 	for _, k := range keys {
 		states[k["state"].(string)]++
 	}
-	if len(keys) != 4 || states["signing"] != 3 || states["next"] != 1 {
+	if len(keys) != 4 || states["active"] != 3 || states["next"] != 1 {
 		t.Errorf("after rotation: %v", states)
 	}
 	if code, _, _ := torii(t, "keys", "rotate", "--alg", "HS256"); code != 2 {
