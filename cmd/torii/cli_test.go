@@ -78,6 +78,12 @@ func TestConfigErrors(t *testing.T) {
 		{"admin API without a port", map[string]string{"TORII_ADMIN_ADDR": "127.0.0.1"}, nil, "TORII_ADMIN_ADDR"},
 		{"admin API on the public listener", map[string]string{"TORII_ADDR": "127.0.0.1:9000", "TORII_ADMIN_ADDR": "127.0.0.1:9000"}, nil, "TORII_ADMIN_ADDR"},
 		{"admin API flag", nil, []string{"--admin-addr", "no"}, "TORII_ADMIN_ADDR"},
+		{"key rotation not a duration", map[string]string{"TORII_KEY_ROTATION": "quarterly"}, nil, "TORII_KEY_ROTATION"},
+		{"key rotation under a day", map[string]string{"TORII_KEY_ROTATION": "1h"}, nil, "TORII_KEY_ROTATION"},
+		{"key rotation flag", nil, []string{"--key-rotation", "0"}, "TORII_KEY_ROTATION"},
+		{"TLS certificate without key", map[string]string{"TORII_TLS_CERT": "cert.pem"}, nil, "TORII_TLS_KEY"},
+		{"TLS key without certificate", nil, []string{"--tls-key", "key.pem"}, "TORII_TLS_CERT"},
+		{"TLS files missing", map[string]string{"TORII_TLS_CERT": "/nonexistent/cert.pem", "TORII_TLS_KEY": "/nonexistent/key.pem"}, nil, "TORII_TLS_CERT"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -129,6 +135,9 @@ func TestConfigDefaults(t *testing.T) {
 		{"TORII_OTP_RESEND_LIMIT", cfg.OTPResendLimit, RateLimit{N: 5, Per: 15 * time.Minute}},
 		{"TORII_OTP_RESEND_INTERVAL", cfg.OTPResendInterval, 30 * time.Second},
 		{"TORII_OTP_TTL", cfg.OTPTTL, 10 * time.Minute},
+		{"TORII_KEY_ROTATION", cfg.KeyRotation, 90 * 24 * time.Hour},
+		{"TORII_TLS_CERT", cfg.TLSCert, ""},
+		{"TORII_TLS_KEY", cfg.TLSKey, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if tc.got != tc.want {
