@@ -124,7 +124,6 @@ func escapeLike(s string) string {
 	return strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`).Replace(s)
 }
 
-
 // ResetDeviceAttempts clears the failure counts and locks of every browser
 // trusted for the user.
 func (s *Store) ResetDeviceAttempts(ctx context.Context, userID string) error {
