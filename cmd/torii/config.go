@@ -117,7 +117,7 @@ type setting struct {
 func settings() []*setting {
 	return []*setting{
 		{env: "TORII_ADDR", flag: "addr", def: "127.0.0.1:8080", usage: "address to listen on (host:port)"},
-		{env: "TORII_ISSUER", flag: "issuer", def: "", usage: "public base URL, the \"iss\" of every token (default http://ADDR)"},
+		{env: "TORII_ISSUER", flag: "issuer", def: "", usage: "public base URL, the \"iss\" of every token (default http://ADDR, or https://ADDR with --tls-cert)"},
 		{env: "TORII_DATABASE_URL", flag: "database-url", def: "sqlite:torii.db", usage: "database: sqlite:PATH, sqlite::memory: or postgres://USER:PASSWORD@HOST/DB"},
 		{env: "TORII_SMTP_URL", flag: "smtp-url", def: "", usage: "mail server: smtp://USER:PASSWORD@HOST:PORT or smtps://... (unset: mails are written to the log)"},
 		{env: "TORII_MAIL_FROM", flag: "mail-from", def: "", usage: "sender address of Torii's mails (default torii@ISSUER-HOST)"},
