@@ -90,10 +90,28 @@ type KeyInfo struct {
 	// plus the activation delay, or its creation for the first key of its
 	// algorithm.
 	SignsFrom time.Time `json:"signs_from"`
-	// State is "signing", "next" (published, signs from SignsFrom),
-	// "published" (superseded, still verifies) or "retired".
+	// State is one of KeyNext, KeyActive, KeyRetiring or KeyRetired.
 	State string `json:"state"`
+	// RetiresAt is when a superseded key leaves the JWKS (its successor
+	// began to sign plus the retention time); nil while no newer key of its
+	// algorithm has begun to sign.
+	RetiresAt *time.Time `json:"retires_at,omitempty"`
 }
+
+// The states of a signing key, in the order a key goes through them.
+const (
+	// KeyNext is a rotated-in key: published in the JWKS, signing from
+	// its SignsFrom.
+	KeyNext = "next"
+	// KeyActive is the key that signs for its algorithm.
+	KeyActive = "active"
+	// KeyRetiring is a superseded key: still published and accepted until
+	// its RetiresAt, so that the tokens it signed stay verifiable.
+	KeyRetiring = "retiring"
+	// KeyRetired is a key past its retention: no longer published, and
+	// deleted by the next clean-up.
+	KeyRetired = "retired"
+)
 
 // Keys holds the signing keys: stored in the database, parsed once, kept in
 // memory and refreshed periodically.
@@ -184,25 +202,82 @@ func (k *Keys) Rotate(ctx context.Context, algs ...string) ([]KeyInfo, error) {
 	if len(algs) == 0 {
 		algs = Algorithms
 	}
-	var added []KeyInfo
+	added, err := k.rotate(ctx, func([]*storage.SigningKey) ([]string, error) {
+		for _, alg := range algs {
+			if !ValidAlg(alg) {
+				return nil, fmt.Errorf("unsupported algorithm %q (want one of %v)", alg, Algorithms)
+			}
+		}
+		return algs, nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("provider: rotate keys: %w", err)
+	}
+	return added, nil
+}
+
+// RotateDue rotates, as Rotate does, every algorithm whose newest key was
+// created maxAge or longer ago, and describes the new keys (none when no
+// key is due). A rotated-in key that does not sign yet counts as the
+// newest, so a pending rotation is not repeated. The keys are read and
+// rotated in one transaction under the lock that Ensure and Rotate take:
+// nodes that check at the same moment rotate once between them. A maxAge
+// of zero or less rotates nothing.
+func (k *Keys) RotateDue(ctx context.Context, maxAge time.Duration) ([]KeyInfo, error) {
+	if maxAge <= 0 {
+		return nil, nil
+	}
+	added, err := k.rotate(ctx, func(stored []*storage.SigningKey) ([]string, error) {
+		newest := map[string]time.Time{}
+		for _, sk := range stored {
+			if sk.CreatedAt.After(newest[sk.Alg]) {
+				newest[sk.Alg] = sk.CreatedAt
+			}
+		}
+		now := k.cfg.Now()
+		var due []string
+		for _, alg := range Algorithms {
+			// An algorithm without keys is Ensure's to fill.
+			if created, ok := newest[alg]; ok && !now.Before(created.Add(maxAge)) {
+				due = append(due, alg)
+			}
+		}
+		return due, nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("provider: rotate due keys: %w", err)
+	}
+	return added, nil
+}
+
+// rotate adds a key for each algorithm that pick chooses from the stored
+// keys, reading them and adding the new ones in one transaction under the
+// signing-key lock; then it reloads the key set and describes the new keys.
+func (k *Keys) rotate(ctx context.Context, pick func([]*storage.SigningKey) ([]string, error)) ([]KeyInfo, error) {
+	var kids []string
 	err := k.store.InTx(ctx, func(ctx context.Context) error {
 		if err := k.store.Lock(ctx, "signing-keys"); err != nil {
 			return err
 		}
+		stored, err := k.store.SigningKeys(ctx)
+		if err != nil {
+			return err
+		}
+		algs, err := pick(stored)
+		if err != nil {
+			return err
+		}
 		for _, alg := range algs {
-			if !ValidAlg(alg) {
-				return fmt.Errorf("unsupported algorithm %q (want one of %v)", alg, Algorithms)
-			}
 			sk, err := k.add(ctx, alg)
 			if err != nil {
 				return err
 			}
-			added = append(added, KeyInfo{KID: sk.KID})
+			kids = append(kids, sk.KID)
 		}
 		return nil
 	})
-	if err != nil {
-		return nil, fmt.Errorf("provider: rotate keys: %w", err)
+	if err != nil || len(kids) == 0 {
+		return nil, err
 	}
 	if err := k.Reload(ctx); err != nil {
 		return nil, err
@@ -211,10 +286,11 @@ func (k *Keys) Rotate(ctx context.Context, algs ...string) ([]KeyInfo, error) {
 	if err != nil {
 		return nil, err
 	}
-	for i, a := range added {
+	added := make([]KeyInfo, 0, len(kids))
+	for _, kid := range kids {
 		for _, ki := range infos {
-			if ki.KID == a.KID {
-				added[i] = ki
+			if ki.KID == kid {
+				added = append(added, ki)
 			}
 		}
 	}
@@ -306,15 +382,18 @@ func (k *Keys) states(stored []*storage.SigningKey, now time.Time) map[string]Ke
 			ki := KeyInfo{KID: sk.KID, Alg: sk.Alg, CreatedAt: sk.CreatedAt, SignsFrom: signsFrom[i]}
 			switch {
 			case i == signing:
-				ki.State = "signing"
+				ki.State = KeyActive
 			case i > signing:
-				ki.State = "next"
-			case now.Before(signsFrom[i+1].Add(k.cfg.Retain)):
+				ki.State = KeyNext
+			default:
 				// Superseded when its successor began to sign; its tokens
 				// live at most Retain beyond that.
-				ki.State = "published"
-			default:
-				ki.State = "retired"
+				retires := signsFrom[i+1].Add(k.cfg.Retain)
+				ki.RetiresAt = &retires
+				ki.State = KeyRetiring
+				if !now.Before(retires) {
+					ki.State = KeyRetired
+				}
 			}
 			states[sk.KID] = ki
 		}
@@ -328,7 +407,7 @@ func (k *Keys) build(stored []*storage.SigningKey) (*keySet, error) {
 	var public jose.JSONWebKeySet
 	for _, sk := range stored {
 		state := states[sk.KID].State
-		if state == "retired" {
+		if state == KeyRetired {
 			continue
 		}
 		jwk := new(jose.JSONWebKey)
@@ -339,7 +418,7 @@ func (k *Keys) build(stored []*storage.SigningKey) (*keySet, error) {
 			return nil, fmt.Errorf("provider: signing key %s is inconsistent", sk.KID)
 		}
 		set.byKID[sk.KID] = jwk
-		if state == "signing" {
+		if state == KeyActive {
 			set.signing[sk.Alg] = jwk
 		}
 		public.Keys = append(public.Keys, jwk.Public())
@@ -438,7 +517,7 @@ func (k *Keys) DeleteRetired(ctx context.Context) (int, error) {
 	}
 	n := 0
 	for _, ki := range infos {
-		if ki.State != "retired" {
+		if ki.State != KeyRetired {
 			continue
 		}
 		if err := k.store.DeleteSigningKey(ctx, ki.KID); err != nil && !errors.Is(err, storage.ErrNotFound) {

@@ -3,6 +3,7 @@ package provider
 import (
 	"context"
 	"encoding/json"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -74,8 +75,8 @@ func TestKeysEnsureAndRotate(t *testing.T) {
 		}
 		first := map[string]string{}
 		for _, ki := range infos {
-			if ki.State != "signing" {
-				t.Errorf("first key %s state %q, want signing", ki.KID, ki.State)
+			if ki.State != KeyActive {
+				t.Errorf("first key %s state %q, want active", ki.KID, ki.State)
 			}
 			first[ki.Alg] = ki.KID
 		}
@@ -99,7 +100,7 @@ func TestKeysEnsureAndRotate(t *testing.T) {
 		if jwk, _ := k.signingKey(ctx, AlgRS256); jwk.KeyID != first[AlgRS256] {
 			t.Errorf("signing key right after rotation = %s, want the old %s (activation delay)", jwk.KeyID, first[AlgRS256])
 		}
-		if got, want := added[0].SignsFrom.Sub(added[0].CreatedAt), MinActivationDelay(time.Hour); got != want || added[0].State != "next" {
+		if got, want := added[0].SignsFrom.Sub(added[0].CreatedAt), MinActivationDelay(time.Hour); got != want || added[0].State != KeyNext {
 			t.Errorf("rotated key: %+v, signs %s after its creation; want state next and %s", added[0], got, want)
 		}
 		c.Advance(added[0].SignsFrom.Sub(c.Now()) + time.Second)
@@ -195,5 +196,141 @@ func TestActivationDelayCoversJWKSCache(t *testing.T) {
 				t.Errorf("activation delay %s < cache lifetime %s + reload interval %s + margin", k.cfg.ActivationDelay, k.CacheLifetime(), k.cfg.ReloadInterval)
 			}
 		})
+	}
+}
+
+// TestKeysRotateDue: the scheduled check rotates each algorithm whose newest
+// key is at least maxAge old, once even when two nodes check at the same
+// moment; the new key is published at once and signs after the activation
+// delay; younger keys, a pending rotation, and maxAge off are left alone.
+func TestKeysRotateDue(t *testing.T) {
+	const maxAge = 90 * 24 * time.Hour
+	for _, backend := range []string{"sqlite", "postgres"} {
+		t.Run(backend, func(t *testing.T) { testKeysRotateDue(t, backend, maxAge) })
+	}
+}
+
+func testKeysRotateDue(t *testing.T, backend string, maxAge time.Duration) {
+	ctx := t.Context()
+	// Two nodes: each its own connection pool on one database, with
+	// the clock the keys are dated by.
+	c := storagetest.NewClock(time.Now().UTC().Truncate(time.Second))
+	dbURL := "sqlite:" + filepath.Join(t.TempDir(), "torii.db")
+	if backend == "postgres" {
+		dbURL = storagetest.PostgresURL(t)
+	}
+	var nodes []*Keys
+	for range 2 {
+		s, err := storage.Open(ctx, dbURL, storage.Options{Now: c.Now})
+		if err != nil {
+			t.Fatalf("storage.Open: %v", err)
+		}
+		t.Cleanup(func() { s.Close() })
+		if _, err := s.Migrate(ctx); err != nil {
+			t.Fatalf("Migrate: %v", err)
+		}
+		nodes = append(nodes, NewKeys(s, KeysConfig{Retain: time.Hour, ActivationDelay: time.Minute, ReloadInterval: time.Hour, Now: c.Now}))
+	}
+	if err := nodes[0].Ensure(ctx); err != nil {
+		t.Fatalf("Ensure() = %v", err)
+	}
+	active := func() map[string]string {
+		t.Helper()
+		if err := nodes[0].Reload(ctx); err != nil {
+			t.Fatal(err)
+		}
+		kids := map[string]string{}
+		for _, alg := range Algorithms {
+			jwk, err := nodes[0].signingKey(ctx, alg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			kids[alg] = jwk.KeyID
+		}
+		return kids
+	}
+	first := active()
+
+	// Young keys are left, and off never rotates.
+	c.Advance(maxAge - time.Hour)
+	if added, err := nodes[0].RotateDue(ctx, maxAge); err != nil || len(added) != 0 {
+		t.Errorf("RotateDue(%s) with keys %s old = %+v, %v; want nothing", maxAge, maxAge-time.Hour, added, err)
+	}
+	c.Advance(time.Hour)
+	if added, err := nodes[0].RotateDue(ctx, 0); err != nil || len(added) != 0 {
+		t.Errorf("RotateDue(off) = %+v, %v; want nothing", added, err)
+	}
+
+	// Two nodes check at once: one new key per algorithm.
+	var wg sync.WaitGroup
+	results := make([][]KeyInfo, len(nodes))
+	for i, n := range nodes {
+		wg.Go(func() {
+			added, err := n.RotateDue(context.Background(), maxAge)
+			if err != nil {
+				t.Errorf("node %d RotateDue() = %v", i, err)
+			}
+			results[i] = added
+		})
+	}
+	wg.Wait()
+	added := append(results[0], results[1]...)
+	infos, err := nodes[0].List(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(added) != len(Algorithms) || len(infos) != 2*len(Algorithms) {
+		t.Fatalf("after two nodes checked at once: added %+v, %d keys stored; want one new key per algorithm", added, len(infos))
+	}
+	algs := map[string]bool{}
+	for _, ki := range added {
+		algs[ki.Alg] = true
+		if ki.State != KeyNext || ki.SignsFrom.Sub(ki.CreatedAt) != MinActivationDelay(time.Hour) {
+			t.Errorf("rotated key %+v: want state %s, signing %s after its creation", ki, KeyNext, MinActivationDelay(time.Hour))
+		}
+	}
+	if len(algs) != len(Algorithms) {
+		t.Errorf("rotated algorithms %v, want each of %v once", algs, Algorithms)
+	}
+	// Published at once, signing only after the activation delay.
+	set := jwksOf(t, nodes[0])
+	for _, ki := range added {
+		if len(set.Key(ki.KID)) != 1 {
+			t.Errorf("rotated key %s is not in the JWKS", ki.KID)
+		}
+	}
+	if got := active(); got[AlgES256] != first[AlgES256] {
+		t.Errorf("right after rotation the ES256 key is %s, want the old %s", got[AlgES256], first[AlgES256])
+	}
+	// A pending rotation is not repeated, however short maxAge.
+	if again, err := nodes[1].RotateDue(ctx, time.Nanosecond); err != nil || len(again) != 0 {
+		t.Errorf("RotateDue() with a next key pending = %+v, %v; want nothing", again, err)
+	}
+	c.Advance(MinActivationDelay(time.Hour))
+	got := active()
+	for _, ki := range added {
+		if got[ki.Alg] != ki.KID {
+			t.Errorf("after the activation delay the %s key is %s, want %s", ki.Alg, got[ki.Alg], ki.KID)
+		}
+	}
+	// The old keys retire the retention time (1h here) after their
+	// successors began to sign.
+	infos, _ = nodes[0].List(ctx)
+	successor := map[string]KeyInfo{}
+	for _, ki := range added {
+		successor[ki.Alg] = ki
+	}
+	for _, ki := range infos {
+		if ki.KID != first[ki.Alg] {
+			continue
+		}
+		want := successor[ki.Alg].SignsFrom.Add(time.Hour)
+		if ki.State != KeyRetiring || ki.RetiresAt == nil || !ki.RetiresAt.Equal(want) {
+			t.Errorf("superseded key %+v: want state %s, retires_at %s", ki, KeyRetiring, want)
+		}
+	}
+	// The new keys are young: nothing more is due.
+	if again, err := nodes[0].RotateDue(ctx, maxAge); err != nil || len(again) != 0 {
+		t.Errorf("RotateDue() after rotation = %+v, %v; want nothing", again, err)
 	}
 }

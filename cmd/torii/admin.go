@@ -345,7 +345,7 @@ func (a *app) keysCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "keys", Short: "Manage token signing keys"}
 	list := &cobra.Command{
 		Use:   "list",
-		Short: "Print the signing keys and their state as JSON (no private parts)",
+		Short: "Print the signing keys as JSON: state (next, active, retiring, retired), created_at, signs_from, retires_at; no private parts",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return a.withStore(cmd.Context(), func(store *storage.Store) error {

@@ -83,6 +83,12 @@ func TestConfigErrors(t *testing.T) {
 		{"shutdown delay over a minute", map[string]string{"TORII_SHUTDOWN_DELAY": "2m"}, nil, "TORII_SHUTDOWN_DELAY"},
 		{"negative shutdown delay", map[string]string{"TORII_SHUTDOWN_DELAY": "-1s"}, nil, "TORII_SHUTDOWN_DELAY"},
 		{"shutdown delay without a unit", nil, []string{"--shutdown-delay", "5"}, "TORII_SHUTDOWN_DELAY"},
+		{"key rotation not a duration", map[string]string{"TORII_KEY_ROTATION": "quarterly"}, nil, "TORII_KEY_ROTATION"},
+		{"key rotation under a day", map[string]string{"TORII_KEY_ROTATION": "1h"}, nil, "TORII_KEY_ROTATION"},
+		{"key rotation flag", nil, []string{"--key-rotation", "0"}, "TORII_KEY_ROTATION"},
+		{"TLS certificate without key", map[string]string{"TORII_TLS_CERT": "cert.pem"}, nil, "TORII_TLS_KEY"},
+		{"TLS key without certificate", nil, []string{"--tls-key", "key.pem"}, "TORII_TLS_CERT"},
+		{"TLS files missing", map[string]string{"TORII_TLS_CERT": "/nonexistent/cert.pem", "TORII_TLS_KEY": "/nonexistent/key.pem"}, nil, "TORII_TLS_CERT"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -135,6 +141,9 @@ func TestConfigDefaults(t *testing.T) {
 		{"TORII_OTP_RESEND_INTERVAL", cfg.OTPResendInterval, 30 * time.Second},
 		{"TORII_OTP_TTL", cfg.OTPTTL, 10 * time.Minute},
 		{"TORII_SHUTDOWN_DELAY", cfg.ShutdownDelay, 5 * time.Second},
+		{"TORII_KEY_ROTATION", cfg.KeyRotation, 90 * 24 * time.Hour},
+		{"TORII_TLS_CERT", cfg.TLSCert, ""},
+		{"TORII_TLS_KEY", cfg.TLSKey, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if tc.got != tc.want {
@@ -501,7 +510,7 @@ func TestCLIKeysMigrateVersion(t *testing.T) {
 	for _, k := range keys {
 		states[k["state"].(string)]++
 	}
-	if len(keys) != 4 || states["signing"] != 3 || states["next"] != 1 {
+	if len(keys) != 4 || states["active"] != 3 || states["next"] != 1 {
 		t.Errorf("after rotation: %v", states)
 	}
 	if code, _, _ := torii(t, "keys", "rotate", "--alg", "HS256"); code != 2 {

@@ -64,6 +64,14 @@ type Config struct {
 	// MetricsAddr is the host:port of a listener serving only /metrics,
 	// or empty: /metrics is then on the public listener.
 	MetricsAddr string
+
+	// TLSCert and TLSKey are the PEM files of the certificate (chain) and
+	// private key that the public and admin listeners serve HTTPS with,
+	// re-read when they change; both empty: plain HTTP (behind a proxy).
+	TLSCert, TLSKey string
+	// KeyRotation is the age at which a signing key is rotated on a
+	// schedule; zero is off (TORII_KEY_ROTATION=off).
+	KeyRotation time.Duration
 }
 
 // RateLimit is N events per duration, written "N/duration" (e.g. 60/1m).
@@ -116,7 +124,7 @@ type setting struct {
 func settings() []*setting {
 	return []*setting{
 		{env: "TORII_ADDR", flag: "addr", def: "127.0.0.1:8080", usage: "address to listen on (host:port)"},
-		{env: "TORII_ISSUER", flag: "issuer", def: "", usage: "public base URL, the \"iss\" of every token (default http://ADDR)"},
+		{env: "TORII_ISSUER", flag: "issuer", def: "", usage: "public base URL, the \"iss\" of every token (default http://ADDR, or https://ADDR with --tls-cert)"},
 		{env: "TORII_DATABASE_URL", flag: "database-url", def: "sqlite:torii.db", usage: "database: sqlite:PATH, sqlite::memory: or postgres://USER:PASSWORD@HOST/DB"},
 		{env: "TORII_SMTP_URL", flag: "smtp-url", def: "", usage: "mail server: smtp://USER:PASSWORD@HOST:PORT or smtps://... (unset: mails are written to the log)"},
 		{env: "TORII_MAIL_FROM", flag: "mail-from", def: "", usage: "sender address of Torii's mails (default torii@ISSUER-HOST)"},
@@ -144,6 +152,9 @@ func settings() []*setting {
 		{env: "TORII_ADMIN_ADDR", flag: "admin-addr", def: "127.0.0.1:8081", usage: "host:port of the admin API's own listener (/api/v1/admin, bearer tokens with scope torii:admin); off disables it"},
 		{env: "TORII_METRICS_ADDR", flag: "metrics-addr", def: "", usage: "host:port of a listener serving only /metrics (unset: /metrics is on the public listener)"},
 		{env: "TORII_PPROF_ADDR", flag: "pprof-addr", def: "", usage: "loopback host:port serving Go's profiles at /debug/pprof/ (unset: off)"},
+		{env: "TORII_TLS_CERT", flag: "tls-cert", def: "", usage: "PEM certificate (chain) file: serve HTTPS directly, on the admin listener too (with --tls-key; re-read when it changes; unset: plain HTTP behind a proxy)"},
+		{env: "TORII_TLS_KEY", flag: "tls-key", def: "", usage: "PEM private key file of --tls-cert"},
+		{env: "TORII_KEY_ROTATION", flag: "key-rotation", def: "2160h", usage: "rotate each signing key once it is this old (checked at start and hourly, at least 24h), or off"},
 	}
 }
 
@@ -206,8 +217,12 @@ func loadConfig(all []*setting) (Config, error) {
 	}
 
 	c.Issuer = strings.TrimSuffix(val("TORII_ISSUER"), "/")
+	tlsOn := val("TORII_TLS_CERT") != "" || val("TORII_TLS_KEY") != ""
 	if c.Issuer == "" && addrOK {
 		c.Issuer = "http://" + c.Addr
+		if tlsOn {
+			c.Issuer = "https://" + c.Addr
+		}
 	}
 	if c.Issuer == "" {
 		// Derived from a bad TORII_ADDR, already reported.
@@ -216,6 +231,8 @@ func loadConfig(all []*setting) (Config, error) {
 		bad("TORII_ISSUER", "%q must be an http(s) URL without query, fragment or user info", c.Issuer)
 	} else if u.Scheme == "http" && !isLoopback(u.Hostname()) {
 		bad("TORII_ISSUER", "%q: plain http is only allowed for a loopback issuer; use https", c.Issuer)
+	} else if u.Scheme == "http" && tlsOn {
+		bad("TORII_ISSUER", "%q is plain http, but TORII_TLS_CERT serves HTTPS: use https", c.Issuer)
 	}
 
 	c.DatabaseURL = Secret(val("TORII_DATABASE_URL"))
@@ -340,7 +357,30 @@ func loadConfig(all []*setting) (Config, error) {
 			bad("TORII_METRICS_ADDR", "%q is another listener's address: metrics need their own", c.MetricsAddr)
 		}
 	}
+	tlsConfig(&c, val, bad)
+	if val("TORII_KEY_ROTATION") != "off" {
+		dur("TORII_KEY_ROTATION", &c.KeyRotation, 24*time.Hour, 10*365*24*time.Hour)
+	}
 	return c, errors.Join(errs...)
+}
+
+// tlsConfig reads TORII_TLS_CERT and TORII_TLS_KEY: both or neither, and a
+// readable, matching pair.
+func tlsConfig(c *Config, val func(string) string, bad func(env, format string, args ...any)) {
+	c.TLSCert, c.TLSKey = val("TORII_TLS_CERT"), val("TORII_TLS_KEY")
+	switch {
+	case c.TLSCert == "" && c.TLSKey == "":
+		return
+	case c.TLSKey == "":
+		bad("TORII_TLS_KEY", "is missing: TORII_TLS_CERT needs its private key file")
+		return
+	case c.TLSCert == "":
+		bad("TORII_TLS_CERT", "is missing: TORII_TLS_KEY needs its certificate file")
+		return
+	}
+	if _, err := loadCertificate(c.TLSCert, c.TLSKey); err != nil {
+		bad("TORII_TLS_CERT", "%s", err)
+	}
 }
 
 func isLoopback(host string) bool {

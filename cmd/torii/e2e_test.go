@@ -453,8 +453,8 @@ func TestJWKSCacheCoversKeyActivation(t *testing.T) {
 			t.Errorf("a second before %s the new key is %q, want next", key.SignsFrom, s)
 		}
 		clk.Advance(time.Second)
-		if s := state(); s != "signing" {
-			t.Errorf("at %s the new key is %q, want signing", key.SignsFrom, s)
+		if s := state(); s != provider.KeyActive {
+			t.Errorf("at %s the new key is %q, want active", key.SignsFrom, s)
 		}
 	})
 }

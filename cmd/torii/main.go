@@ -6,6 +6,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -166,6 +167,15 @@ func (a *app) serve(ctx context.Context) error {
 		return err
 	}
 	defer srv.close()
+	// TLS without a proxy (TORII_TLS_CERT): both listeners, one certificate.
+	var tlsConfig *tls.Config
+	if a.cfg.TLSCert != "" {
+		certs, err := newCertReloader(a.cfg.TLSCert, a.cfg.TLSKey, a.log)
+		if err != nil {
+			return err
+		}
+		tlsConfig = certs.tlsConfig()
+	}
 
 	ln, err := net.Listen("tcp", a.cfg.Addr)
 	if err != nil {
@@ -178,12 +188,16 @@ func (a *app) serve(ctx context.Context) error {
 		WriteTimeout:      60 * time.Second,
 		IdleTimeout:       120 * time.Second,
 		MaxHeaderBytes:    64 << 10,
+		TLSConfig:         tlsConfig,
 		ErrorLog:          slog.NewLogLogger(a.log.Handler(), slog.LevelWarn),
 		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
 	}
 	cleanupCtx, stopCleanup := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopCleanup()
 	go srv.cleanup(cleanupCtx, a.cfg.CleanupInterval)
+	if a.cfg.KeyRotation > 0 {
+		go rotateKeys(cleanupCtx, srv.provider.Keys(), a.log, a.cfg.KeyRotation, time.Hour)
+	}
 	outboxDone := make(chan struct{})
 	go func() {
 		defer close(outboxDone)
@@ -209,10 +223,11 @@ func (a *app) serve(ctx context.Context) error {
 		adminSrv = &http.Server{
 			Handler: srv.draining(srv.adminHandler), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second,
 			WriteTimeout: 60 * time.Second, IdleTimeout: 120 * time.Second, MaxHeaderBytes: 64 << 10,
+			TLSConfig:   tlsConfig.Clone(), // each server adds its protocols to its own
 			ErrorLog:    slog.NewLogLogger(a.log.Handler(), slog.LevelWarn),
 			BaseContext: func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
 		}
-		go func() { served <- adminSrv.Serve(adminLn) }()
+		go func() { served <- serveOn(adminSrv, adminLn) }()
 		a.log.Info("admin API is serving", "addr", adminLn.Addr().String())
 	}
 	if a.cfg.MetricsAddr != "" {
@@ -228,8 +243,8 @@ func (a *app) serve(ctx context.Context) error {
 		defer metricsSrv.Close()
 		a.log.Info("metrics are served", "addr", metricsLn.Addr().String())
 	}
-	go func() { served <- httpSrv.Serve(ln) }()
-	a.log.Info("torii is serving", "addr", ln.Addr().String(), "issuer", a.cfg.Issuer,
+	go func() { served <- serveOn(httpSrv, ln) }()
+	a.log.Info("torii is serving", "addr", ln.Addr().String(), "issuer", a.cfg.Issuer, "tls", tlsConfig != nil,
 		"database", string(srv.store.Dialect()), "version", version, "startup", time.Since(start).Round(time.Millisecond))
 
 	select {
