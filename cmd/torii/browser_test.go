@@ -438,6 +438,33 @@ func TestBrowserAccountPage(t *testing.T) {
 		t.Errorf("notice after saving = %q", notice)
 	}
 	b.shot("account-saved")
+
+	// Reflow (WCAG 1.4.10): 1280 px at 400 % zoom is 320 CSS px; and text
+	// spacing (1.4.12) raised as the criterion's bookmarklet does. Nothing,
+	// the picture's file input included, may stick out sideways.
+	b.run(chromedp.EmulateViewport(320, 800))
+	var overflow struct {
+		Page, Input float64
+		Width       float64
+	}
+	err := b.eval(`(() => {
+		for (const el of document.querySelectorAll("*")) {
+			el.style.setProperty("line-height", "1.5", "important");
+			el.style.setProperty("letter-spacing", "0.12em", "important");
+			el.style.setProperty("word-spacing", "0.16em", "important");
+		}
+		for (const p of document.querySelectorAll("p")) p.style.setProperty("margin-bottom", "2em", "important");
+		const input = document.querySelector('input[type="file"]');
+		return {Page: document.documentElement.scrollWidth, Input: input.getBoundingClientRect().right, Width: window.innerWidth};
+	})()`, &overflow)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.shot("account-320px-text-spacing")
+	if overflow.Page > overflow.Width || overflow.Input > overflow.Width {
+		t.Errorf("at 320 px with text spacing the page is %v px wide and the file input ends at %v px: both must fit %v px",
+			overflow.Page, overflow.Input, overflow.Width)
+	}
 }
 
 // accountUser is a verified user with a verified phone.
