@@ -88,7 +88,9 @@ type flowEnv struct {
 
 func newFlowEnv(t *testing.T, st *storage.Store) *flowEnv {
 	rec := &recorder{}
-	clock := storagetest.NewClock(time.Now())
+	// The store stamps codes with the real time: the service's clock runs
+	// with it (a frozen one would fall behind on a slow machine).
+	clock := storagetest.NewRunningClock()
 	s := New(st, Config{Notifier: rec, Issuer: "https://id.example.test", Now: clock.Now})
 	return &flowEnv{s: s, store: st, rec: rec, clock: clock}
 }
