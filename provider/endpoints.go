@@ -283,7 +283,11 @@ func (p *Provider) serveJWKS(w http.ResponseWriter, r *http.Request) {
 	doc, etag, err := p.keys.JWKS(r.Context())
 	if err != nil {
 		p.log.ErrorContext(r.Context(), "jwks", "err", err)
-		http.Error(w, `{"error":"temporarily_unavailable"}`, http.StatusServiceUnavailable)
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Cache-Control", "no-store")
+		w.Header().Set("Retry-After", "1")
+		w.WriteHeader(http.StatusServiceUnavailable)
+		w.Write([]byte(`{"error":"temporarily_unavailable","error_description":"The signing keys could not be read; try again in a moment."}` + "\n"))
 		return
 	}
 	w.Header().Set("Content-Type", "application/jwk-set+json")

@@ -295,6 +295,17 @@ func TestAdminAPIInviteUnlockReset(t *testing.T) {
 			t.Errorf("after the invite link: %v", body)
 		}
 		a.tokensWith("inv@example.com", "ivy chooses well", "openid")
+		for _, status := range []string{storage.OutboxPending, storage.OutboxSent, storage.OutboxFailed} {
+			ms, err := a.srv.store.OutboxMessages(t.Context(), status)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, m := range ms {
+				if strings.Contains(m.Subject, "password was changed") {
+					t.Errorf("a first password chosen through an invite queued %q", m.Subject)
+				}
+			}
+		}
 
 		// Unlock: wrong passwords lock the account; unlock lifts it.
 		for range 5 {

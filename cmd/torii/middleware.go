@@ -150,6 +150,10 @@ func recoverPanics(log *slog.Logger) mux.MiddlewareFunc {
 						panic(v)
 					}
 					log.ErrorContext(r.Context(), "panic serving request", "panic", v, "path", r.URL.Path, "stack", string(debug.Stack()))
+					if strings.HasPrefix(r.URL.Path, api.Prefix+"/") {
+						api.Internal(w, r)
+						return
+					}
 					http.Error(w, "internal server error", http.StatusInternalServerError)
 				}
 			}()
@@ -186,7 +190,13 @@ func limitBodyHandler(next http.Handler, exempt []string) http.Handler {
 			tooLarge(w, r)
 			return
 		} else if err != nil {
-			http.Error(w, `{"error":"invalid_request","error_description":"The request body could not be read."}`, http.StatusBadRequest)
+			if strings.HasPrefix(r.URL.Path, api.Prefix+"/") {
+				api.Unreadable(w, r)
+				return
+			}
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusBadRequest)
+			w.Write([]byte(`{"error":"invalid_request","error_description":"The request body could not be read."}` + "\n"))
 			return
 		}
 		r.Body = io.NopCloser(bytes.NewReader(buf))

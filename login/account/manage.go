@@ -170,7 +170,9 @@ func (s *Service) ChangePassword(ctx context.Context, userID string, c PasswordC
 func (s *Service) setPassword(ctx context.Context, u *storage.User, hash, keepSession, keepGrant string, first func(context.Context) error) error {
 	now := s.cfg.Now().UTC()
 	var msg *notify.Message
-	if s.cfg.Notifier != nil {
+	// An invited user choosing a first password changed nothing to warn
+	// about.
+	if s.cfg.Notifier != nil && u.PasswordHash != "" {
 		subject, text, html, err := notify.Compose("password_changed", struct{ Name, When, ResetLink string }{
 			u.Name, now.Format("2 Jan 2006 15:04 MST"), s.cfg.Issuer + "/forgot"})
 		if err != nil {

@@ -115,3 +115,15 @@ func MethodNotAllowed(w http.ResponseWriter, _ *http.Request) {
 func TooLarge(w http.ResponseWriter, _ *http.Request) {
 	writeProblem(w, problem(http.StatusRequestEntityTooLarge, "too-large", "The body is larger than 1 MiB."))
 }
+
+// Unreadable answers a body that could not be read (the connection broke
+// or sent a bad chunk): 400 problem.
+func Unreadable(w http.ResponseWriter, _ *http.Request) {
+	writeProblem(w, problem(http.StatusBadRequest, "malformed", "The request body could not be read."))
+}
+
+// Internal answers a request that failed on the server's side (a recovered
+// panic): 500 problem, saying nothing of the cause.
+func Internal(w http.ResponseWriter, _ *http.Request) {
+	writeProblem(w, problem(http.StatusInternalServerError, "internal", ""))
+}
