@@ -360,8 +360,10 @@ func TestLockoutBurstUnknownLogin(t *testing.T) {
 
 // Unknown users take as long as wrong passwords (a dummy hash is checked):
 // over 100 tries each the medians differ by less than 25 ms (SECURITY 40),
-// and an unknown user costs at least 0.8 of one argon2id hash, so the test
-// fails if the dummy hash is skipped, however fast the machine.
+// or a tenth of one hash's median when the machine is so loaded that a
+// hash takes over 250 ms (the bound scales with the noise, as the medians
+// do); and an unknown user costs at least 0.8 of one argon2id hash, so
+// the test fails if the dummy hash is skipped, however fast the machine.
 func TestAuthenticateTiming(t *testing.T) {
 	if testing.Short() {
 		t.Skip("timing test")
@@ -391,8 +393,8 @@ func TestAuthenticateTiming(t *testing.T) {
 	}
 	mu, mw, mh := median(unknown), median(wrong), median(hash)
 	t.Logf("median unknown user %v, wrong password %v, one hash %v", mu, mw, mh)
-	if d := (mu - mw).Abs(); d > 25*time.Millisecond {
-		t.Errorf("median unknown user %v, wrong password %v: differ by %v, want < 25ms", mu, mw, d)
+	if d, bound := (mu - mw).Abs(), max(25*time.Millisecond, mh/10); d > bound {
+		t.Errorf("median unknown user %v, wrong password %v: differ by %v, want < %v", mu, mw, d, bound)
 	}
 	if min := mh * 8 / 10; mu < min {
 		t.Errorf("median unknown user %v < 0.8 × one argon2id hash (%v): no dummy hash is checked", mu, mh)
