@@ -326,6 +326,9 @@ func spawnTorii(ctx context.Context, dbURL string) (*benchServer, error) {
 	cmd.Env = append(os.Environ(),
 		"TORII_ADDR="+addr, "TORII_ISSUER=http://"+addr, "TORII_DATABASE_URL="+dbURL,
 		"TORII_LOG_LEVEL=error", "TORII_OTP=off", "TORII_SMTP_URL=", "TORII_SMS_URL=",
+		// Only the public listener: the admin API's default port may be
+		// taken, and the load never calls it.
+		"TORII_ADMIN_ADDR=off", "TORII_METRICS_ADDR=",
 		"TORII_IP_RATE_LIMIT=1000000/1s", "TORII_IP_FAILURE_LIMIT=1000000/1s",
 		benchChildEnv+"=1")
 	cmd.Stdout, cmd.Stderr = io.Discard, os.Stderr
