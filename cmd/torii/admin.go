@@ -17,7 +17,7 @@ import (
 
 // openStore opens and migrates the configured database for an admin command.
 func (a *app) openStore(ctx context.Context) (*storage.Store, error) {
-	store, err := storage.Open(ctx, a.cfg.DatabaseURL.Reveal(), storage.Options{})
+	store, err := storage.Open(ctx, a.cfg.DatabaseURL.Reveal(), storage.Options{AuditLog: a.log})
 	if err != nil {
 		return nil, err
 	}

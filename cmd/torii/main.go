@@ -101,6 +101,10 @@ a SQLite file torii.db in the working directory at http://127.0.0.1:8080.`,
 			}
 			a.cfg = cfg
 			a.log = newLogger(stderr, cfg)
+			if cmd.Name() != "serve" {
+				// Audit events of admin commands name the CLI as actor.
+				cmd.SetContext(storage.WithAuditActor(cmd.Context(), "cli"))
+			}
 			return nil
 		},
 	}

@@ -129,6 +129,11 @@ func (h *Handler) withAdmin(fn adminFunc) handlerFunc {
 			}
 			c.user = u
 		}
+		actor := "client:" + tok.ClientID
+		if c.user != nil {
+			actor = "user:" + c.user.ID
+		}
+		r = r.WithContext(storage.WithAuditActor(r.Context(), actor))
 		return fn(w, r, c)
 	}
 }
