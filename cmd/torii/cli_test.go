@@ -142,6 +142,7 @@ func TestConfigDefaults(t *testing.T) {
 		{"TORII_OTP_TTL", cfg.OTPTTL, 10 * time.Minute},
 		{"TORII_SHUTDOWN_DELAY", cfg.ShutdownDelay, 5 * time.Second},
 		{"TORII_KEY_ROTATION", cfg.KeyRotation, 90 * 24 * time.Hour},
+		{"TORII_AUDIT_RETENTION", cfg.AuditRetention, 2160 * time.Hour},
 		{"TORII_TLS_CERT", cfg.TLSCert, ""},
 		{"TORII_TLS_KEY", cfg.TLSKey, ""},
 	} {
