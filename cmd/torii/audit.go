@@ -2,26 +2,22 @@ package main
 
 import (
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/torii-idp/torii/login/api"
 	"github.com/torii-idp/torii/storage"
 )
 
-// parseSince reads --since (or the admin API's since): a duration back
-// from now ("24h") or an RFC 3339 time.
+// parseSince reads --since (api.ParseSince).
 func parseSince(s string, now time.Time) (time.Time, error) {
-	if s == "" {
-		return time.Time{}, nil
+	t, err := api.ParseSince(s, now)
+	if err != nil {
+		return t, fmt.Errorf("--since %w", err)
 	}
-	if d, err := time.ParseDuration(s); err == nil && d >= 0 {
-		return now.Add(-d), nil
-	}
-	if t, err := time.Parse(time.RFC3339, s); err == nil {
-		return t, nil
-	}
-	return time.Time{}, errors.New("--since must be a duration such as 24h or an RFC 3339 time")
+	return t, nil
 }
 
 func (a *app) auditCmd() *cobra.Command {

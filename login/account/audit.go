@@ -2,6 +2,7 @@ package account
 
 import (
 	"context"
+	"fmt"
 
 	"github.com/torii-idp/torii/storage"
 )
@@ -16,4 +17,14 @@ func (s *Service) audit(ctx context.Context, typ, subject string, detail map[str
 		actor = "user:" + subject
 	}
 	return s.store.RecordAudit(ctx, &storage.AuditEvent{Type: typ, Actor: actor, Subject: subject, Detail: detail})
+}
+
+// AuditEvents returns a page of audit events (storage.AuditEvents), for
+// the admin API.
+func (s *Service) AuditEvents(ctx context.Context, q storage.AuditQuery) ([]*storage.AuditEvent, error) {
+	es, err := s.store.AuditEvents(ctx, q)
+	if err != nil {
+		return nil, fmt.Errorf("account: %w", err)
+	}
+	return es, nil
 }
