@@ -104,6 +104,22 @@ func TestAdminAPIAudit(t *testing.T) {
 			t.Errorf("since (future) = %v, want none", es)
 		}
 
+		// A rotated refresh token presented again.
+		_, refresh := a.tokens("ann@example.com", "openid offline_access")
+		if refresh == "" {
+			t.Fatal("no refresh token")
+		}
+		form := url.Values{"grant_type": {"refresh_token"}, "refresh_token": {refresh}}
+		if status, body, _ := a.postForm("/oauth2/token", form, a.id, a.secret); status != 200 {
+			t.Fatalf("refresh = %d %v", status, body)
+		}
+		if status, _, _ := a.postForm("/oauth2/token", form, a.id, a.secret); status != 400 {
+			t.Fatalf("refresh again = %d, want 400", status)
+		}
+		if es, _ := a.auditPage(t, url.Values{"type": {"token.reuse_detected"}}); len(es) != 1 || es[0]["client_id"] != a.id {
+			t.Errorf("token.reuse_detected events = %v, want one for client %s", es, a.id)
+		}
+
 		_, next := a.auditPage(t, url.Values{"user": {id}, "limit": {"1"}})
 		for _, tc := range []struct {
 			query, field string

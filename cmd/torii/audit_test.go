@@ -75,8 +75,8 @@ func TestCLIAudit(t *testing.T) {
 					t.Errorf("event %v: want actor cli, subject %s", e, u.ID)
 				}
 			}
-			if strings.Join(types, " ") != "account.deleted admin.user_roles_set" {
-				t.Errorf("audit list --user = %v, want [account.deleted admin.user_roles_set] (newest first)", types)
+			if strings.Join(types, " ") != "account.deleted admin.user_roles_set account.created" {
+				t.Errorf("audit list --user = %v, want [account.deleted admin.user_roles_set account.created] (newest first)", types)
 			}
 			if es := list("--type", "keys.rotated", "--since", "1h"); len(es) == 0 || es[0]["actor"] != "cli" {
 				t.Errorf("audit list --type keys.rotated = %v, want the CLI's rotation", es)

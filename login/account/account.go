@@ -274,7 +274,12 @@ func (s *Service) Create(ctx context.Context, nu NewUser) (*storage.User, error)
 			return nil, err
 		}
 	}
-	err = s.store.CreateUser(ctx, u)
+	err = s.store.InTx(ctx, func(ctx context.Context) error {
+		if err := s.store.CreateUser(ctx, u); err != nil {
+			return err
+		}
+		return s.audit(ctx, "account.created", u.ID, map[string]any{"invite": nu.invite})
+	})
 	if errors.Is(err, storage.ErrAlreadyExists) {
 		return nil, s.whichTaken(ctx, u, err)
 	}

@@ -397,7 +397,10 @@ func (s *Service) SignOutEverywhere(ctx context.Context, userID string) error {
 		if err := s.store.DeleteLoginSessions(ctx, userID, ""); err != nil {
 			return err
 		}
-		return s.store.RevokeSubjectTokens(ctx, userID)
+		if err := s.store.RevokeSubjectTokens(ctx, userID); err != nil {
+			return err
+		}
+		return s.audit(ctx, "sessions.ended", userID, nil)
 	})
 	if err != nil {
 		return fmt.Errorf("account: sign out everywhere: %w", err)
