@@ -2,11 +2,16 @@ package main
 
 import (
 	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"net/netip"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/torii-idp/torii/login/iplimit"
+	"github.com/torii-idp/torii/storage"
 	"github.com/torii-idp/torii/storage/storagetest"
 )
 
@@ -91,6 +96,35 @@ func TestCLIAudit(t *testing.T) {
 				if code, _, stderr := torii(t, append([]string{"audit", "list"}, args...)...); code != 2 || stderr == "" {
 					t.Errorf("audit list %v = %d %q, want 2 with a message", args, code, stderr)
 				}
+			}
+		})
+	}
+}
+
+// TestAuditMeta: the middleware hands the audit events the client IP
+// behind a trusted proxy, the user agent and the request ID.
+func TestAuditMeta(t *testing.T) {
+	proxies := iplimit.Proxies{netip.MustParsePrefix("10.0.0.0/8")}
+	var got storage.AuditMeta
+	h := requestID(auditMeta(proxies)(http.HandlerFunc(func(_ http.ResponseWriter, r *http.Request) {
+		got = storage.AuditMetaFrom(r.Context())
+	})))
+	tests := []struct {
+		name, remote, xff, want string
+	}{
+		{"direct", "198.51.100.4:4444", "203.0.113.9", "198.51.100.4"},
+		{"trusted proxy", "10.1.2.3:4444", "203.0.113.9", "203.0.113.9"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			req := httptest.NewRequest("GET", "/", nil)
+			req.RemoteAddr = tc.remote
+			req.Header.Set("X-Forwarded-For", tc.xff)
+			req.Header.Set("User-Agent", "agent/1.0")
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, req)
+			if got.IP != tc.want || got.UserAgent != "agent/1.0" || got.RequestID == "" || got.RequestID != rec.Header().Get("X-Request-Id") {
+				t.Errorf("AuditMeta = %+v, want IP %s, agent/1.0 and the X-Request-Id %q", got, tc.want, rec.Header().Get("X-Request-Id"))
 			}
 		})
 	}
