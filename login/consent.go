@@ -162,7 +162,14 @@ func (h *Handler) saveConsent(ctx context.Context, subject, clientID string, sco
 	case !errors.Is(err, storage.ErrNotFound):
 		return fmt.Errorf("login: read consent: %w", err)
 	}
-	if err := h.store.SaveConsent(ctx, &storage.Consent{Subject: subject, ClientID: clientID, Scopes: granted}); err != nil {
+	err = h.store.InTx(ctx, func(ctx context.Context) error {
+		if err := h.store.SaveConsent(ctx, &storage.Consent{Subject: subject, ClientID: clientID, Scopes: granted}); err != nil {
+			return err
+		}
+		return h.store.RecordAudit(ctx, &storage.AuditEvent{Type: "consent.granted", Actor: "user:" + subject,
+			Subject: subject, ClientID: clientID, Detail: map[string]any{"scopes": granted}})
+	})
+	if err != nil {
 		return fmt.Errorf("login: save consent: %w", err)
 	}
 	return nil

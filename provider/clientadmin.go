@@ -107,7 +107,7 @@ func (p *Clients) Update(ctx context.Context, id string, change func(*ClientSpec
 			return err
 		}
 		updated = c
-		return nil
+		return p.audit(ctx, "admin.client_updated", c.ID)
 	})
 	if err != nil {
 		return nil, err
@@ -136,7 +136,10 @@ func (p *Clients) RotateSecret(ctx context.Context, id string) (*storage.Client,
 		}
 		secret = newClientSecret()
 		c.SecretHash, _ = p.hasher.Hash(ctx, []byte(secret))
-		return p.store.UpdateClient(ctx, c)
+		if err := p.store.UpdateClient(ctx, c); err != nil {
+			return err
+		}
+		return p.audit(ctx, "admin.client_secret_rotated", c.ID)
 	})
 	if err != nil {
 		return nil, "", err
@@ -163,10 +166,19 @@ func (p *Clients) Delete(ctx context.Context, id string) error {
 	if !clientIDPattern.MatchString(id) {
 		return fmt.Errorf("provider: delete client: %w", storage.ErrNotFound)
 	}
-	if err := p.store.DeleteClient(ctx, id); err != nil {
-		return err
-	}
-	return nil
+	return p.store.InTx(ctx, func(ctx context.Context) error {
+		if err := p.store.DeleteClient(ctx, id); err != nil {
+			return err
+		}
+		return p.audit(ctx, "admin.client_deleted", id)
+	})
+}
+
+// audit records an administrator's action on a client, in the
+// transaction ctx carries; the actor is the one ctx names
+// (storage.WithAuditActor).
+func (p *Clients) audit(ctx context.Context, typ, clientID string) error {
+	return p.store.RecordAudit(ctx, &storage.AuditEvent{Type: typ, Actor: storage.AuditActorFrom(ctx), ClientID: clientID})
 }
 
 // newClientSecret is a generated 256-bit secret.

@@ -409,7 +409,13 @@ func (p *Clients) Register(ctx context.Context, spec ClientSpec) (*storage.Clien
 		}
 		c.SecretHash, _ = p.hasher.Hash(ctx, []byte(secret))
 	}
-	if err := p.store.CreateClient(ctx, c); err != nil {
+	err := p.store.InTx(ctx, func(ctx context.Context) error {
+		if err := p.store.CreateClient(ctx, c); err != nil {
+			return err
+		}
+		return p.audit(ctx, "admin.client_registered", c.ID)
+	})
+	if err != nil {
 		if errors.Is(err, storage.ErrAlreadyExists) {
 			return nil, "", &ErrInvalidClient{Reason: fmt.Sprintf("a client with ID %q already exists", spec.ID), Conflict: true}
 		}

@@ -274,7 +274,11 @@ func (k *Keys) rotate(ctx context.Context, pick func([]*storage.SigningKey) ([]s
 			}
 			kids = append(kids, sk.KID)
 		}
-		return nil
+		if len(kids) == 0 {
+			return nil
+		}
+		return k.store.RecordAudit(ctx, &storage.AuditEvent{Type: "keys.rotated", Actor: storage.AuditActorFrom(ctx),
+			Detail: map[string]any{"kids": kids, "algorithms": algs}})
 	})
 	if err != nil || len(kids) == 0 {
 		return nil, err

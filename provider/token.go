@@ -106,6 +106,7 @@ func (p *Provider) exchange(ctx context.Context, r *http.Request) (fosite.Access
 			// fosite found the token rotated already and revoked its
 			// family (reuse detection).
 			p.observer.RefreshReuse()
+			p.auditReuse(ctx, ar)
 		}
 		return ar, nil, err
 	}
@@ -296,4 +297,22 @@ func raceToInvalidGrant(err error) error {
 
 func subtleEqual(a, b string) bool {
 	return subtle.ConstantTimeCompare([]byte(a), []byte(b)) == 1
+}
+
+// auditReuse records a refresh token presented again after rotation (its
+// family is revoked by then). The event is kept even though the request
+// fails; a failure to record it is only logged, as the answer is the same.
+func (p *Provider) auditReuse(ctx context.Context, ar fosite.AccessRequester) {
+	ev := &storage.AuditEvent{Type: "token.reuse_detected"}
+	if ar != nil {
+		if c := ar.GetClient(); c != nil {
+			ev.ClientID = c.GetID()
+		}
+		if s := ar.GetSession(); s != nil {
+			ev.Subject = s.GetSubject()
+		}
+	}
+	if err := p.store.RecordAudit(context.WithoutCancel(ctx), ev); err != nil {
+		p.log.WarnContext(ctx, "audit: record token reuse", "err", err)
+	}
 }

@@ -14,6 +14,7 @@ import (
 	"database/sql/driver"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/url"
 	"strings"
@@ -53,6 +54,9 @@ type Options struct {
 	BusyTimeout time.Duration
 	// Now returns the current time; nil means time.Now.
 	Now func() time.Time
+	// AuditLog receives one info line per audit event recorded (see
+	// RecordAudit); nil logs none.
+	AuditLog *slog.Logger
 }
 
 // Store is Torii's database. It is safe for concurrent use.
@@ -67,6 +71,8 @@ type Store struct {
 	dialect Dialect
 	now     func() time.Time
 	stmts   stmts
+
+	auditLog *slog.Logger
 
 	stopCheckpoints context.CancelFunc // SQLite: ends the background checkpoints
 	checkpointsDone chan struct{}
@@ -88,7 +94,7 @@ func Open(ctx context.Context, rawURL string, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Store{dialect: dialect, now: opts.Now}
+	s := &Store{dialect: dialect, now: opts.Now, auditLog: opts.AuditLog}
 	if s.now == nil {
 		s.now = time.Now
 	}
@@ -295,6 +301,7 @@ func (s *Store) BeginTX(ctx context.Context) (context.Context, error) {
 	if inTx(ctx) {
 		return nil, errors.New("storage: transaction already open")
 	}
+	ctx = context.WithValue(ctx, auditPendingKey{}, new(auditPending))
 	if s.dialect == Postgres {
 		t, err := s.beginPG(ctx)
 		if err != nil {
@@ -318,6 +325,7 @@ func (s *Store) Commit(ctx context.Context) error {
 	if c := requestCacheOf(ctx); c != nil {
 		c.settle(err == nil)
 	}
+	s.settleAudit(ctx, err == nil)
 	if err != nil {
 		return fmt.Errorf("storage: commit: %w", err)
 	}
@@ -329,6 +337,7 @@ func (s *Store) Rollback(ctx context.Context) error {
 	if c := requestCacheOf(ctx); c != nil {
 		c.settle(false)
 	}
+	s.settleAudit(ctx, false)
 	if t := pgTxOf(ctx); t != nil {
 		return t.rollback(ctx)
 	}

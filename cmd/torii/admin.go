@@ -17,7 +17,7 @@ import (
 
 // openStore opens and migrates the configured database for an admin command.
 func (a *app) openStore(ctx context.Context) (*storage.Store, error) {
-	store, err := storage.Open(ctx, a.cfg.DatabaseURL.Reveal(), storage.Options{})
+	store, err := storage.Open(ctx, a.cfg.DatabaseURL.Reveal(), storage.Options{AuditLog: a.log})
 	if err != nil {
 		return nil, err
 	}
@@ -144,7 +144,11 @@ func (a *app) clientsCmd() *cobra.Command {
 		Args:  exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return a.withStore(cmd.Context(), func(store *storage.Store) error {
-				err := store.DeleteClient(cmd.Context(), args[0])
+				clients, err := provider.NewClients(cmd.Context(), store)
+				if err != nil {
+					return err
+				}
+				err = clients.Delete(cmd.Context(), args[0])
 				if errors.Is(err, storage.ErrNotFound) {
 					return fmt.Errorf("no client with ID %q", args[0])
 				} else if err != nil {
@@ -286,7 +290,7 @@ scripts in its local part or a domain label (alice@exаmple.com with a Cyrillic 
 				if err != nil {
 					return err
 				}
-				if err := store.DeleteUser(ctx, u.ID); err != nil {
+				if err := account.New(store, account.Config{}).Delete(ctx, u.ID); err != nil {
 					return err
 				}
 				fmt.Fprintf(a.stdout, "deleted user %s (%s)\n", u.ID, u.Email)

@@ -48,6 +48,7 @@ func TestConfigErrors(t *testing.T) {
 		{"bad duration", map[string]string{"TORII_ACCESS_TOKEN_TTL": "soon"}, nil, "TORII_ACCESS_TOKEN_TTL"},
 		{"code lifetime over 10m", nil, []string{"--code-ttl", "11m"}, "TORII_CODE_TTL"},
 		{"negative lifetime", map[string]string{"TORII_ID_TOKEN_TTL": "-1h"}, nil, "TORII_ID_TOKEN_TTL"},
+		{"audit retention under an hour", map[string]string{"TORII_AUDIT_RETENTION": "30m"}, nil, "TORII_AUDIT_RETENTION"},
 		{"unknown database", map[string]string{"TORII_DATABASE_URL": "mysql://root:hunter2@db/torii"}, nil, "TORII_DATABASE_URL"},
 		{"bad log format", map[string]string{"TORII_LOG_FORMAT": "xml"}, nil, "TORII_LOG_FORMAT"},
 		{"bad log level", map[string]string{"TORII_LOG_LEVEL": "loud"}, nil, "TORII_LOG_LEVEL"},
@@ -142,6 +143,7 @@ func TestConfigDefaults(t *testing.T) {
 		{"TORII_OTP_TTL", cfg.OTPTTL, 10 * time.Minute},
 		{"TORII_SHUTDOWN_DELAY", cfg.ShutdownDelay, 5 * time.Second},
 		{"TORII_KEY_ROTATION", cfg.KeyRotation, 90 * 24 * time.Hour},
+		{"TORII_AUDIT_RETENTION", cfg.AuditRetention, 2160 * time.Hour},
 		{"TORII_TLS_CERT", cfg.TLSCert, ""},
 		{"TORII_TLS_KEY", cfg.TLSKey, ""},
 	} {

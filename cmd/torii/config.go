@@ -36,6 +36,8 @@ type Config struct {
 	IDTokenTTL      time.Duration
 	CodeTTL         time.Duration
 	CleanupInterval time.Duration
+	// AuditRetention is how long audit events are kept.
+	AuditRetention  time.Duration
 	ShutdownTimeout time.Duration
 	// ShutdownDelay is how long serve keeps serving after SIGTERM with
 	// /readyz answering 503, so that load balancers stop sending traffic
@@ -136,6 +138,7 @@ func settings() []*setting {
 		{env: "TORII_ID_TOKEN_TTL", flag: "id-token-ttl", def: "1h", usage: "ID token lifetime"},
 		{env: "TORII_CODE_TTL", flag: "code-ttl", def: "10m", usage: "authorization code lifetime (at most 10m)"},
 		{env: "TORII_CLEANUP_INTERVAL", flag: "cleanup-interval", def: "10m", usage: "how often expired codes, tokens and sessions are deleted"},
+		{env: "TORII_AUDIT_RETENTION", flag: "audit-retention", def: "2160h", usage: "how long audit events are kept (1h to 87600h)"},
 		{env: "TORII_SHUTDOWN_TIMEOUT", flag: "shutdown-timeout", def: "20s", usage: "how long in-flight requests may run on shutdown"},
 		{env: "TORII_SHUTDOWN_DELAY", flag: "shutdown-delay", def: "5s", usage: "on SIGTERM, how long /readyz answers 503 while requests are still served, before the shutdown (0s to 60s; 0s: none)"},
 		{env: "TORII_OTP", flag: "otp", def: "always", usage: "one-time-code step at sign-in: always, or off (a client may still ask for it with acr_values=mfa)"},
@@ -287,6 +290,7 @@ func loadConfig(all []*setting) (Config, error) {
 	dur("TORII_ID_TOKEN_TTL", &c.IDTokenTTL, time.Minute, 24*time.Hour)
 	dur("TORII_CODE_TTL", &c.CodeTTL, 10*time.Second, 10*time.Minute)
 	dur("TORII_CLEANUP_INTERVAL", &c.CleanupInterval, time.Second, 24*time.Hour)
+	dur("TORII_AUDIT_RETENTION", &c.AuditRetention, time.Hour, 87600*time.Hour)
 	dur("TORII_SHUTDOWN_TIMEOUT", &c.ShutdownTimeout, 0, 10*time.Minute)
 	dur("TORII_SHUTDOWN_DELAY", &c.ShutdownDelay, 0, time.Minute)
 

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/torii-idp/torii/provider"
+	"github.com/torii-idp/torii/storage"
 )
 
 // rotateKeys rotates the signing keys that are maxAge old (TORII_KEY_ROTATION)
@@ -15,6 +16,7 @@ import (
 func rotateKeys(ctx context.Context, keys *provider.Keys, log *slog.Logger, maxAge, interval time.Duration) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
+	ctx = storage.WithAuditActor(ctx, "system")
 	for {
 		added, err := keys.RotateDue(ctx, maxAge)
 		if err != nil && ctx.Err() == nil {

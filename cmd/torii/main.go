@@ -101,6 +101,10 @@ a SQLite file torii.db in the working directory at http://127.0.0.1:8080.`,
 			}
 			a.cfg = cfg
 			a.log = newLogger(stderr, cfg)
+			if cmd.Name() != "serve" {
+				// Audit events of admin commands name the CLI as actor.
+				cmd.SetContext(storage.WithAuditActor(cmd.Context(), "cli"))
+			}
 			return nil
 		},
 	}
@@ -108,7 +112,7 @@ a SQLite file torii.db in the working directory at http://127.0.0.1:8080.`,
 	root.SetErr(stderr)
 	root.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error { return usageError{err} })
 	a.load = configFlags(root.PersistentFlags())
-	root.AddCommand(a.serveCmd(), a.migrateCmd(), a.versionCmd(), a.clientsCmd(), a.usersCmd(), a.keysCmd(), a.benchCmd(), a.backupCmd())
+	root.AddCommand(a.serveCmd(), a.migrateCmd(), a.versionCmd(), a.clientsCmd(), a.usersCmd(), a.keysCmd(), a.auditCmd(), a.benchCmd(), a.backupCmd())
 	return root
 }
 

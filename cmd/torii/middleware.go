@@ -18,6 +18,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/torii-idp/torii/login/api"
+	"github.com/torii-idp/torii/login/iplimit"
+	"github.com/torii-idp/torii/storage"
 )
 
 // maxBodyBytes bounds every request body; larger ones get 413.
@@ -33,6 +35,22 @@ func requestID(next http.Handler) http.Handler {
 		w.Header().Set("X-Request-Id", id)
 		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), requestIDKey{}, id)))
 	})
+}
+
+// auditMeta puts the request's client IP (behind trusted proxies), user
+// agent and request ID in the context, for the audit events the request
+// records (storage.RecordAudit). It runs after requestID.
+func auditMeta(proxies iplimit.Proxies) mux.MiddlewareFunc {
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			m := storage.AuditMeta{UserAgent: r.UserAgent()}
+			if ip := proxies.ClientIP(r); ip.IsValid() {
+				m.IP = ip.String()
+			}
+			m.RequestID, _ = r.Context().Value(requestIDKey{}).(string)
+			next.ServeHTTP(w, r.WithContext(storage.WithAuditMeta(r.Context(), m)))
+		})
+	}
 }
 
 // contextHandler adds the request ID to every log record made with a

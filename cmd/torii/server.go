@@ -60,7 +60,7 @@ type serverOptions struct {
 // newServer opens the database, applies pending migrations, and wires the
 // HTTP handler.
 func newServer(ctx context.Context, cfg Config, log *slog.Logger, opts serverOptions) (*server, error) {
-	store, err := storage.Open(ctx, cfg.DatabaseURL.Reveal(), storage.Options{})
+	store, err := storage.Open(ctx, cfg.DatabaseURL.Reveal(), storage.Options{AuditLog: log})
 	if err != nil {
 		return nil, err
 	}
@@ -158,7 +158,7 @@ func newServer(ctx context.Context, cfg Config, log *slog.Logger, opts serverOpt
 
 	metrics := newMetrics(reg)
 	r := mux.NewRouter()
-	common := []mux.MiddlewareFunc{recoverPanics(log), requestID, observe(log, metrics), baseHeaders(strings.HasPrefix(cfg.Issuer, "https://"))}
+	common := []mux.MiddlewareFunc{recoverPanics(log), requestID, auditMeta(cfg.TrustedProxies), observe(log, metrics), baseHeaders(strings.HasPrefix(cfg.Issuer, "https://"))}
 	r.Use(append(common, limitBody(login.AccountPath+"/avatar", api.PicturePath))...)
 	r.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Cache-Control", "no-store")
@@ -270,6 +270,11 @@ func (s *server) cleanup(ctx context.Context, interval time.Duration) {
 		for _, c := range n {
 			total += c
 		}
+		audit, err := s.store.DeleteAuditBefore(ctx, time.Now().Add(-s.cfg.AuditRetention), 1000)
+		if err != nil && ctx.Err() == nil {
+			s.log.WarnContext(ctx, "clean-up of old audit events failed", "err", err)
+		}
+		total += audit
 		keys, err := s.provider.Keys().DeleteRetired(ctx)
 		if err != nil && ctx.Err() == nil {
 			s.log.WarnContext(ctx, "clean-up of retired keys failed", "err", err)

@@ -274,7 +274,12 @@ func (s *Service) Create(ctx context.Context, nu NewUser) (*storage.User, error)
 			return nil, err
 		}
 	}
-	err = s.store.CreateUser(ctx, u)
+	err = s.store.InTx(ctx, func(ctx context.Context) error {
+		if err := s.store.CreateUser(ctx, u); err != nil {
+			return err
+		}
+		return s.audit(ctx, "account.created", u.ID, map[string]any{"invite": nu.invite})
+	})
 	if errors.Is(err, storage.ErrAlreadyExists) {
 		return nil, s.whichTaken(ctx, u, err)
 	}
@@ -425,8 +430,10 @@ func (s *Service) SetRoles(ctx context.Context, userID string, add, remove []str
 			return err
 		}
 		var err error
-		u, err = s.store.User(ctx, userID)
-		return err
+		if u, err = s.store.User(ctx, userID); err != nil {
+			return err
+		}
+		return s.audit(ctx, "admin.user_roles_set", userID, map[string]any{"added": add, "removed": remove, "roles": u.Roles})
 	})
 	if errors.Is(err, storage.ErrNotFound) {
 		return nil, ErrNotFound
@@ -463,7 +470,12 @@ func (s *Service) Delete(ctx context.Context, id string) error {
 	if !validID(id) {
 		return ErrNotFound
 	}
-	err := s.store.DeleteUser(ctx, id)
+	err := s.store.InTx(ctx, func(ctx context.Context) error {
+		if err := s.store.DeleteUser(ctx, id); err != nil {
+			return err
+		}
+		return s.audit(ctx, "account.deleted", id, nil)
+	})
 	if errors.Is(err, storage.ErrNotFound) {
 		return ErrNotFound
 	}

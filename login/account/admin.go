@@ -92,6 +92,13 @@ func (s *Service) mailLink(ctx context.Context, u *storage.User, message string,
 		if err := s.store.CreateActionToken(ctx, row); err != nil {
 			return err
 		}
+		typ := "admin.password_reset_sent"
+		if message == "invite" {
+			typ = "admin.user_invited"
+		}
+		if err := s.audit(ctx, typ, u.ID, nil); err != nil {
+			return err
+		}
 		return s.cfg.Notifier.Enqueue(ctx, notify.Message{Channel: notify.Email, To: u.Email, Subject: subject, Text: text, HTML: html})
 	})
 	if err != nil {
@@ -111,19 +118,26 @@ func (s *Service) SetActive(ctx context.Context, userID string, active bool) (*s
 	}
 	if active {
 		u.Disabled = false
-		if err := s.store.UpdateUser(ctx, u, "disabled"); err != nil {
+		err := s.store.InTx(ctx, func(ctx context.Context) error {
+			if err := s.store.UpdateUser(ctx, u, "disabled"); err != nil {
+				return err
+			}
+			return s.audit(ctx, "admin.user_activated", u.ID, nil)
+		})
+		if err != nil {
 			return nil, fmt.Errorf("account: activate: %w", err)
 		}
 		return u, nil
 	}
-	if err := s.deactivate(ctx, u); err != nil {
+	if err := s.deactivate(ctx, u, "admin.user_deactivated"); err != nil {
 		return nil, err
 	}
 	return u, nil
 }
 
-// deactivate disables u, ends its sessions and revokes its tokens.
-func (s *Service) deactivate(ctx context.Context, u *storage.User) error {
+// deactivate disables u, ends its sessions and revokes its tokens, and
+// records the audit event typ.
+func (s *Service) deactivate(ctx context.Context, u *storage.User, typ string) error {
 	err := s.store.InTx(ctx, func(ctx context.Context) error {
 		u.Disabled = true
 		if err := s.store.UpdateUser(ctx, u, "disabled"); err != nil {
@@ -132,7 +146,10 @@ func (s *Service) deactivate(ctx context.Context, u *storage.User) error {
 		if err := s.store.DeleteLoginSessions(ctx, u.ID, ""); err != nil {
 			return err
 		}
-		return s.store.RevokeSubjectTokens(ctx, u.ID)
+		if err := s.store.RevokeSubjectTokens(ctx, u.ID); err != nil {
+			return err
+		}
+		return s.audit(ctx, typ, u.ID, nil)
 	})
 	if err != nil {
 		return fmt.Errorf("account: deactivate: %w", err)
@@ -153,7 +170,10 @@ func (s *Service) Unlock(ctx context.Context, userID string) (*storage.User, err
 				return err
 			}
 		}
-		return s.store.ResetDeviceAttempts(ctx, u.ID)
+		if err := s.store.ResetDeviceAttempts(ctx, u.ID); err != nil {
+			return err
+		}
+		return s.audit(ctx, "admin.user_unlocked", u.ID, nil)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("account: unlock: %w", err)
@@ -172,7 +192,12 @@ func (s *Service) DeleteDeactivated(ctx context.Context, userID string) error {
 	if !validID(userID) {
 		return ErrNotFound
 	}
-	err := s.store.DeleteDeactivatedUser(ctx, userID)
+	err := s.store.InTx(ctx, func(ctx context.Context) error {
+		if err := s.store.DeleteDeactivatedUser(ctx, userID); err != nil {
+			return err
+		}
+		return s.audit(ctx, "admin.user_deleted", userID, nil)
+	})
 	switch {
 	case errors.Is(err, storage.ErrNotFound):
 		return ErrNotFound
@@ -255,6 +280,9 @@ func (s *Service) AdminUpdate(ctx context.Context, userID string, c AdminChanges
 	columns = slices.Compact(slices.Sorted(slices.Values(columns)))
 	err = s.store.InTx(ctx, func(ctx context.Context) error {
 		if err := s.store.UpdateUser(ctx, u, columns...); err != nil {
+			return err
+		}
+		if err := s.audit(ctx, "admin.user_updated", u.ID, map[string]any{"fields": columns}); err != nil {
 			return err
 		}
 		if emailChanged {

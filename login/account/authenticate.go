@@ -66,7 +66,49 @@ func (s *Service) Authenticate(ctx context.Context, login, password string) (*st
 // and locked like accounts. The same argon2id work is done for every
 // admitted attempt, known account or not, so timing does not reveal
 // whether the account exists.
+//
+// Each answer but a database failure is recorded as an audit event:
+// sign_in.success or sign_in.failure (detail "reason": unknown, inactive,
+// wrong_password, locked), and account.locked for the attempt that locks
+// an account's (or a device's) counter.
 func (s *Service) AuthenticateOnDevice(ctx context.Context, login, password, device string) (*storage.User, error) {
+	var a attempt
+	u, err := s.authenticateOnDevice(ctx, login, password, device, &a)
+	ev := &storage.AuditEvent{Subject: a.subject, Detail: map[string]any{}}
+	switch {
+	case err == nil:
+		ev.Type, ev.Actor = "sign_in.success", "user:"+u.ID
+	case errors.Is(err, ErrInvalidCredentials):
+		ev.Type, ev.Detail["reason"] = "sign_in.failure", a.reason
+	default:
+		return nil, err
+	}
+	if a.device {
+		ev.Detail["device"] = true
+	}
+	if rerr := s.store.RecordAudit(ctx, ev); rerr != nil {
+		return nil, fmt.Errorf("account: authenticate: %w", rerr)
+	}
+	if err != nil && !a.locked.IsZero() {
+		lock := &storage.AuditEvent{Type: "account.locked", Subject: a.subject,
+			Detail: map[string]any{"until": a.locked.UTC().Format(time.RFC3339), "device": a.device}}
+		if rerr := s.store.RecordAudit(ctx, lock); rerr != nil {
+			return nil, fmt.Errorf("account: authenticate: %w", rerr)
+		}
+	}
+	return u, err
+}
+
+// attempt is what authenticateOnDevice learnt, for the audit events.
+type attempt struct {
+	subject string    // the account's ID, when the login names one
+	reason  string    // why it failed
+	device  bool      // counted on a trusted device
+	locked  time.Time // the lock this attempt set, if any
+}
+
+func (s *Service) authenticateOnDevice(ctx context.Context, login, password, device string, a *attempt) (*storage.User, error) {
+	a.reason = "unknown"
 	// An over-long password is checked (for the timing) but can never match.
 	tooLong := len(password) > maxPasswordBytes
 	if tooLong {
@@ -78,11 +120,12 @@ func (s *Service) AuthenticateOnDevice(ctx context.Context, login, password, dev
 	}
 	u, err := s.store.UserByLogin(ctx, canon)
 	if errors.Is(err, storage.ErrNotFound) {
-		return nil, s.unknownLoginAttempt(ctx, canon, password)
+		return nil, s.unknownLoginAttempt(ctx, canon, password, a)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("account: authenticate: %w", err)
 	}
+	a.subject, a.reason = u.ID, "inactive"
 	if u.Disabled || u.PasswordHash == "" {
 		return nil, s.fakeCheck(ctx, password)
 	}
@@ -97,6 +140,7 @@ func (s *Service) AuthenticateOnDevice(ctx context.Context, login, password, dev
 	}
 	if d != nil {
 		counter = storage.DeviceCounter(d.ID)
+		a.device = true
 	}
 	s.hook("looked-up")
 	adm, err := s.admit(ctx, counter, s.cfg.LockoutThreshold)
@@ -105,8 +149,10 @@ func (s *Service) AuthenticateOnDevice(ctx context.Context, login, password, dev
 	}
 	if !adm.Admitted {
 		s.hook("refused")
+		a.reason = "locked"
 		return nil, &LockedError{Until: adm.Until}
 	}
+	a.reason, a.locked = "wrong_password", adm.Until
 	s.hook("counted")
 	s.hook("compared")
 	ok, err = s.verify(ctx, h, password)
@@ -165,7 +211,7 @@ func (s *Service) hook(stage string) {
 // account exactly as one on an account: the same counting and locking, and
 // the same hashing work for an admitted attempt, so that even "try again
 // at 10:42" says nothing about whether the account exists.
-func (s *Service) unknownLoginAttempt(ctx context.Context, canon, password string) error {
+func (s *Service) unknownLoginAttempt(ctx context.Context, canon, password string, a *attempt) error {
 	key, err := s.loginKey(ctx, canon)
 	if err != nil {
 		return err
@@ -177,6 +223,7 @@ func (s *Service) unknownLoginAttempt(ctx context.Context, canon, password strin
 	}
 	if !adm.Admitted {
 		s.hook("refused")
+		a.reason = "locked"
 		return &LockedError{Until: adm.Until}
 	}
 	s.hook("counted")

@@ -221,6 +221,9 @@ func (s *Service) sendCode(ctx context.Context, u *storage.User, purpose, bindin
 		if err := s.store.ReplaceOneTimeCode(ctx, c); err != nil {
 			return err
 		}
+		if err := s.audit(ctx, "code.sent", u.ID, map[string]any{"purpose": purpose, "channel": string(ch)}); err != nil {
+			return err
+		}
 		return s.cfg.Notifier.Enqueue(ctx, msg)
 	})
 	if err != nil {

@@ -129,6 +129,9 @@ func (s *Service) VerifyEmailChange(ctx context.Context, userID, code string) (*
 		if err := s.store.KillActionTokens(ctx, u.ID, tokenReset); err != nil {
 			return err
 		}
+		if err := s.audit(ctx, "email.changed", u.ID, nil); err != nil {
+			return err
+		}
 		return s.cfg.Notifier.Enqueue(ctx, notify.Message{Channel: notify.Email, To: old, Subject: subject, Text: text, HTML: html})
 	})
 	if errors.Is(err, storage.ErrAlreadyExists) {

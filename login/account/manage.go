@@ -207,6 +207,14 @@ func (s *Service) setPassword(ctx context.Context, u *storage.User, hash, keepSe
 		if err := s.store.KillActionTokens(ctx, u.ID, tokenReset); err != nil {
 			return err
 		}
+		// A reset (first != nil: a link's owner) or a change by the user.
+		typ := "password.changed"
+		if first != nil {
+			typ = "password.reset"
+		}
+		if err := s.audit(ctx, typ, u.ID, nil); err != nil {
+			return err
+		}
 		if msg != nil {
 			return s.cfg.Notifier.Enqueue(ctx, *msg)
 		}
@@ -323,7 +331,13 @@ func (s *Service) VerifyPhone(ctx context.Context, userID, code string) error {
 		return err
 	}
 	u.Phone, u.PhoneVerified, u.PendingPhone = u.PendingPhone, true, ""
-	if err := s.store.UpdateUser(ctx, u, "phone", "phone_verified", "pending_phone"); err != nil {
+	err = s.store.InTx(ctx, func(ctx context.Context) error {
+		if err := s.store.UpdateUser(ctx, u, "phone", "phone_verified", "pending_phone"); err != nil {
+			return err
+		}
+		return s.audit(ctx, "phone.changed", u.ID, nil)
+	})
+	if err != nil {
 		return fmt.Errorf("account: verify phone: %w", err)
 	}
 	return nil
@@ -336,7 +350,13 @@ func (s *Service) RemovePhone(ctx context.Context, userID string) error {
 		return err
 	}
 	u.Phone, u.PhoneVerified, u.PendingPhone = "", false, ""
-	if err := s.store.UpdateUser(ctx, u, "phone", "phone_verified", "pending_phone"); err != nil {
+	err = s.store.InTx(ctx, func(ctx context.Context) error {
+		if err := s.store.UpdateUser(ctx, u, "phone", "phone_verified", "pending_phone"); err != nil {
+			return err
+		}
+		return s.audit(ctx, "phone.changed", u.ID, map[string]any{"removed": true})
+	})
+	if err != nil {
 		return fmt.Errorf("account: remove phone: %w", err)
 	}
 	return nil
@@ -377,7 +397,10 @@ func (s *Service) SignOutEverywhere(ctx context.Context, userID string) error {
 		if err := s.store.DeleteLoginSessions(ctx, userID, ""); err != nil {
 			return err
 		}
-		return s.store.RevokeSubjectTokens(ctx, userID)
+		if err := s.store.RevokeSubjectTokens(ctx, userID); err != nil {
+			return err
+		}
+		return s.audit(ctx, "sessions.ended", userID, nil)
 	})
 	if err != nil {
 		return fmt.Errorf("account: sign out everywhere: %w", err)
@@ -416,7 +439,11 @@ func (s *Service) RevokeApp(ctx context.Context, userID, clientID string) error 
 		if err := s.store.DeleteConsent(ctx, userID, clientID); err != nil {
 			return err
 		}
-		return s.store.RevokeClientTokens(ctx, userID, clientID)
+		if err := s.store.RevokeClientTokens(ctx, userID, clientID); err != nil {
+			return err
+		}
+		return s.store.RecordAudit(ctx, &storage.AuditEvent{Type: "consent.withdrawn", Actor: "user:" + userID,
+			Subject: userID, ClientID: clientID})
 	})
 	if err != nil {
 		return fmt.Errorf("account: revoke app: %w", err)
@@ -436,7 +463,7 @@ func (s *Service) Deactivate(ctx context.Context, userID, password, device strin
 	if _, err := s.AuthenticateOnDevice(ctx, u.Email, password, device); err != nil {
 		return err
 	}
-	return s.deactivate(ctx, u)
+	return s.deactivate(ctx, u, "account.deactivated")
 }
 
 // etagOf is a strong ETag for bytes.

@@ -23,6 +23,7 @@ package api
 //	POST   /api/v1/admin/clients/{id}/secret        a new secret, shown once
 //	GET    /api/v1/admin/keys
 //	POST   /api/v1/admin/keys/rotate
+//	GET    /api/v1/admin/audit                      ?limit=&cursor=&user=&type=&since=
 //
 // Every route needs a bearer access token with scope torii:admin: a
 // client's (client credentials), or a user's who has role admin now.
@@ -99,6 +100,7 @@ func (h *Handler) AdminRoutes(r *mux.Router) {
 	route("/clients/{id}/secret", http.MethodPost, h.adminRotateSecret)
 	route("/keys", http.MethodGet, h.adminListKeys)
 	route("/keys/rotate", http.MethodPost, h.adminRotateKeys)
+	route("/audit", http.MethodGet, h.adminListAudit)
 }
 
 // withAdmin requires a bearer access token with scope torii:admin: none or
@@ -129,6 +131,11 @@ func (h *Handler) withAdmin(fn adminFunc) handlerFunc {
 			}
 			c.user = u
 		}
+		actor := "client:" + tok.ClientID
+		if c.user != nil {
+			actor = "user:" + c.user.ID
+		}
+		r = r.WithContext(storage.WithAuditActor(r.Context(), actor))
 		return fn(w, r, c)
 	}
 }

@@ -64,6 +64,7 @@ func Run(t *testing.T, open func(t testing.TB) *storage.Store) {
 		{"OneTimeCodeAttemptRace", testCodeAttemptRace},
 		{"OneTimeCodeUseRace", testCodeUseRace},
 		{"OneTimeCodeSends", testCodeSends},
+		{"Audit", testAudit},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -1,0 +1,196 @@
+package api
+
+import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/url"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/torii-idp/torii/storage"
+)
+
+// ParseSince reads a "since" filter: a duration back from now ("24h") or
+// an RFC 3339 time. The CLI's --since and the admin API's since share it.
+func ParseSince(s string, now time.Time) (time.Time, error) {
+	if s == "" {
+		return time.Time{}, nil
+	}
+	if d, err := time.ParseDuration(s); err == nil && d >= 0 {
+		return now.Add(-d), nil
+	}
+	if t, err := time.Parse(time.RFC3339, s); err == nil {
+		return t, nil
+	}
+	return time.Time{}, errors.New("must be a duration such as 24h or an RFC 3339 time")
+}
+
+// AdminAuditEvent is an audit event as the admin API shows it.
+type AdminAuditEvent struct {
+	ID        string         `json:"id"`
+	CreatedAt time.Time      `json:"created_at"`
+	Type      string         `json:"type"`
+	Actor     string         `json:"actor"`
+	Subject   string         `json:"subject"`
+	ClientID  string         `json:"client_id"`
+	IP        string         `json:"ip"`
+	UserAgent string         `json:"user_agent"`
+	RequestID string         `json:"request_id"`
+	Detail    map[string]any `json:"detail"`
+}
+
+// auditParams are the audit listing's query parameters.
+var auditParams = []string{"limit", "cursor", "user", "type", "since"}
+
+// auditTypePattern is what a type filter may be: a type, or a prefix of
+// one followed by *.
+var auditTypePattern = regexp.MustCompile(`^[a-z][a-z0-9_.]{0,63}\*?$`)
+
+// adminListAudit answers a page of audit events, newest first, and, when
+// more follow, the cursor of the next page.
+func (h *Handler) adminListAudit(w http.ResponseWriter, r *http.Request, _ *adminCaller) error {
+	q, cursor, err := parseAuditQuery(r.URL.RawQuery, time.Now())
+	if err != nil {
+		return err
+	}
+	if cursor != "" {
+		after, ok := h.decodeAuditCursor(q, cursor)
+		if !ok {
+			return invalid(FieldError{Field: "cursor", Message: "is not a cursor of this listing; start again without one"})
+		}
+		q.After = after
+	}
+	limit := q.Limit
+	q.Limit++ // one more tells whether a next page exists
+	es, err := h.accounts.AuditEvents(r.Context(), q)
+	if err != nil {
+		return err
+	}
+	var next *string
+	if len(es) > limit {
+		es = es[:limit]
+		c := h.encodeAuditCursor(q, storage.AuditKey{CreatedAt: es[limit-1].CreatedAt, ID: es[limit-1].ID})
+		next = &c
+	}
+	items := make([]AdminAuditEvent, 0, len(es))
+	for _, e := range es {
+		items = append(items, adminAuditOf(e))
+	}
+	writeJSON(w, http.StatusOK, struct {
+		Items      []AdminAuditEvent `json:"items"`
+		NextCursor *string           `json:"next_cursor"`
+	}{items, next})
+	return nil
+}
+
+func adminAuditOf(e *storage.AuditEvent) AdminAuditEvent {
+	detail := e.Detail
+	if detail == nil {
+		detail = map[string]any{}
+	}
+	return AdminAuditEvent{ID: e.ID, CreatedAt: e.CreatedAt.UTC(), Type: e.Type, Actor: e.Actor, Subject: e.Subject,
+		ClientID: e.ClientID, IP: e.IP, UserAgent: e.UserAgent, RequestID: e.RequestID, Detail: detail}
+}
+
+// parseAuditQuery reads the audit listing's parameters from a raw query.
+func parseAuditQuery(raw string, now time.Time) (storage.AuditQuery, string, error) {
+	q := storage.AuditQuery{Limit: defaultPageSize}
+	values, err := url.ParseQuery(raw)
+	if err != nil {
+		return q, "", invalid(FieldError{Field: "query", Message: "could not be read (a bare ; or a bad % escape)"})
+	}
+	var f fields
+	for name, vs := range values {
+		switch {
+		case !slices.Contains(auditParams, name):
+			f = append(f, FieldError{Field: "query", Message: "unknown parameter; use " + strings.Join(auditParams, ", ")})
+		case len(vs) > 1:
+			f = append(f, FieldError{Field: name, Message: "is given more than once"})
+		}
+	}
+	if p := f.problem(); p != nil {
+		return q, "", p
+	}
+	get := values.Get
+	if s := get("limit"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 || n > maxPageSize || s[0] == '+' {
+			f = append(f, FieldError{Field: "limit", Message: "must be a whole number from 1 to " + strconv.Itoa(maxPageSize)})
+		} else {
+			q.Limit = n
+		}
+	}
+	if s := get("user"); s != "" {
+		if len(s) > 64 || strings.ContainsFunc(s, func(r rune) bool { return r <= ' ' || r > '~' }) {
+			f = append(f, FieldError{Field: "user", Message: "is not a user ID"})
+		} else {
+			q.Subject = s
+		}
+	}
+	if s := get("type"); s != "" {
+		if !auditTypePattern.MatchString(s) {
+			f = append(f, FieldError{Field: "type", Message: "is not an event type (as sign_in.failure, or admin.* for a prefix)"})
+		} else {
+			q.Type = s
+		}
+	}
+	if s := get("since"); s != "" {
+		t, err := ParseSince(s, now)
+		if err != nil {
+			f = append(f, FieldError{Field: "since", Message: err.Error()})
+		} else {
+			q.Since = t
+		}
+	}
+	cursor := get("cursor")
+	if len(cursor) > maxCursorBytes {
+		f = append(f, FieldError{Field: "cursor", Message: "is not a cursor of this listing; start again without one"})
+	}
+	if p := f.problem(); p != nil {
+		return q, "", p
+	}
+	return q, cursor, nil
+}
+
+// auditListingOf names an audit query's user and type filters: a cursor
+// continues only the listing it came from. since is not part of it (a
+// duration moves with the clock); it applies to each page as given.
+func auditListingOf(q storage.AuditQuery) string {
+	b, _ := json.Marshal([]any{"audit", q.Subject, q.Type})
+	sum := sha256.Sum256(b)
+	return base64.RawURLEncoding.EncodeToString(sum[:12])
+}
+
+// encodeAuditCursor is the cursor that continues q after key, in the
+// form and under the key of the user listing's cursors (cursor.go).
+func (h *Handler) encodeAuditCursor(q storage.AuditQuery, key storage.AuditKey) string {
+	b, _ := json.Marshal(cursorPayload{Listing: auditListingOf(q), Created: key.CreatedAt.UTC(), ID: key.ID})
+	payload := base64.RawURLEncoding.EncodeToString(b)
+	return payload + "." + h.cursorTag(payload)
+}
+
+// decodeAuditCursor returns the position raw continues q at, or false for
+// a cursor that is not one of this listing's.
+func (h *Handler) decodeAuditCursor(q storage.AuditQuery, raw string) (*storage.AuditKey, bool) {
+	payload, tag, ok := strings.Cut(raw, ".")
+	if !ok || len(raw) > maxCursorBytes || len(h.cursorKey) == 0 ||
+		!hmac.Equal([]byte(tag), []byte(h.cursorTag(payload))) {
+		return nil, false
+	}
+	b, err := base64.RawURLEncoding.DecodeString(payload)
+	if err != nil {
+		return nil, false
+	}
+	var p cursorPayload
+	if json.Unmarshal(b, &p) != nil || p.Listing != auditListingOf(q) || p.ID == "" {
+		return nil, false
+	}
+	return &storage.AuditKey{CreatedAt: p.Created, ID: p.ID}, true
+}
