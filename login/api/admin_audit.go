@@ -1,16 +1,9 @@
 package api
 
 import (
-	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"net/http"
-	"net/url"
 	"regexp"
-	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -63,7 +56,7 @@ func (h *Handler) adminListAudit(w http.ResponseWriter, r *http.Request, _ *admi
 	if cursor != "" {
 		after, ok := h.decodeAuditCursor(q, cursor)
 		if !ok {
-			return invalid(FieldError{Field: "cursor", Message: "is not a cursor of this listing; start again without one"})
+			return invalid(errBadCursor)
 		}
 		q.After = after
 	}
@@ -101,47 +94,26 @@ func adminAuditOf(e *storage.AuditEvent) AdminAuditEvent {
 
 // parseAuditQuery reads the audit listing's parameters from a raw query.
 func parseAuditQuery(raw string, now time.Time) (storage.AuditQuery, string, error) {
-	q := storage.AuditQuery{Limit: defaultPageSize}
-	values, err := url.ParseQuery(raw)
-	if err != nil {
-		return q, "", invalid(FieldError{Field: "query", Message: "could not be read (a bare ; or a bad % escape)"})
+	values, limit, f := listQuery(raw, auditParams)
+	if values == nil {
+		return storage.AuditQuery{}, "", f.problem()
 	}
-	var f fields
-	for name, vs := range values {
-		switch {
-		case !slices.Contains(auditParams, name):
-			f = append(f, FieldError{Field: "query", Message: "unknown parameter; use " + strings.Join(auditParams, ", ")})
-		case len(vs) > 1:
-			f = append(f, FieldError{Field: name, Message: "is given more than once"})
-		}
-	}
-	if p := f.problem(); p != nil {
-		return q, "", p
-	}
-	get := values.Get
-	if s := get("limit"); s != "" {
-		n, err := strconv.Atoi(s)
-		if err != nil || n < 1 || n > maxPageSize || s[0] == '+' {
-			f = append(f, FieldError{Field: "limit", Message: "must be a whole number from 1 to " + strconv.Itoa(maxPageSize)})
-		} else {
-			q.Limit = n
-		}
-	}
-	if s := get("user"); s != "" {
+	q := storage.AuditQuery{Limit: limit}
+	if s := values.Get("user"); s != "" {
 		if len(s) > 64 || strings.ContainsFunc(s, func(r rune) bool { return r <= ' ' || r > '~' }) {
 			f = append(f, FieldError{Field: "user", Message: "is not a user ID"})
 		} else {
 			q.Subject = s
 		}
 	}
-	if s := get("type"); s != "" {
+	if s := values.Get("type"); s != "" {
 		if !auditTypePattern.MatchString(s) {
 			f = append(f, FieldError{Field: "type", Message: "is not an event type (as sign_in.failure, or admin.* for a prefix)"})
 		} else {
 			q.Type = s
 		}
 	}
-	if s := get("since"); s != "" {
+	if s := values.Get("since"); s != "" {
 		t, err := ParseSince(s, now)
 		if err != nil {
 			f = append(f, FieldError{Field: "since", Message: err.Error()})
@@ -149,47 +121,27 @@ func parseAuditQuery(raw string, now time.Time) (storage.AuditQuery, string, err
 			q.Since = t
 		}
 	}
-	cursor := get("cursor")
-	if len(cursor) > maxCursorBytes {
-		f = append(f, FieldError{Field: "cursor", Message: "is not a cursor of this listing; start again without one"})
-	}
 	if p := f.problem(); p != nil {
 		return q, "", p
 	}
-	return q, cursor, nil
+	return q, values.Get("cursor"), nil
 }
 
-// auditListingOf names an audit query's user and type filters: a cursor
-// continues only the listing it came from. since is not part of it (a
-// duration moves with the clock); it applies to each page as given.
-func auditListingOf(q storage.AuditQuery) string {
-	b, _ := json.Marshal([]any{"audit", q.Subject, q.Type})
-	sum := sha256.Sum256(b)
-	return base64.RawURLEncoding.EncodeToString(sum[:12])
-}
+// auditListingOf names an audit query's user and type filters. since is
+// not part of it (a duration moves with the clock); it applies to each
+// page as given.
+func auditListingOf(q storage.AuditQuery) string { return listingDigest("audit", q.Subject, q.Type) }
 
-// encodeAuditCursor is the cursor that continues q after key, in the
-// form and under the key of the user listing's cursors (cursor.go).
+// encodeAuditCursor is the cursor that continues q after key.
 func (h *Handler) encodeAuditCursor(q storage.AuditQuery, key storage.AuditKey) string {
-	b, _ := json.Marshal(cursorPayload{Listing: auditListingOf(q), Created: key.CreatedAt.UTC(), ID: key.ID})
-	payload := base64.RawURLEncoding.EncodeToString(b)
-	return payload + "." + h.cursorTag(payload)
+	return h.sealCursor(cursorPayload{Listing: auditListingOf(q), Created: key.CreatedAt.UTC(), ID: key.ID})
 }
 
 // decodeAuditCursor returns the position raw continues q at, or false for
 // a cursor that is not one of this listing's.
 func (h *Handler) decodeAuditCursor(q storage.AuditQuery, raw string) (*storage.AuditKey, bool) {
-	payload, tag, ok := strings.Cut(raw, ".")
-	if !ok || len(raw) > maxCursorBytes || len(h.cursorKey) == 0 ||
-		!hmac.Equal([]byte(tag), []byte(h.cursorTag(payload))) {
-		return nil, false
-	}
-	b, err := base64.RawURLEncoding.DecodeString(payload)
-	if err != nil {
-		return nil, false
-	}
-	var p cursorPayload
-	if json.Unmarshal(b, &p) != nil || p.Listing != auditListingOf(q) || p.ID == "" {
+	p, ok := h.openCursor(auditListingOf(q), raw)
+	if !ok {
 		return nil, false
 	}
 	return &storage.AuditKey{CreatedAt: p.Created, ID: p.ID}, true

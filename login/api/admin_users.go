@@ -3,7 +3,6 @@ package api
 import (
 	"errors"
 	"net/http"
-	"net/url"
 	"regexp"
 	"slices"
 	"strconv"
@@ -72,7 +71,7 @@ func (h *Handler) adminListUsers(w http.ResponseWriter, r *http.Request, _ *admi
 	if cursor != "" {
 		after, ok := h.decodeCursor(q, cursor)
 		if !ok {
-			return invalid(FieldError{Field: "cursor", Message: "is not a cursor of this listing; start again without one"})
+			return invalid(errBadCursor)
 		}
 		q.After = after
 	}
@@ -101,32 +100,12 @@ func (h *Handler) adminListUsers(w http.ResponseWriter, r *http.Request, _ *admi
 
 // parseListQuery reads the listing's parameters from a raw query.
 func parseListQuery(raw string) (storage.UserQuery, string, error) {
-	q := storage.UserQuery{Limit: defaultPageSize, Sort: storage.SortCreated}
-	values, err := url.ParseQuery(raw)
-	if err != nil {
-		return q, "", invalid(FieldError{Field: "query", Message: "could not be read (a bare ; or a bad % escape)"})
+	values, limit, f := listQuery(raw, listParams)
+	if values == nil {
+		return storage.UserQuery{}, "", f.problem()
 	}
-	var f fields
-	for name, vs := range values {
-		switch {
-		case !slices.Contains(listParams, name):
-			f = append(f, FieldError{Field: "query", Message: "unknown parameter; use " + strings.Join(listParams, ", ")})
-		case len(vs) > 1:
-			f = append(f, FieldError{Field: name, Message: "is given more than once"})
-		}
-	}
-	if p := f.problem(); p != nil {
-		return q, "", p
-	}
+	q := storage.UserQuery{Limit: limit, Sort: storage.SortCreated}
 	get := values.Get
-	if s := get("limit"); s != "" {
-		n, err := strconv.Atoi(s)
-		if err != nil || n < 1 || n > maxPageSize || s[0] == '+' {
-			f = append(f, FieldError{Field: "limit", Message: "must be a whole number from 1 to " + strconv.Itoa(maxPageSize)})
-		} else {
-			q.Limit = n
-		}
-	}
 	if s := get("sort"); s != "" {
 		if !slices.Contains(storage.UserSorts, s) {
 			f = append(f, FieldError{Field: "sort", Message: "must be one of " + strings.Join(storage.UserSorts, ", ")})
@@ -161,14 +140,10 @@ func parseListQuery(raw string) (storage.UserQuery, string, error) {
 			f = append(f, FieldError{Field: b.name, Message: "must be true or false"})
 		}
 	}
-	cursor := get("cursor")
-	if len(cursor) > maxCursorBytes {
-		f = append(f, FieldError{Field: "cursor", Message: "is not a cursor of this listing; start again without one"})
-	}
 	if p := f.problem(); p != nil {
 		return q, "", p
 	}
-	return q, cursor, nil
+	return q, get("cursor"), nil
 }
 
 // adminCreateRequest is a new user. Exactly one of password and
