@@ -205,6 +205,16 @@ func TestAdminAPIUsers(t *testing.T) {
 			status, body, h := a.adm("GET", "/users/"+id, tok, nil)
 			wantProblem(t, status, body, h, 404, "not-found", "")
 		}
+		for _, c := range []struct {
+			method, path string
+			body         any
+		}{
+			{"PATCH", "", map[string]any{"name": "x"}}, {"POST", "/deactivate", nil}, {"POST", "/activate", nil},
+			{"POST", "/unlock", nil}, {"POST", "/password-reset", nil}, {"GET", "/sessions", nil},
+		} {
+			status, body, h := a.adm(c.method, "/users/00000000-0000-4000-8000-000000000000"+c.path, tok, c.body)
+			wantProblem(t, status, body, h, 404, "not-found", "")
+		}
 
 		// Patch.
 		status, body, _ = a.adm("PATCH", "/users/"+annID, tok, map[string]any{"name": "Ann B", "bio": "Ops", "email_verified": false,

@@ -274,12 +274,9 @@ func (h *Handler) adminPatchUser(w http.ResponseWriter, r *http.Request, _ *admi
 	if p := f.problem(); p != nil {
 		return p
 	}
-	ctx := r.Context()
-	u, err := h.adminUser(ctx, r)
-	if err != nil {
-		return err
-	}
-	u, err = h.accounts.AdminUpdate(ctx, u.ID, account.AdminChanges{Name: in.Name, Username: in.Username, Bio: in.Bio,
+	// account reads the user once, and says ErrNotFound (404) for an
+	// unknown ID.
+	u, err := h.accounts.AdminUpdate(r.Context(), mux.Vars(r)["id"], account.AdminChanges{Name: in.Name, Username: in.Username, Bio: in.Bio,
 		Email: in.Email, EmailVerified: in.EmailVerified, Phone: in.PhoneNumber, PhoneVerified: in.PhoneNumberVerified})
 	if err != nil {
 		return adminUserError(err)
@@ -312,15 +309,12 @@ func (h *Handler) adminDeleteUser(w http.ResponseWriter, r *http.Request, _ *adm
 // every token) or activates one again.
 func (h *Handler) adminSetActive(active bool) adminFunc {
 	return func(w http.ResponseWriter, r *http.Request, a *adminCaller) error {
-		ctx := r.Context()
-		u, err := h.adminUser(ctx, r)
-		if err != nil {
-			return err
-		}
-		if !active && a.user != nil && a.user.ID == u.ID {
+		id := mux.Vars(r)["id"]
+		if !active && a.user != nil && a.user.ID == id {
 			return problem(http.StatusConflict, "conflict", "An administrator cannot deactivate their own account here.")
 		}
-		if u, err = h.accounts.SetActive(ctx, u.ID, active); err != nil {
+		u, err := h.accounts.SetActive(r.Context(), id, active)
+		if err != nil {
 			return err
 		}
 		writeJSON(w, http.StatusOK, h.adminUserOf(u))
@@ -329,12 +323,8 @@ func (h *Handler) adminSetActive(active bool) adminFunc {
 }
 
 func (h *Handler) adminUnlock(w http.ResponseWriter, r *http.Request, _ *adminCaller) error {
-	ctx := r.Context()
-	u, err := h.adminUser(ctx, r)
+	u, err := h.accounts.Unlock(r.Context(), mux.Vars(r)["id"])
 	if err != nil {
-		return err
-	}
-	if u, err = h.accounts.Unlock(ctx, u.ID); err != nil {
 		return err
 	}
 	writeJSON(w, http.StatusOK, h.adminUserOf(u))
@@ -344,12 +334,7 @@ func (h *Handler) adminUnlock(w http.ResponseWriter, r *http.Request, _ *adminCa
 // adminPasswordReset mails the user a reset link: the administrator never
 // chooses or sees a password.
 func (h *Handler) adminPasswordReset(w http.ResponseWriter, r *http.Request, _ *adminCaller) error {
-	ctx := r.Context()
-	u, err := h.adminUser(ctx, r)
-	if err != nil {
-		return err
-	}
-	err = h.accounts.SendPasswordReset(ctx, u.ID)
+	err := h.accounts.SendPasswordReset(r.Context(), mux.Vars(r)["id"])
 	var (
 		ve *account.ValidationError
 		rl *account.RateLimitError
