@@ -28,6 +28,7 @@ var accountNotices = map[string]string{
 	"phone-verify":   "Your phone number is confirmed.",
 	"phone-remove":   "Your phone number was removed.",
 	"session-end":    "That device is signed out.",
+	"device-forget":  "That device is forgotten: it will be asked for a code at its next sign-in.",
 	"app-revoke":     "The application no longer has access to your account.",
 	"verify-email":   "We sent you a confirmation mail.",
 	"already-recent": "A code was sent a moment ago; wait a little before asking again.",
@@ -67,6 +68,16 @@ func (h *Handler) accountData(w http.ResponseWriter, r *http.Request, ls *storag
 	for _, s := range sessions {
 		page.Sessions = append(page.Sessions, templates.AccountSession{ID: s.IDHash, UserAgent: s.UserAgent,
 			Since: s.CreatedAt.UTC().Format("2 Jan 2006 15:04 UTC"), Current: s.IDHash == ls.IDHash})
+	}
+	devices, err := h.accounts.RememberedDevices(ctx, u.ID)
+	if err != nil {
+		return page, err
+	}
+	thisDevice := account.RememberedDeviceID(h.rememberToken(r))
+	for _, d := range devices {
+		page.Devices = append(page.Devices, templates.AccountDevice{ID: d.ID, UserAgent: d.UserAgent,
+			LastUsed: d.LastUsedAt.UTC().Format("2 Jan 2006 15:04 UTC"), Until: d.ExpiresAt.UTC().Format("2 Jan 2006"),
+			Current: d.ID == thisDevice})
 	}
 	apps, err := h.accounts.Apps(ctx, u.ID)
 	if err != nil {
@@ -222,6 +233,19 @@ func (h *Handler) accountAction(w http.ResponseWriter, r *http.Request) error {
 		}
 		if id == ls.IDHash {
 			return h.logoutDone(w, r)
+		}
+	case "device-forget":
+		id, err := get("id")
+		if err != nil {
+			return err
+		}
+		if err := h.accounts.ForgetDevice(ctx, u.ID, id); errors.Is(err, account.ErrNotFound) {
+			return errBadRequest
+		} else if err != nil {
+			return err
+		}
+		if id == account.RememberedDeviceID(h.rememberToken(r)) {
+			http.SetCookie(w, h.cookie(h.rememberCookie, "", -1))
 		}
 	case "signout-everywhere":
 		// Every session, this one too, and every application's tokens.

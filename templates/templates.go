@@ -99,6 +99,11 @@ type CodePage struct {
 	Error, Notice string
 	// Wait, when set, says how long until a new code may be sent.
 	Wait string
+	// RememberFor, when set, offers "Don't ask for a code on this device
+	// for RememberFor" ("30 days"); Remember keeps it ticked after an
+	// error.
+	RememberFor string
+	Remember    bool
 }
 
 // RegisterPage is the value register.html takes: email, username
@@ -160,7 +165,9 @@ type AccountPage struct {
 	// AvatarURL is the picture's URL, or "" when there is none.
 	AvatarURL string
 	Sessions  []AccountSession
-	Apps      []AccountApp
+	// Devices are the remembered devices (no code asked).
+	Devices []AccountDevice
+	Apps    []AccountApp
 	// Errors maps a form field to the message shown next to it; Notice
 	// says what the last action did.
 	Errors map[string]string
@@ -171,6 +178,12 @@ type AccountPage struct {
 type AccountSession struct {
 	ID, UserAgent, Since string
 	Current              bool
+}
+
+// AccountDevice is one remembered device on the account page.
+type AccountDevice struct {
+	ID, UserAgent, LastUsed, Until string
+	Current                        bool
 }
 
 // AccountApp is one application with consent on the account page.
