@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"time"
 
 	"github.com/gorilla/mux"
 
@@ -61,13 +62,15 @@ func (h *Handler) accountData(w http.ResponseWriter, r *http.Request, ls *storag
 	if u.AvatarETag != "" {
 		page.AvatarURL = AvatarPrefix + url.PathEscape(u.ID) + "?v=" + url.QueryEscape(strings.Trim(u.AvatarETag, `"`))
 	}
+	now := h.cfg.Now()
 	sessions, err := h.accounts.Sessions(ctx, u.ID)
 	if err != nil {
 		return page, err
 	}
 	for _, s := range sessions {
-		page.Sessions = append(page.Sessions, templates.AccountSession{ID: s.IDHash, UserAgent: s.UserAgent,
-			Since: s.CreatedAt.UTC().Format("2 Jan 2006 15:04 UTC"), Current: s.IDHash == ls.IDHash})
+		page.Sessions = append(page.Sessions, templates.AccountSession{ID: s.IDHash, Name: deviceName(s.UserAgent),
+			UserAgent: s.UserAgent, Since: relativeTime(now, s.CreatedAt), SinceAt: rfc3339(s.CreatedAt),
+			SinceDate: dateWords(s.CreatedAt), Current: s.IDHash == ls.IDHash})
 	}
 	devices, err := h.accounts.RememberedDevices(ctx, u.ID)
 	if err != nil {
@@ -75,8 +78,9 @@ func (h *Handler) accountData(w http.ResponseWriter, r *http.Request, ls *storag
 	}
 	thisDevice := account.RememberedDeviceID(h.rememberToken(r))
 	for _, d := range devices {
-		page.Devices = append(page.Devices, templates.AccountDevice{ID: d.ID, UserAgent: d.UserAgent,
-			LastUsed: d.LastUsedAt.UTC().Format("2 Jan 2006 15:04 UTC"), Until: d.ExpiresAt.UTC().Format("2 Jan 2006"),
+		page.Devices = append(page.Devices, templates.AccountDevice{ID: d.ID, Name: deviceName(d.UserAgent), UserAgent: d.UserAgent,
+			LastUsed: relativeTime(now, d.LastUsedAt), LastUsedAt: rfc3339(d.LastUsedAt), LastUsedDate: dateWords(d.LastUsedAt),
+			Until: relativeTime(now, d.ExpiresAt), UntilAt: rfc3339(d.ExpiresAt), UntilDate: dateWords(d.ExpiresAt),
 			Current: d.ID == thisDevice})
 	}
 	apps, err := h.accounts.Apps(ctx, u.ID)
@@ -85,7 +89,7 @@ func (h *Handler) accountData(w http.ResponseWriter, r *http.Request, ls *storag
 	}
 	for _, a := range apps {
 		page.Apps = append(page.Apps, templates.AccountApp{ClientID: a.ClientID, Name: a.ClientName, Scopes: a.Scopes,
-			Since: a.GrantedAt.UTC().Format("2 Jan 2006")})
+			Since: relativeTime(now, a.GrantedAt), SinceAt: rfc3339(a.GrantedAt), SinceDate: dateWords(a.GrantedAt)})
 	}
 	return page, nil
 }
@@ -310,8 +314,36 @@ func (h *Handler) accountError(w http.ResponseWriter, r *http.Request, ls *stora
 		return err
 	}
 	page.Errors[fieldName] = message
+	page.ErrorList = errorList(page.Errors)
 	return h.render(w, status, "account.html", page)
 }
+
+// accountFields lists the account page's error keys in page order with
+// the ID of the field each message is about (the summary links there).
+var accountFields = []struct{ key, id string }{
+	{"form", ""},
+	{"name", "name"}, {"username", "username"}, {"bio", "bio"}, {"avatar", "avatar"},
+	{"phone-code", "phone-code"}, {"phone", "phone"},
+	{"old-password", "old-password"}, {"password", "new-password"}, {"password2", "new-password2"},
+	{"deactivate", "deactivate-password"},
+}
+
+// errorList is the error summary of errs, in page order.
+func errorList(errs map[string]string) []templates.AccountError {
+	var out []templates.AccountError
+	for _, f := range accountFields {
+		if msg, ok := errs[f.key]; ok {
+			out = append(out, templates.AccountError{Field: f.id, Message: msg})
+		}
+	}
+	return out
+}
+
+// rfc3339 is t for a <time datetime>.
+func rfc3339(t time.Time) string { return t.UTC().Format(time.RFC3339) }
+
+// dateWords is t as a date and time in words, shown on hover.
+func dateWords(t time.Time) string { return t.UTC().Format("2 Jan 2006 15:04 UTC") }
 
 // readAvatar reads the avatar upload: a multipart form with "csrf" and the
 // file "avatar" of at most account.MaxAvatarBytes.
