@@ -158,17 +158,22 @@ func (h *Handler) signIn(w http.ResponseWriter, r *http.Request) error {
 		h.signInEnded("unverified")
 		return h.startVerification(w, r, u.ID, req)
 	}
-	mfaAsked, err := h.mfaAsked(ctx, req)
-	if err != nil {
-		return err
+	needCode, mfaAsked := h.cfg.OTP == OTPAlways, false
+	if !needCode || h.rememberFor() != "" {
+		if mfaAsked, err = h.mfaAsked(ctx, req); err != nil {
+			return err
+		}
+		needCode = needCode || mfaAsked
 	}
-	needCode := h.cfg.OTP == OTPAlways || mfaAsked
 	if needCode {
 		// A remembered device skips the server's code step, never one
 		// the relying party asked for.
 		skip, err := h.skipsCode(ctx, r, u.ID, mfaAsked)
 		if err != nil {
 			return err
+		}
+		if skip {
+			h.log.InfoContext(ctx, "login: code step skipped: remembered device", "subject", u.ID)
 		}
 		needCode = !skip
 	}
