@@ -316,5 +316,25 @@ func TestAPIDevices(t *testing.T) {
 		if ok, _ := a.srv.accounts.Remembered(ctx, dan, tok); ok {
 			t.Error("a remembered device survived signing out everywhere through the API")
 		}
+		// So do a password change and deactivation through the API.
+		access, _ = a.tokens("dan@example.com", "openid account")
+		tok, _ = a.srv.accounts.RememberBrowser(ctx, dan, "Firefox")
+		if status, body, _ := a.call("POST", "/account/password", access,
+			map[string]any{"current_password": testPassword, "new_password": "dan chose a new passphrase"}); status != 204 {
+			t.Fatalf("password change = %d %v", status, body)
+		}
+		if ok, _ := a.srv.accounts.Remembered(ctx, dan, tok); ok {
+			t.Error("a remembered device survived a password change through the API")
+		}
+		tok, _ = a.srv.accounts.RememberBrowser(ctx, dan, "Firefox")
+		if status, body, _ := a.call("DELETE", "/account", access, map[string]any{"password": "dan chose a new passphrase"}); status != 204 {
+			t.Fatalf("deactivation = %d %v", status, body)
+		}
+		if ok, _ := a.srv.accounts.Remembered(ctx, dan, tok); ok {
+			t.Error("a remembered device survived deactivation through the API")
+		}
+		if n := a.auditCount(dan, "device.forgotten"); n != 4 {
+			t.Errorf("device.forgotten events = %d, want 4 (one device, then all three times)", n)
+		}
 	})
 }
