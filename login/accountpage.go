@@ -197,6 +197,7 @@ func (h *Handler) accountAction(w http.ResponseWriter, r *http.Request) error {
 		if err := h.startSession(ctx, w, r, u.ID, ls.AMR); err != nil {
 			return err
 		}
+		h.forgetRememberCookie(w)
 	case "phone":
 		phone, err := get("phone")
 		if err != nil {
@@ -249,7 +250,7 @@ func (h *Handler) accountAction(w http.ResponseWriter, r *http.Request) error {
 			return err
 		}
 		if id == account.RememberedDeviceID(h.rememberToken(r)) {
-			http.SetCookie(w, h.cookie(h.rememberCookie, "", -1))
+			h.forgetRememberCookie(w)
 		}
 	case "signout-everywhere":
 		// Every session, this one too, and every application's tokens.
@@ -257,6 +258,7 @@ func (h *Handler) accountAction(w http.ResponseWriter, r *http.Request) error {
 			return err
 		}
 		h.log.InfoContext(ctx, "login: signed out everywhere", "subject", u.ID)
+		h.forgetRememberCookie(w)
 		return h.logoutDone(w, r)
 	case "app-revoke":
 		clientID, err := get("client_id")
@@ -288,6 +290,7 @@ func (h *Handler) accountAction(w http.ResponseWriter, r *http.Request) error {
 			return err
 		}
 		http.SetCookie(w, h.cookie(h.sessionCookie, "", -1))
+		h.forgetRememberCookie(w)
 		return h.render(w, http.StatusOK, "message.html", templates.MessagePage{
 			Title: "Account deactivated", Message: "Your account is deactivated and you are signed out everywhere.",
 		})

@@ -77,3 +77,9 @@ func (h *Handler) skipsCode(ctx context.Context, r *http.Request, userID string,
 	}
 	return h.accounts.Remembered(ctx, userID, h.rememberToken(r))
 }
+
+// forgetRememberCookie deletes the browser's remembered-device cookie,
+// once its device is forgotten (the cookie alone would do nothing).
+func (h *Handler) forgetRememberCookie(w http.ResponseWriter) {
+	http.SetCookie(w, h.cookie(h.rememberCookie, "", -1))
+}

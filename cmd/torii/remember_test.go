@@ -1,8 +1,10 @@
 package main
 
 import (
+	"io"
 	"net/http"
 	"net/url"
+	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -206,7 +208,14 @@ func TestRememberedDevice(t *testing.T) {
 					out = f
 				}
 			}
+			kept := e.rememberCookie(b3)
 			e.post(b3, out)
+			if e.rememberCookie(b3) != nil {
+				t.Error("signing out everywhere left this browser's remembered-device cookie")
+			}
+			// The cookie, kept anyway, no longer skips anything.
+			u, _ := url.Parse(e.issuer)
+			b3.Jar.SetCookies(u, []*http.Cookie{{Name: kept.Name, Value: kept.Value, Path: "/"}})
 			_, pages := e.signInRemembering(b3, newCodeFlow(conf).authURL(), "alice@example.com", false)
 			if !slices.Equal(pages, []string{"/login", "/login/code"}) {
 				t.Errorf("after signing out everywhere: pages shown = %v, want /login then /login/code", pages)
@@ -337,4 +346,27 @@ func TestAPIDevices(t *testing.T) {
 			t.Errorf("device.forgotten events = %d, want 4 (one device, then all three times)", n)
 		}
 	})
+}
+
+// TORII_REMEMBER_DEVICE: 0 (or 0s) turns remembered devices off; other
+// durations from 1h to 8760h are taken as they are.
+func TestRememberDeviceSetting(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want time.Duration
+	}{
+		{"0", 0}, {"0s", 0}, {"168h", 168 * time.Hour}, {"1h", time.Hour}, {"8760h", 8760 * time.Hour},
+	} {
+		t.Run(tc.in, func(t *testing.T) {
+			for _, s := range settings() {
+				t.Setenv(s.env, "")
+				os.Unsetenv(s.env)
+			}
+			t.Setenv("TORII_REMEMBER_DEVICE", tc.in)
+			cfg, err := configFlags(newRootCmd(io.Discard, io.Discard).Flags())()
+			if err != nil || cfg.RememberDevice != tc.want {
+				t.Errorf("TORII_REMEMBER_DEVICE=%s: %v, %v; want %v", tc.in, cfg.RememberDevice, err, tc.want)
+			}
+		})
+	}
 }

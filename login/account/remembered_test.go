@@ -177,6 +177,10 @@ func TestRememberedDevicesForgotten(t *testing.T) {
 			{"deactivation", "account.deactivated", func(ctx context.Context, s *Service, u *storage.User) error {
 				return s.Deactivate(ctx, u.ID, alicePassword, "")
 			}},
+			{"deactivation by an administrator", "admin.user_deactivated", func(ctx context.Context, s *Service, u *storage.User) error {
+				_, err := s.SetActive(ctx, u.ID, false)
+				return err
+			}},
 		} {
 			t.Run(tc.name, func(t *testing.T) {
 				s, st, _, alice := rememberService(t, open)
