@@ -301,6 +301,14 @@ func TestAPIDevices(t *testing.T) {
 		if status != 401 || !strings.Contains(h.Get("WWW-Authenticate"), "Bearer") {
 			t.Errorf("GET /account/devices without a token = %d %v", status, body)
 		}
+		noScope, _ := a.tokens("dan@example.com", "openid")
+		for _, m := range []string{"GET /account/devices", "DELETE /account/devices/" + danDevice} {
+			method, path, _ := strings.Cut(m, " ")
+			status, body, h := a.call(method, path, noScope, nil)
+			if status != 403 || !strings.Contains(h.Get("WWW-Authenticate"), "insufficient_scope") {
+				t.Errorf("%s without scope account = %d %v %q, want 403 insufficient_scope", m, status, body, h.Get("WWW-Authenticate"))
+			}
+		}
 		for _, tc := range []struct{ name, id string }{{"another user's", eveDevice}, {"unknown", "nope"}} {
 			status, body, h := a.call("DELETE", "/account/devices/"+tc.id, access, nil)
 			wantProblem(t, status, body, h, 404, "not-found", "")
