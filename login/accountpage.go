@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"time"
 
 	"github.com/gorilla/mux"
 
@@ -28,6 +29,7 @@ var accountNotices = map[string]string{
 	"phone-verify":   "Your phone number is confirmed.",
 	"phone-remove":   "Your phone number was removed.",
 	"session-end":    "That device is signed out.",
+	"device-forget":  "That device is forgotten: it will be asked for a code at its next sign-in.",
 	"app-revoke":     "The application no longer has access to your account.",
 	"verify-email":   "We sent you a confirmation mail.",
 	"already-recent": "A code was sent a moment ago; wait a little before asking again.",
@@ -60,13 +62,26 @@ func (h *Handler) accountData(w http.ResponseWriter, r *http.Request, ls *storag
 	if u.AvatarETag != "" {
 		page.AvatarURL = AvatarPrefix + url.PathEscape(u.ID) + "?v=" + url.QueryEscape(strings.Trim(u.AvatarETag, `"`))
 	}
+	now := h.cfg.Now()
 	sessions, err := h.accounts.Sessions(ctx, u.ID)
 	if err != nil {
 		return page, err
 	}
 	for _, s := range sessions {
-		page.Sessions = append(page.Sessions, templates.AccountSession{ID: s.IDHash, UserAgent: s.UserAgent,
-			Since: s.CreatedAt.UTC().Format("2 Jan 2006 15:04 UTC"), Current: s.IDHash == ls.IDHash})
+		page.Sessions = append(page.Sessions, templates.AccountSession{ID: s.IDHash, Name: deviceName(s.UserAgent),
+			UserAgent: s.UserAgent, Since: relativeTime(now, s.CreatedAt), SinceAt: rfc3339(s.CreatedAt),
+			SinceDate: dateWords(s.CreatedAt), Current: s.IDHash == ls.IDHash})
+	}
+	devices, err := h.accounts.RememberedDevices(ctx, u.ID)
+	if err != nil {
+		return page, err
+	}
+	thisDevice := account.RememberedDeviceID(h.rememberToken(r))
+	for _, d := range devices {
+		page.Devices = append(page.Devices, templates.AccountDevice{ID: d.ID, Name: deviceName(d.UserAgent), UserAgent: d.UserAgent,
+			LastUsed: relativeTime(now, d.LastUsedAt), LastUsedAt: rfc3339(d.LastUsedAt), LastUsedDate: dateWords(d.LastUsedAt),
+			Until: relativeTime(now, d.ExpiresAt), UntilAt: rfc3339(d.ExpiresAt), UntilDate: dateWords(d.ExpiresAt),
+			Current: d.ID == thisDevice})
 	}
 	apps, err := h.accounts.Apps(ctx, u.ID)
 	if err != nil {
@@ -74,7 +89,7 @@ func (h *Handler) accountData(w http.ResponseWriter, r *http.Request, ls *storag
 	}
 	for _, a := range apps {
 		page.Apps = append(page.Apps, templates.AccountApp{ClientID: a.ClientID, Name: a.ClientName, Scopes: a.Scopes,
-			Since: a.GrantedAt.UTC().Format("2 Jan 2006")})
+			Since: relativeTime(now, a.GrantedAt), SinceAt: rfc3339(a.GrantedAt), SinceDate: dateWords(a.GrantedAt)})
 	}
 	return page, nil
 }
@@ -182,6 +197,7 @@ func (h *Handler) accountAction(w http.ResponseWriter, r *http.Request) error {
 		if err := h.startSession(ctx, w, r, u.ID, ls.AMR); err != nil {
 			return err
 		}
+		h.forgetRememberCookie(w)
 	case "phone":
 		phone, err := get("phone")
 		if err != nil {
@@ -223,12 +239,26 @@ func (h *Handler) accountAction(w http.ResponseWriter, r *http.Request) error {
 		if id == ls.IDHash {
 			return h.logoutDone(w, r)
 		}
+	case "device-forget":
+		id, err := get("id")
+		if err != nil {
+			return err
+		}
+		if err := h.accounts.ForgetDevice(ctx, u.ID, id); errors.Is(err, account.ErrNotFound) {
+			return errBadRequest
+		} else if err != nil {
+			return err
+		}
+		if id == account.RememberedDeviceID(h.rememberToken(r)) {
+			h.forgetRememberCookie(w)
+		}
 	case "signout-everywhere":
 		// Every session, this one too, and every application's tokens.
 		if err := h.accounts.SignOutEverywhere(ctx, u.ID); err != nil {
 			return err
 		}
 		h.log.InfoContext(ctx, "login: signed out everywhere", "subject", u.ID)
+		h.forgetRememberCookie(w)
 		return h.logoutDone(w, r)
 	case "app-revoke":
 		clientID, err := get("client_id")
@@ -260,6 +290,7 @@ func (h *Handler) accountAction(w http.ResponseWriter, r *http.Request) error {
 			return err
 		}
 		http.SetCookie(w, h.cookie(h.sessionCookie, "", -1))
+		h.forgetRememberCookie(w)
 		return h.render(w, http.StatusOK, "message.html", templates.MessagePage{
 			Title: "Account deactivated", Message: "Your account is deactivated and you are signed out everywhere.",
 		})
@@ -286,8 +317,36 @@ func (h *Handler) accountError(w http.ResponseWriter, r *http.Request, ls *stora
 		return err
 	}
 	page.Errors[fieldName] = message
+	page.ErrorList = errorList(page.Errors)
 	return h.render(w, status, "account.html", page)
 }
+
+// accountFields lists the account page's error keys in page order with
+// the ID of the field each message is about (the summary links there).
+var accountFields = []struct{ key, id string }{
+	{"form", ""},
+	{"name", "name"}, {"username", "username"}, {"bio", "bio"}, {"avatar", "avatar"},
+	{"phone-code", "phone-code"}, {"phone", "phone"},
+	{"old-password", "old-password"}, {"password", "new-password"}, {"password2", "new-password2"},
+	{"deactivate", "deactivate-password"},
+}
+
+// errorList is the error summary of errs, in page order.
+func errorList(errs map[string]string) []templates.AccountError {
+	var out []templates.AccountError
+	for _, f := range accountFields {
+		if msg, ok := errs[f.key]; ok {
+			out = append(out, templates.AccountError{Field: f.id, Message: msg})
+		}
+	}
+	return out
+}
+
+// rfc3339 is t for a <time datetime>.
+func rfc3339(t time.Time) string { return t.UTC().Format(time.RFC3339) }
+
+// dateWords is t as a date and time in words, shown on hover.
+func dateWords(t time.Time) string { return t.UTC().Format("2 Jan 2006 15:04 UTC") }
 
 // readAvatar reads the avatar upload: a multipart form with "csrf" and the
 // file "avatar" of at most account.MaxAvatarBytes.

@@ -311,3 +311,142 @@ func TestAccountActionsPerIPLimit(t *testing.T) {
 		t.Errorf("an action past the failure limit = %d, Retry-After %q; want 429", r.StatusCode, r.Header.Get("Retry-After"))
 	}
 }
+
+// The account page's sections, in order; devices named in words with
+// relative times; applications' permissions in the consent page's words;
+// "Sign out" at the top, away from the danger zone.
+func TestAccountPageSections(t *testing.T) {
+	e := accountEnv(t, storagetest.NewSQLite)
+	ctx := t.Context()
+	if err := e.store.SaveConsent(ctx, &storage.Consent{Subject: e.alice.ID, ClientID: "app", Scopes: []string{"openid", "email", "offline_access"}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.store.CreateLoginSession(ctx, &storage.LoginSession{IDHash: sha256Hex(randomToken()), Subject: e.alice.ID,
+		AuthTime: time.Now(), AMR: []string{"pwd"}, ExpiresAt: time.Now().Add(time.Hour),
+		UserAgent: "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/130.0.0.0 Safari/537.36"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.store.CreateRememberedDevice(ctx, &storage.RememberedDevice{ID: "dev1", UserID: e.alice.ID, SecretHash: "h",
+		UserAgent: "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1",
+		CreatedAt: time.Now().Add(-3 * time.Hour), ExpiresAt: time.Now().Add(30 * 24 * time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	b, _, _ := e.signedInAs(t, "alice", alicePassword)
+	p := b.get(login.AccountPath)
+	if p.StatusCode != http.StatusOK {
+		t.Fatalf("account page = %d", p.StatusCode)
+	}
+	last := -1
+	for _, id := range []string{`id="profile-h"`, `id="contact-h"`, `id="password-h"`, `id="devices-h"`, `id="apps-h"`, `id="danger-h"`} {
+		i := strings.Index(p.body, id)
+		if i < last {
+			t.Errorf("section %s missing or out of order", id)
+		}
+		last = i
+	}
+	for _, want := range []string{
+		"Chrome on Linux", "Safari on iPhone", "Unknown browser", // the test client's own session
+		"Signed in <time", ">just now</time>", ">3 hours ago</time>", ">in 30 days</time>",
+		"Forget this device", "Sign you in", "See your email address", "Stay signed in when you are away",
+	} {
+		if !strings.Contains(p.body, want) {
+			t.Errorf("the account page lacks %q", want)
+		}
+	}
+	if strings.Contains(p.body, "Mozilla/5.0") {
+		t.Error("the account page shows a raw user agent")
+	}
+	signOut, danger := strings.Index(p.body, `action="/logout"`), strings.Index(p.body, `id="danger-h"`)
+	deactivate := strings.Index(p.body, `action="/account/deactivate"`)
+	if signOut < 0 || signOut > strings.Index(p.body, `id="profile-h"`) || deactivate < danger {
+		t.Errorf("Sign out (at %d) must come before the sections, Deactivate (at %d) in the danger zone (at %d)", signOut, deactivate, danger)
+	}
+	if strings.Contains(p.body, "error-summary") {
+		t.Error("an error summary without an error")
+	}
+}
+
+// After a failed action the page starts with an error summary (the GOV.UK
+// pattern) linking to each field in error, announced (role=alert), with the
+// field in error focused; a success is announced as a status.
+func TestAccountErrorSummary(t *testing.T) {
+	e := accountEnv(t, storagetest.NewSQLite)
+	b, _, csrf := e.signedInAs(t, "alice", alicePassword)
+	for _, tc := range []struct {
+		name, action string
+		form         url.Values
+		status       int
+		field, msg   string
+	}{
+		{"wrong current password", "password", url.Values{"old_password": {"not it"}, "password": {"a new long passphrase"}, "password2": {"a new long passphrase"}},
+			http.StatusForbidden, "old-password", "The current password is not right."},
+		{"passwords differ", "password", url.Values{"old_password": {alicePassword}, "password": {"a new long passphrase"}, "password2": {"another one"}},
+			http.StatusBadRequest, "new-password2", "The two passwords differ."},
+		{"bad phone", "phone", url.Values{"phone": {"12"}}, http.StatusBadRequest, "phone", "The phone number must be in international format"},
+		{"wrong password to deactivate", "deactivate", url.Values{"password": {"not it"}}, http.StatusForbidden, "deactivate-password", "The password is not right."},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := b.action(tc.action, csrf, tc.form)
+			if r.StatusCode != tc.status {
+				t.Fatalf("%s = %d, want %d", tc.action, r.StatusCode, tc.status)
+			}
+			summary := strings.Index(r.body, `<div class="error-summary" role="alert"`)
+			link := strings.Index(r.body, `<li><a href="#`+tc.field+`">`+tc.msg)
+			if summary < 0 || link < summary || summary > strings.Index(r.body, `id="profile-h"`) {
+				t.Errorf("no error summary at the top linking to #%s with %q:\n%s", tc.field, tc.msg, r.body)
+			}
+			if !strings.Contains(r.body, `id="`+tc.field+`"`) || !strings.Contains(r.body, `aria-invalid="true"`) {
+				t.Errorf("no field #%s marked invalid", tc.field)
+			}
+			if n := strings.Count(r.body, " autofocus"); n != 1 {
+				t.Errorf("%d autofocus attributes, want 1 (on #%s)", n, tc.field)
+			}
+		})
+	}
+	p := b.get(login.AccountPath + "?done=profile")
+	if !strings.Contains(p.body, `<p class="notice" role="status">Your profile was saved.</p>`) {
+		t.Errorf("the result is not announced as a status:\n%s", p.body)
+	}
+}
+
+// "Forget this device": only the user's own remembered device.
+func TestAccountForgetDevice(t *testing.T) {
+	storagetest.ForEach(t, func(t *testing.T, open func(testing.TB) *storage.Store) {
+		e := accountEnv(t, open)
+		ctx := t.Context()
+		bob, err := e.accounts.Create(ctx, account.NewUser{Email: "bob@example.com", Password: "bob has a long password", EmailVerified: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		soon := time.Now().Add(time.Hour)
+		for _, d := range []*storage.RememberedDevice{{ID: "mine", UserID: e.alice.ID, SecretHash: "h", ExpiresAt: soon},
+			{ID: "bobs", UserID: bob.ID, SecretHash: "h", ExpiresAt: soon}} {
+			if err := e.store.CreateRememberedDevice(ctx, d); err != nil {
+				t.Fatal(err)
+			}
+		}
+		b, _, csrf := e.signedInAs(t, "alice", alicePassword)
+		for _, tc := range []struct {
+			name, id string
+			status   int
+		}{
+			{"bob's device", "bobs", http.StatusBadRequest},
+			{"unknown", "nope", http.StatusBadRequest},
+			{"own device", "mine", http.StatusSeeOther},
+			{"own device again", "mine", http.StatusBadRequest},
+		} {
+			if r := b.action("device-forget", csrf, url.Values{"id": {tc.id}}); r.StatusCode != tc.status {
+				t.Errorf("%s: device-forget = %d, want %d", tc.name, r.StatusCode, tc.status)
+			}
+		}
+		if _, err := e.store.RememberedDevice(ctx, "bobs"); err != nil {
+			t.Errorf("bob's device after alice's tries = %v", err)
+		}
+		if _, err := e.store.RememberedDevice(ctx, "mine"); err == nil {
+			t.Error("alice's device survived Forget this device")
+		}
+		if p := b.get(login.AccountPath + "?done=device-forget"); !strings.Contains(p.body, "That device is forgotten") {
+			t.Errorf("no notice after forgetting:\n%s", p.body)
+		}
+	})
+}

@@ -47,6 +47,7 @@ func (h *Handler) codePage(w http.ResponseWriter, r *http.Request, u *storage.Us
 	return templates.CodePage{
 		CSRF: h.csrfToken(w, r), Req: req, Channel: string(ch), CanSMS: account.CanUseSMS(u),
 		Destination: account.Mask(dest, ch), Minutes: h.accounts.CodeMinutes(),
+		RememberFor: h.rememberFor(), Remember: r.PostForm.Get("remember") == "1",
 	}
 }
 
@@ -117,6 +118,9 @@ func (h *Handler) checkCode(w http.ResponseWriter, r *http.Request) error {
 	switch {
 	case err == nil:
 		if err := h.startSession(ctx, w, r, u.ID, []string{"pwd", "otp"}); err != nil {
+			return err
+		}
+		if err := h.rememberBrowser(ctx, w, r, u.ID); err != nil {
 			return err
 		}
 		h.log.InfoContext(ctx, "login: signed in", "subject", u.ID, "amr", "pwd otp")

@@ -116,10 +116,10 @@ type Handler struct {
 	csrfKey  []byte
 	secure   bool
 	// Cookie names: with the __Host- prefix on https.
-	sessionCookie, csrfCookie, verifyCookie, deviceCookie string
-	requests                                              *iplimit.Limiter
-	failures                                              *iplimit.Failures
-	proxies                                               iplimit.Proxies
+	sessionCookie, csrfCookie, verifyCookie, deviceCookie, rememberCookie string
+	requests                                                              *iplimit.Limiter
+	failures                                                              *iplimit.Failures
+	proxies                                                               iplimit.Proxies
 }
 
 // signInEnded reports a sign-in's outcome to Deps.SignIns.
@@ -180,6 +180,9 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Handler, error) {
 		csrfCookie:    "torii_csrf",
 		verifyCookie:  "torii_verify",
 		deviceCookie:  "torii_device",
+		// rememberCookie holds a remembered device's token (see
+		// account.RememberBrowser).
+		rememberCookie: "torii_remember",
 	}
 	if h.log == nil {
 		h.log = slog.New(slog.DiscardHandler)
@@ -192,6 +195,7 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Handler, error) {
 		h.csrfCookie = "__Host-" + h.csrfCookie
 		h.verifyCookie = "__Host-" + h.verifyCookie
 		h.deviceCookie = "__Host-" + h.deviceCookie
+		h.rememberCookie = "__Host-" + h.rememberCookie
 	}
 	if h.csrfKey, err = deps.Store.Secret(ctx, "csrf"); err != nil {
 		return nil, fmt.Errorf("login: load CSRF key: %w", err)

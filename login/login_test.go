@@ -72,7 +72,8 @@ func newEnvWith(t *testing.T, open func(testing.TB) *storage.Store, https bool, 
 	t.Helper()
 	st := open(t)
 	e := &env{t: t, store: st, mail: &mailbox{}, logs: &syncBuffer{}, https: https}
-	e.accounts = account.New(st, account.Config{Notifier: e.mail, Issuer: "https://id.example.test", ResendInterval: -1})
+	e.accounts = account.New(st, account.Config{Notifier: e.mail, Issuer: "https://id.example.test", ResendInterval: -1,
+		RememberLifetime: 720 * time.Hour})
 	logger := slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	issuer := "http://127.0.0.1:8080"
 	if https {

@@ -158,9 +158,24 @@ func (h *Handler) signIn(w http.ResponseWriter, r *http.Request) error {
 		h.signInEnded("unverified")
 		return h.startVerification(w, r, u.ID, req)
 	}
-	needCode, err := h.needsCode(ctx, req)
-	if err != nil {
-		return err
+	needCode, mfaAsked := h.cfg.OTP == OTPAlways, false
+	if !needCode || h.rememberFor() != "" {
+		if mfaAsked, err = h.mfaAsked(ctx, req); err != nil {
+			return err
+		}
+		needCode = needCode || mfaAsked
+	}
+	if needCode {
+		// A remembered device skips the server's code step, never one
+		// the relying party asked for.
+		skip, err := h.skipsCode(ctx, r, u.ID, mfaAsked)
+		if err != nil {
+			return err
+		}
+		if skip {
+			h.log.InfoContext(ctx, "login: code step skipped: remembered device", "subject", u.ID)
+		}
+		needCode = !skip
 	}
 	if !needCode {
 		if err := h.startSession(ctx, w, r, u.ID, []string{"pwd"}); err != nil {
@@ -204,12 +219,10 @@ func (h *Handler) afterSignIn(w http.ResponseWriter, r *http.Request, req string
 	return redirect(w, r, resumeURL(req))
 }
 
-// needsCode decides whether this sign-in needs the one-time code: always
-// in OTP mode "always", else when the pending request asks acr_values=mfa.
-func (h *Handler) needsCode(ctx context.Context, req string) (bool, error) {
-	if h.cfg.OTP == OTPAlways {
-		return true, nil
-	}
+// mfaAsked reports whether the pending request req asks for a second
+// factor (acr_values=mfa). The sign-in needs the one-time code in OTP mode
+// "always" or when it does.
+func (h *Handler) mfaAsked(ctx context.Context, req string) (bool, error) {
 	if req == "" {
 		return false, nil
 	}

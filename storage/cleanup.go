@@ -19,6 +19,7 @@ var expiring = []struct{ table, key, column string }{
 	{"action_tokens", "token_hash", "expires_at"},
 	{"login_failures", "login_key", "expires_at"},
 	{"devices", "id", "expires_at"},
+	{"remembered_devices", "id", "expires_at"},
 	{"mfa_challenges", "token_hash", "expires_at"},
 }
 

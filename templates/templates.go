@@ -99,6 +99,11 @@ type CodePage struct {
 	Error, Notice string
 	// Wait, when set, says how long until a new code may be sent.
 	Wait string
+	// RememberFor, when set, offers "Don't ask for a code on this device
+	// for RememberFor" ("30 days"); Remember keeps it ticked after an
+	// error.
+	RememberFor string
+	Remember    bool
 }
 
 // RegisterPage is the value register.html takes: email, username
@@ -149,7 +154,9 @@ type LogoutPage struct {
 	User string
 }
 
-// AccountPage is the value account.html takes.
+// AccountPage is the value account.html takes: sections for the profile,
+// email and phone, password (and sign-in), devices, applications and the
+// danger zone.
 type AccountPage struct {
 	CSRF string
 	// UserID, Email and the rest describe the signed-in user.
@@ -160,21 +167,48 @@ type AccountPage struct {
 	// AvatarURL is the picture's URL, or "" when there is none.
 	AvatarURL string
 	Sessions  []AccountSession
-	Apps      []AccountApp
-	// Errors maps a form field to the message shown next to it; Notice
-	// says what the last action did.
-	Errors map[string]string
-	Notice string
+	// Devices are the remembered devices (no code asked).
+	Devices []AccountDevice
+	Apps    []AccountApp
+	// Errors maps a form field to the message shown next to it; ErrorList
+	// is the same in page order, for the summary at the top; Notice says
+	// what the last action did.
+	Errors    map[string]string
+	ErrorList []AccountError
+	Notice    string
+}
+
+// AccountError is one entry of the error summary: the message and the ID
+// of the field it links to.
+type AccountError struct {
+	Field, Message string
 }
 
 // AccountSession is one signed-in browser on the account page.
 type AccountSession struct {
-	ID, UserAgent, Since string
-	Current              bool
+	// Name says the browser in words ("Chrome on Linux"); UserAgent is
+	// the raw string.
+	ID, Name, UserAgent string
+	// Since says when it signed in, relative ("2 hours ago"); SinceAt is
+	// the time in RFC 3339, SinceDate in words.
+	Since, SinceAt, SinceDate string
+	Current                   bool
 }
 
-// AccountApp is one application with consent on the account page.
+// AccountDevice is one remembered device on the account page.
+type AccountDevice struct {
+	ID, Name, UserAgent string
+	// LastUsed is relative ("yesterday"); Until is relative ("in 29
+	// days"); the ...At fields are RFC 3339, ...Date in words.
+	LastUsed, LastUsedAt, LastUsedDate string
+	Until, UntilAt, UntilDate          string
+	Current                            bool
+}
+
+// AccountApp is one application with consent on the account page; its
+// scopes are described in the consent page's words (template "scope").
 type AccountApp struct {
-	ClientID, Name, Since string
-	Scopes                []string
+	ClientID, Name            string
+	Since, SinceAt, SinceDate string
+	Scopes                    []string
 }

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -22,6 +23,7 @@ import (
 	"github.com/torii-idp/torii/login/account"
 	"github.com/torii-idp/torii/login/notify/notifytest"
 	"github.com/torii-idp/torii/provider"
+	"github.com/torii-idp/torii/storage"
 )
 
 // The browser tests drive headless Chromium through Torii's pages with a
@@ -75,6 +77,7 @@ func newBrowserEnv(t *testing.T) *browserEnv {
 		c.SMTPURL = Secret(smtpd.URL())
 		c.MailFrom = "torii@example.test"
 		c.SMSURL = Secret(gw.URL())
+		c.RememberDevice = 720 * time.Hour
 		so.SMTPRootCAs = smtpd.RootCAs()
 	})
 	ctx, cancel := context.WithCancel(context.Background())
@@ -423,12 +426,26 @@ func TestBrowserConsentDeny(t *testing.T) {
 
 func TestBrowserAccountPage(t *testing.T) {
 	b := newBrowserEnv(t)
-	b.env.user("rosa@example.com")
+	rosa := b.env.user("rosa@example.com")
+	// An application she allowed, listed in the consent page's words.
+	if err := b.srv.store.SaveConsent(t.Context(), &storage.Consent{Subject: rosa, ClientID: b.rp.clientID,
+		Scopes: []string{"openid", "profile", "email", "offline_access"}}); err != nil {
+		t.Fatal(err)
+	}
 	b.run(chromedp.Navigate(b.issuer + "/account"))
 	b.expectPage("Sign in")
-	b.signInWithMailedCode("rosa@example.com", testPassword)
+	// The code step, with "Don't ask for a code on this device" ticked.
+	b.fill(map[string]string{"username": "rosa@example.com", "password": testPassword})
+	b.click(`button[type="submit"]`)
+	b.expectPage("Enter your code")
+	b.click(`#remember`)
+	b.shot("code-remember")
+	mail := b.smtp.WaitFor(t, "rosa@example.com", "sign-in code")
+	b.fill(map[string]string{"code": notifytest.Code(t, mail.Text)})
+	b.click(`form[action="/login/code"] button[type="submit"]`)
 	b.expectPage("Your account")
 	b.shot("account")
+	b.checkAccountSections()
 	b.fill(map[string]string{"name": "Rosa Luz"})
 	b.click(`form[action="/account/profile"] button[type="submit"]`)
 	b.expectPage("Your account")
@@ -465,6 +482,82 @@ func TestBrowserAccountPage(t *testing.T) {
 		t.Errorf("at 320 px with text spacing the page is %v px wide and the file input ends at %v px: both must fit %v px",
 			overflow.Page, overflow.Input, overflow.Width)
 	}
+}
+
+// checkAccountSections checks the account page's sections, devices and
+// error summary, with screenshots at 375 and 1280 px, and leaves the page
+// at the browser's own size.
+func (b *browserEnv) checkAccountSections() {
+	t := b.t
+	t.Helper()
+	var page struct {
+		Headings []string
+		Text     string
+		SignOut  bool
+	}
+	err := b.eval(`({
+		Headings: [...document.querySelectorAll("h2")].map(h => h.textContent.trim()),
+		Text: document.body.innerText,
+		SignOut: document.querySelector('.account-bar form[action="/logout"]') !== null &&
+			document.querySelector('.danger-zone form[action="/logout"]') === null,
+	})`, &page)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"Profile", "Email and phone", "Password and sign-in", "Devices", "Applications", "Danger zone"}
+	if !slices.Equal(page.Headings, want) {
+		t.Errorf("sections = %q, want %q", page.Headings, want)
+	}
+	for _, s := range []string{"Chrome on Linux (this device)", "Signed in just now", "Forget this device", "asked for a code again in 30 days",
+		"Example Notes", "See your name, username and picture", "Stay signed in when you are away"} {
+		if !strings.Contains(page.Text, s) {
+			t.Errorf("the account page does not say %q:\n%s", s, page.Text)
+		}
+	}
+	if !page.SignOut {
+		t.Error("Sign out is not at the top, apart from the danger zone")
+	}
+	for _, w := range []int64{375, 1280} {
+		b.run(chromedp.EmulateViewport(w, 900))
+		b.shot(fmt.Sprintf("account-%dpx", w))
+	}
+
+	// A failed action: the summary at the top links to the field, which
+	// has the focus.
+	b.fill(map[string]string{"old_password": "not my password", "password": "rosa has a new passphrase", "password2": "rosa has a new passphrase"})
+	b.click(`form[action="/account/password"] button[type="submit"]`)
+	b.expectPage("Your account")
+	var state struct {
+		Link, Focus, Role string
+	}
+	if err := b.eval(`({
+		Link: (document.querySelector(".error-summary a") || {}).hash || "",
+		Role: (document.querySelector(".error-summary") || {getAttribute: () => ""}).getAttribute("role"),
+		Focus: document.activeElement ? document.activeElement.id : "",
+	})`, &state); err != nil {
+		t.Fatal(err)
+	}
+	if state.Link != "#old-password" || state.Focus != "old-password" || state.Role != "alert" {
+		t.Errorf("after a wrong current password: summary link %q, role %q, focus on %q; want #old-password, alert, old-password", state.Link, state.Role, state.Focus)
+	}
+	for _, w := range []int64{375, 1280} {
+		b.run(chromedp.EmulateViewport(w, 900))
+		b.shot(fmt.Sprintf("account-error-%dpx", w))
+	}
+
+	// Forget this device: announced, and the list is empty.
+	b.click(`form[action="/account/device-forget"] button[type="submit"]`)
+	b.expectPage("Your account")
+	var notice string
+	b.eval(`(document.querySelector('.notice[role="status"]') || {}).textContent || ""`, &notice)
+	if !strings.Contains(notice, "forgotten") {
+		t.Errorf("notice after Forget this device = %q", notice)
+	}
+	for _, w := range []int64{375, 1280} {
+		b.run(chromedp.EmulateViewport(w, 900))
+		b.shot(fmt.Sprintf("account-forgotten-%dpx", w))
+	}
+	b.run(chromedp.EmulateViewport(420, 900))
 }
 
 // accountUser is a verified user with a verified phone.

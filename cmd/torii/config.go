@@ -45,8 +45,11 @@ type Config struct {
 	ShutdownDelay time.Duration
 
 	// OTP is "always" (every sign-in needs a one-time code) or "off".
-	OTP                 string
-	OTPTTL              time.Duration
+	OTP    string
+	OTPTTL time.Duration
+	// RememberDevice is how long a browser whose user chose "don't ask
+	// for a code on this device" skips the code step; 0 hides the choice.
+	RememberDevice      time.Duration
 	OTPResendInterval   time.Duration
 	OTPResendLimit      RateLimit
 	LockoutThreshold    int
@@ -143,6 +146,7 @@ func settings() []*setting {
 		{env: "TORII_SHUTDOWN_DELAY", flag: "shutdown-delay", def: "5s", usage: "on SIGTERM, how long /readyz answers 503 while requests are still served, before the shutdown (0s to 60s; 0s: none)"},
 		{env: "TORII_OTP", flag: "otp", def: "always", usage: "one-time-code step at sign-in: always, or off (a client may still ask for it with acr_values=mfa)"},
 		{env: "TORII_OTP_TTL", flag: "otp-ttl", def: "10m", usage: "lifetime of a one-time code"},
+		{env: "TORII_REMEMBER_DEVICE", flag: "remember-device", def: "720h", usage: "how long \"don't ask for a code on this device\" skips the code step (1h to 8760h), or 0 to hide the choice"},
 		{env: "TORII_OTP_RESEND_INTERVAL", flag: "otp-resend-interval", def: "30s", usage: "least time between two codes sent to one account"},
 		{env: "TORII_OTP_RESEND_LIMIT", flag: "otp-resend-limit", def: "5/15m", usage: "most codes sent to one account (and one destination) per period"},
 		{env: "TORII_LOCKOUT_THRESHOLD", flag: "lockout-threshold", def: "5", usage: "consecutive wrong passwords before an account waits (1m, doubling to 1h)"},
@@ -300,6 +304,9 @@ func loadConfig(all []*setting) (Config, error) {
 		bad("TORII_OTP", "%q must be always or off", c.OTP)
 	}
 	dur("TORII_OTP_TTL", &c.OTPTTL, time.Minute, time.Hour)
+	if v := val("TORII_REMEMBER_DEVICE"); v != "0" && v != "0s" {
+		dur("TORII_REMEMBER_DEVICE", &c.RememberDevice, time.Hour, 365*24*time.Hour)
+	}
 	dur("TORII_OTP_RESEND_INTERVAL", &c.OTPResendInterval, 0, time.Hour)
 	limit := func(env string, dst *RateLimit) {
 		l, err := parseRateLimit(val(env))

@@ -302,7 +302,10 @@ func (p *page) forms(t testing.TB) []form {
 				out = append(out, nf)
 				return
 			case "input":
-				if f != nil && attr(n, "name") != "" && attr(n, "type") != "submit" {
+				// A checkbox is sent only when it is ticked, as a browser does.
+				box := attr(n, "type") == "checkbox" || attr(n, "type") == "radio"
+				checked := slices.ContainsFunc(n.Attr, func(a html.Attribute) bool { return a.Key == "checked" })
+				if f != nil && attr(n, "name") != "" && attr(n, "type") != "submit" && (!box || checked) {
 					f.values.Set(attr(n, "name"), attr(n, "value"))
 				}
 			}

@@ -97,6 +97,7 @@ func newServer(ctx context.Context, cfg Config, log *slog.Logger, opts serverOpt
 		Issuer:             cfg.Issuer,
 		LockoutThreshold:   cfg.LockoutThreshold,
 		OTPLifetime:        cfg.OTPTTL,
+		RememberLifetime:   cfg.RememberDevice,
 		ResendInterval:     resendInterval(cfg.OTPResendInterval),
 		ResendWindow:       cfg.OTPResendLimit.Per,
 		ResendMax:          cfg.OTPResendLimit.N,

@@ -40,6 +40,11 @@ type Config struct {
 	// after it last completed a sign-in of it (RememberDevice); 0 means 90
 	// days.
 	DeviceLifetime time.Duration
+	// RememberLifetime is how long a browser whose user chose "don't ask
+	// for a code on this device" skips the code step (RememberBrowser);
+	// 0 turns the choice off and makes every remembered device count for
+	// nothing.
+	RememberLifetime time.Duration
 	// Argon2 holds the costs of new password hashes.
 	Argon2 Argon2Params
 	// Password is the policy for new passwords.

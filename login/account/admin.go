@@ -149,6 +149,9 @@ func (s *Service) deactivate(ctx context.Context, u *storage.User, typ string) e
 		if err := s.store.RevokeSubjectTokens(ctx, u.ID); err != nil {
 			return err
 		}
+		if err := s.forgetRememberedDevices(ctx, u.ID, typ); err != nil {
+			return err
+		}
 		return s.audit(ctx, typ, u.ID, nil)
 	})
 	if err != nil {

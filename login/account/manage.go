@@ -148,7 +148,8 @@ type PasswordChange struct {
 // old one. A wrong old password is ErrInvalidCredentials and counts toward
 // the lockout as at sign-in (AuthenticateOnDevice). Every other session
 // ends, every other grant's tokens are revoked, reset links die, every
-// trusted device is forgotten, and the owner is mailed.
+// trusted and every remembered device is forgotten, and the owner is
+// mailed.
 func (s *Service) ChangePassword(ctx context.Context, userID string, c PasswordChange) error {
 	u, err := s.Get(ctx, userID)
 	if err != nil {
@@ -198,6 +199,14 @@ func (s *Service) setPassword(ctx context.Context, u *storage.User, hash, keepSe
 		if err := s.store.ForgetDevices(ctx, u.ID); err != nil {
 			return err
 		}
+		// A reset (first != nil: a link's owner) or a change by the user.
+		typ := "password.changed"
+		if first != nil {
+			typ = "password.reset"
+		}
+		if err := s.forgetRememberedDevices(ctx, u.ID, typ); err != nil {
+			return err
+		}
 		if err := s.store.DeleteLoginSessions(ctx, u.ID, keepSession); err != nil {
 			return err
 		}
@@ -206,11 +215,6 @@ func (s *Service) setPassword(ctx context.Context, u *storage.User, hash, keepSe
 		}
 		if err := s.store.KillActionTokens(ctx, u.ID, tokenReset); err != nil {
 			return err
-		}
-		// A reset (first != nil: a link's owner) or a change by the user.
-		typ := "password.changed"
-		if first != nil {
-			typ = "password.reset"
 		}
 		if err := s.audit(ctx, typ, u.ID, nil); err != nil {
 			return err
@@ -390,11 +394,16 @@ func (s *Service) EndSession(ctx context.Context, userID, idHash string) error {
 // and revokes every access and refresh token issued to them, offline
 // access included, in one transaction: every application must sign the
 // user in again. (Signing out one browser, or an application's logout,
-// ends only that browser's session; see the README.) Trusted devices stay
-// trusted: they are browsers the user signed in with, not sessions.
+// ends only that browser's session; see the README.) Remembered devices
+// are forgotten: each is asked for a code again. Trusted devices (the
+// lockout's) stay trusted: they are browsers the user signed in with, not
+// sessions, and skip nothing.
 func (s *Service) SignOutEverywhere(ctx context.Context, userID string) error {
 	err := s.store.InTx(ctx, func(ctx context.Context) error {
 		if err := s.store.DeleteLoginSessions(ctx, userID, ""); err != nil {
+			return err
+		}
+		if err := s.forgetRememberedDevices(ctx, userID, "sessions.ended"); err != nil {
 			return err
 		}
 		if err := s.store.RevokeSubjectTokens(ctx, userID); err != nil {

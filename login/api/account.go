@@ -173,6 +173,40 @@ func (h *Handler) endSession(w http.ResponseWriter, r *http.Request, c *caller) 
 	return nil
 }
 
+// Device is a remembered device: a browser on which the user chose not to
+// be asked for a one-time code for a while.
+type Device struct {
+	ID         string    `json:"id"`
+	UserAgent  string    `json:"user_agent"`
+	CreatedAt  time.Time `json:"created_at"`
+	LastUsedAt time.Time `json:"last_used_at"`
+	ExpiresAt  time.Time `json:"expires_at"`
+}
+
+func (h *Handler) listDevices(w http.ResponseWriter, r *http.Request, c *caller) error {
+	ds, err := h.accounts.RememberedDevices(r.Context(), c.user.ID)
+	if err != nil {
+		return err
+	}
+	out := make([]Device, 0, len(ds))
+	for _, d := range ds {
+		out = append(out, Device{ID: d.ID, UserAgent: d.UserAgent, CreatedAt: d.CreatedAt.UTC(),
+			LastUsedAt: d.LastUsedAt.UTC(), ExpiresAt: d.ExpiresAt.UTC()})
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"items": out})
+	return nil
+}
+
+// forgetDevice forgets one of the caller's remembered devices; another
+// user's device is not found (404), as an unknown one.
+func (h *Handler) forgetDevice(w http.ResponseWriter, r *http.Request, c *caller) error {
+	if err := h.accounts.ForgetDevice(r.Context(), c.user.ID, mux.Vars(r)["id"]); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
 // Application is an application the user allowed.
 type Application struct {
 	ClientID   string    `json:"client_id"`

@@ -16,6 +16,8 @@
 //	POST   /api/v1/account/password       {current_password, new_password} → 204
 //	GET    /api/v1/account/sessions       signed-in browsers
 //	DELETE /api/v1/account/sessions/{id}  → 204
+//	GET    /api/v1/account/devices        remembered devices (no code asked)
+//	DELETE /api/v1/account/devices/{id}   → 204 (forget the device)
 //	GET    /api/v1/account/applications   applications the user allowed
 //	DELETE /api/v1/account/applications/{client_id} → 204
 //	POST   /api/v1/account/logout         {refresh_token?, all?} → 204
@@ -171,6 +173,8 @@ func (h *Handler) Routes(r *mux.Router) {
 	acc("/password", http.MethodPost, h.changePassword)
 	acc("/sessions", http.MethodGet, h.listSessions)
 	acc("/sessions/{id}", http.MethodDelete, h.endSession)
+	acc("/devices", http.MethodGet, h.listDevices)
+	acc("/devices/{id}", http.MethodDelete, h.forgetDevice)
 	acc("/applications", http.MethodGet, h.listApplications)
 	acc("/applications/{client_id}", http.MethodDelete, h.revokeApplication)
 	acc("/logout", http.MethodPost, h.logout)

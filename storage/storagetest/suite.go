@@ -49,6 +49,7 @@ func Run(t *testing.T, open func(t testing.TB) *storage.Store) {
 		{"AdmitAttempt", testAdmitAttempt},
 		{"AdmitAttemptRace", testAdmitAttemptRace},
 		{"Devices", testDevices},
+		{"RememberedDevices", testRememberedDevices},
 		{"MFAChallenges", testMFAChallenges},
 		{"RevokeOtherSubjectTokens", testRevokeOtherSubjectTokens},
 		{"UserSameEmailRace", testSameEmailRace},
