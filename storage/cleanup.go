@@ -20,6 +20,7 @@ var expiring = []struct{ table, key, column string }{
 	{"login_failures", "login_key", "expires_at"},
 	{"devices", "id", "expires_at"},
 	{"mfa_challenges", "token_hash", "expires_at"},
+	{"federation_flows", "state_hash", "expires_at"},
 }
 
 // DeleteExpired deletes expired codes, tokens, sessions and pending requests
