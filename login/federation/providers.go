@@ -26,7 +26,9 @@ const (
 	facebookTokenURL = "https://graph.facebook.com/oauth/access_token"
 )
 
-func (s *Service) callback(name string) string { return strings.TrimSuffix(s.cfg.Issuer, "/") + CallbackPath(name) }
+func (s *Service) callback(name string) string {
+	return strings.TrimSuffix(s.cfg.Issuer, "/") + CallbackPath(name)
+}
 
 func (s *Service) exchangeConfig(c Credentials, name string, ep oauth2.Endpoint, scopes []string) *oauth2.Config {
 	ep.AuthStyle = oauth2.AuthStyleInParams
