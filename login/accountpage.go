@@ -57,6 +57,10 @@ func (h *Handler) accountData(w http.ResponseWriter, r *http.Request, ls *storag
 		EmailVerified: u.EmailVerified, Phone: u.Phone, PhoneVerified: u.PhoneVerified, PendingPhone: u.PendingPhone,
 		Errors: map[string]string{},
 	}
+	var err error
+	if page.Identities, page.LinkProviders, err = h.identityLabels(ctx, u.ID); err != nil {
+		return page, err
+	}
 	if u.AvatarETag != "" {
 		page.AvatarURL = AvatarPrefix + url.PathEscape(u.ID) + "?v=" + url.QueryEscape(strings.Trim(u.AvatarETag, `"`))
 	}

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/torii-idp/torii/login/account"
@@ -94,7 +95,7 @@ func (h *Handler) checkCode(w http.ResponseWriter, r *http.Request) error {
 	}
 	req := validReq(rawReq)
 	ctx := r.Context()
-	_, u, binding, err := h.halfSignedIn(r)
+	ls, u, binding, err := h.halfSignedIn(r)
 	if err != nil {
 		return err
 	}
@@ -116,10 +117,10 @@ func (h *Handler) checkCode(w http.ResponseWriter, r *http.Request) error {
 	done(errors.As(err, &locked) || account.IsCodeFailure(err))
 	switch {
 	case err == nil:
-		if err := h.startSession(ctx, w, r, u.ID, []string{"pwd", "otp"}); err != nil {
+		if err := h.completeCodeStep(ctx, w, r, ls); err != nil {
 			return err
 		}
-		h.log.InfoContext(ctx, "login: signed in", "subject", u.ID, "amr", "pwd otp")
+		h.log.InfoContext(ctx, "login: signed in", "subject", u.ID, "amr", strings.Join(append(ls.AMR, "otp"), " "))
 		h.signInEnded("success")
 		return h.afterSignIn(w, r, req)
 	case errors.As(err, &locked):

@@ -149,3 +149,19 @@ func (s *Store) TakeFederationFlow(ctx context.Context, stateHash string) (*Fede
 	}
 	return fs[0], nil
 }
+
+// LockUser reads a user inside the transaction ctx carries, holding the
+// row until it ends (SELECT … FOR UPDATE on PostgreSQL; SQLite's single
+// writer holds everything), so that a rule checked on it stays true until
+// the transaction commits. ErrNotFound for an unknown user.
+func (s *Store) LockUser(ctx context.Context, id string) (*User, error) {
+	u := new(User)
+	q := s.idb(ctx).NewSelect().Model(u).Where("id = ?", id)
+	if s.dialect == Postgres {
+		q = q.For("UPDATE")
+	}
+	if err := q.Scan(ctx); err != nil {
+		return nil, fmt.Errorf("storage: lock user: %w", translate(err))
+	}
+	return u, nil
+}

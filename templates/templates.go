@@ -43,6 +43,8 @@ type LoginPage struct {
 	// Notice is a neutral message above the form (e.g. "Your email is
 	// confirmed."), or "".
 	Notice string
+	// Federated are the "Continue with …" buttons (federation.html).
+	Federated []FederatedButton
 }
 
 // ConsentPage is the value consent.html takes: the question whether the
@@ -109,6 +111,8 @@ type RegisterPage struct {
 	Email, Username, Name string
 	// Errors maps a field name to the message shown next to it.
 	Errors map[string]string
+	// Federated are the "Continue with …" buttons (federation.html).
+	Federated []FederatedButton
 }
 
 // VerifyPage is the value verify.html takes: the code sent to confirm an
@@ -165,6 +169,10 @@ type AccountPage struct {
 	// says what the last action did.
 	Errors map[string]string
 	Notice string
+	// Identities are the linked upstream identities and LinkProviders the
+	// providers one may link (federation.html's "account-identities").
+	Identities    []FederatedIdentity
+	LinkProviders []FederatedButton
 }
 
 // AccountSession is one signed-in browser on the account page.

@@ -483,3 +483,46 @@ func (o *once) get(ctx context.Context, f func(ctx context.Context) (*ready, err
 	o.rd = rd
 	return rd, nil
 }
+
+// PendingLink keeps res's identity waiting for proof that its person owns
+// the account userID (an account with the identity's email), for
+// FlowLifetime, and returns the token the browser keeps for it (a cookie).
+func (s *Service) PendingLink(ctx context.Context, res *Result, userID string) (string, error) {
+	token := random()
+	f := &storage.FederationFlow{StateHash: hashState(token), Provider: res.Identity.Provider, Purpose: storage.FlowPendingLink,
+		RequestID: res.Flow.RequestID, UserID: userID, Subject: res.Identity.Subject, Email: res.Identity.Email,
+		ExpiresAt: s.cfg.Now().Add(s.cfg.FlowLifetime)}
+	if err := s.store.CreateFederationFlow(ctx, f); err != nil {
+		return "", fmt.Errorf("federation: pending link: %w", err)
+	}
+	return token, nil
+}
+
+// PendingLinkOf returns the live pending link of token, without taking it,
+// and the binding its one-time code is bound to; ErrNotFound (wrapped)
+// when there is none.
+func (s *Service) PendingLinkOf(ctx context.Context, token string) (*storage.FederationFlow, string, error) {
+	if token == "" || len(token) > 64 {
+		return nil, "", fmt.Errorf("federation: pending link: %w", storage.ErrNotFound)
+	}
+	f, err := s.store.FederationFlow(ctx, hashState(token))
+	if err == nil && f.Purpose != storage.FlowPendingLink {
+		err = storage.ErrNotFound
+	}
+	if err != nil {
+		return nil, "", fmt.Errorf("federation: pending link: %w", err)
+	}
+	return f, "fedlink:" + f.StateHash, nil
+}
+
+// TakePendingLink takes the pending link of token (once).
+func (s *Service) TakePendingLink(ctx context.Context, token string) (*storage.FederationFlow, error) {
+	f, err := s.store.TakeFederationFlow(ctx, hashState(token))
+	if err == nil && f.Purpose != storage.FlowPendingLink {
+		err = storage.ErrNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("federation: pending link: %w", err)
+	}
+	return f, nil
+}
