@@ -591,3 +591,97 @@ func TestFederatedCodeStep(t *testing.T) {
 		})
 	}
 }
+
+// The account page lists linked identities, links another through the
+// provider, and refuses to unlink the last way to sign in; an account
+// created through a provider sets a password with the forgotten-password
+// mail, and may then unlink.
+func TestFederatedAccountPageLinksAndUnlink(t *testing.T) {
+	fe := newFedEnv(t, storagetest.NewSQLite, false, nil)
+	const email = "upstream-only@example.com"
+	fe.fakes[fedtest.GitHub].User.Emails = []fedtest.Email{{Email: email, Primary: true, Verified: true}}
+	fe.fakes[fedtest.Google].User.Email = "other-google@example.com"
+	b := fe.browser()
+	if resp, _ := b.continueWith(federation.GitHub, ""); resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("sign-in = %d", resp.StatusCode)
+	}
+	sub, _, _, _ := b.session()
+	page := b.get(login.AccountPath)
+	if !strings.Contains(page.body, "GitHub") || !strings.Contains(page.body, "Link another: Google") {
+		t.Fatalf("account page lacks the identities:\n%s", page.body)
+	}
+	csrf := csrfField.FindStringSubmatch(page.body)[1]
+	unlink := func(provider, subject string) *response {
+		return b.post("/account/federated/unlink", url.Values{"csrf": {csrf}, "provider": {provider}, "subject": {subject}})
+	}
+	if resp := unlink("github", "1001"); resp.StatusCode != http.StatusConflict || !strings.Contains(resp.body, "Cannot unlink") {
+		t.Errorf("unlink the last way = %d:\n%s", resp.StatusCode, resp.body)
+	}
+	if resp := unlink("google", "nope"); resp.StatusCode != http.StatusNotFound {
+		t.Errorf("unlink an unknown identity = %d, want 404", resp.StatusCode)
+	}
+	if resp := b.post("/account/federated/unlink", url.Values{"provider": {"github"}, "subject": {"1001"}}); resp.StatusCode != http.StatusForbidden {
+		t.Errorf("unlink without CSRF = %d, want 403", resp.StatusCode)
+	}
+	// Link another: Google, through the provider, for the signed-in user.
+	start := b.post("/account/federated/google", url.Values{"csrf": {csrf}})
+	if start.StatusCode != http.StatusSeeOther {
+		t.Fatalf("link start = %d", start.StatusCode)
+	}
+	back := b.getURL(b.getURL(start.Header.Get("Location")).Header.Get("Location"))
+	if back.StatusCode != http.StatusSeeOther || !strings.HasPrefix(back.Header.Get("Location"), login.AccountPath) {
+		t.Fatalf("link callback = %d %q", back.StatusCode, back.Header.Get("Location"))
+	}
+	if id, err := fe.store.Identity(t.Context(), "google", "1001"); err != nil || id.UserID != sub {
+		t.Fatalf("google identity = %+v, %v", id, err)
+	}
+	if resp := unlink("github", "1001"); resp.StatusCode != http.StatusSeeOther {
+		t.Errorf("unlink with another left = %d", resp.StatusCode)
+	}
+	if resp := unlink("google", "1001"); resp.StatusCode != http.StatusConflict {
+		t.Errorf("unlink the remaining one = %d, want 409", resp.StatusCode)
+	}
+	// A password through the forgotten-password mail; then unlinking works.
+	if resp := b.post(login.ForgotPath, url.Values{"csrf": {b.csrf(login.ForgotPath)}, "email": {email}}); resp.StatusCode >= 400 {
+		t.Fatalf("forgot = %d", resp.StatusCode)
+	}
+	link, _ := url.Parse(fe.mail.link(t, email))
+	token := link.Query().Get("token")
+	resp := b.post(login.ResetPath, url.Values{"csrf": {b.csrf(login.ResetPath + "?token=" + url.QueryEscape(token))}, "token": {token},
+		"password": {alicePassword}, "password2": {alicePassword}})
+	if resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("reset = %d:\n%s", resp.StatusCode, resp.body)
+	}
+	b2 := fe.browser()
+	if resp := b2.signIn("", email, alicePassword); resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("password sign-in = %d", resp.StatusCode)
+	}
+	csrf = csrfField.FindStringSubmatch(b2.get(login.AccountPath).body)[1]
+	if resp := b2.post("/account/federated/unlink", url.Values{"csrf": {csrf}, "provider": {"google"}, "subject": {"1001"}}); resp.StatusCode != http.StatusSeeOther {
+		t.Errorf("unlink with a password = %d", resp.StatusCode)
+	}
+	if n := fe.identityCount(); n != 0 {
+		t.Errorf("%d identities left, want 0", n)
+	}
+}
+
+// A "Link another" trip finished in a browser signed in as someone else
+// (or nobody) links nothing.
+func TestFederatedLinkAnotherOtherBrowser(t *testing.T) {
+	fe := newFedEnv(t, storagetest.NewSQLite, false, nil)
+	b := fe.browser()
+	if resp := b.signIn("", aliceEmail, alicePassword); resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("sign-in = %d", resp.StatusCode)
+	}
+	csrf := csrfField.FindStringSubmatch(b.get(login.AccountPath).body)[1]
+	start := b.post("/account/federated/github", url.Values{"csrf": {csrf}})
+	callback := b.getURL(start.Header.Get("Location")).Header.Get("Location")
+	// Sign out, keeping the federation cookie: the trip's user is gone.
+	b.setJarCookie(fe.sessionCookieName(), "")
+	if resp := b.getURL(callback); resp.StatusCode != http.StatusBadRequest {
+		t.Errorf("callback without the user = %d, want 400", resp.StatusCode)
+	}
+	if n := fe.identityCount(); n != 0 {
+		t.Errorf("%d identities, want 0", n)
+	}
+}

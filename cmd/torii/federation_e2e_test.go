@@ -95,8 +95,16 @@ func (e *env) continueWith(b *http.Client, p *page, name string) *page {
 // returns the verified ID token.
 func (e *env) fedLogin(b *http.Client, name string) (*oidc.IDToken, map[string]any) {
 	e.t.Helper()
-	id, secret := e.client(provider.ClientSpec{ID: "rp-" + name + "-" + oauth2.GenerateVerifier()[:6]})
-	conf := e.oauth2Config(id, secret, oidc.ScopeOpenID, "profile", "email")
+	idt, claims, _ := e.fedLoginToken(b, name, oidc.ScopeOpenID, "profile", "email")
+	return idt, claims
+}
+
+// fedLoginToken is fedLogin with the scopes asked for, returning the
+// tokens too.
+func (e *env) fedLoginToken(b *http.Client, name string, scopes ...string) (*oidc.IDToken, map[string]any, *oauth2.Token) {
+	e.t.Helper()
+	id, secret := e.client(provider.ClientSpec{ID: "rp-" + name + "-" + oauth2.GenerateVerifier()[:6], Scopes: scopes})
+	conf := e.oauth2Config(id, secret, scopes...)
 	f := newCodeFlow(conf)
 	p := e.get(b, f.authURL())
 	if p.status != http.StatusOK || !strings.HasSuffix(p.url.Path, provider.LoginPath) {
@@ -124,7 +132,7 @@ func (e *env) fedLogin(b *http.Client, name string) (*oidc.IDToken, map[string]a
 	}
 	var claims map[string]any
 	idt.Claims(&claims)
-	return idt, claims
+	return idt, claims, tok
 }
 
 func amrOf(claims map[string]any) []string {
@@ -261,4 +269,46 @@ func backendLike(t *testing.T, dbURL string) string {
 
 func accountIdentity(provider, subject, email string) account.Identity {
 	return account.Identity{Provider: provider, Subject: subject, Email: email}
+}
+
+// The account API lists linked identities and unlinks them, refusing the
+// last way to sign in; the account page shows them.
+func TestFederatedAccountAPI(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, dbURL string) {
+		fakes, transport, opt := fedFakes(t)
+		e := newEnv(t, dbURL, opt)
+		fakes[federation.GitHub].User.Emails = []fedtest.Email{{Email: "api@example.com", Primary: true, Verified: true}}
+		b := fedBrowser(transport, nil)
+		idt, _, tok := e.fedLoginToken(b, federation.GitHub, oidc.ScopeOpenID, "email", "account")
+		call := func(method, path string) (int, map[string]any) {
+			req := mustReq(method, e.issuer+path)
+			req.Header.Set("Authorization", "Bearer "+tok.AccessToken)
+			status, body, _ := e.do(req)
+			return status, body
+		}
+		status, body := call(http.MethodGet, "/api/v1/account/identities")
+		items, _ := body["items"].([]any)
+		if status != http.StatusOK || len(items) != 1 || items[0].(map[string]any)["provider"] != "github" || items[0].(map[string]any)["subject"] != "1001" {
+			t.Fatalf("GET identities = %d %v", status, body)
+		}
+		if status, body := call(http.MethodDelete, "/api/v1/account/identities/github/1001"); status != http.StatusConflict || body["type"] != "urn:torii:problem:conflict" {
+			t.Errorf("unlink the last way to sign in = %d %v, want 409 conflict", status, body)
+		}
+		if status, _ := call(http.MethodDelete, "/api/v1/account/identities/google/1001"); status != http.StatusNotFound {
+			t.Errorf("unlink an identity not linked = %d, want 404", status)
+		}
+		if err := e.srv.accounts.Link(t.Context(), idt.Subject, account.Identity{Provider: "google", Subject: "g-1"}); err != nil {
+			t.Fatal(err)
+		}
+		if status, _ := call(http.MethodDelete, "/api/v1/account/identities/github/1001"); status != http.StatusNoContent {
+			t.Errorf("unlink with another identity left = %d, want 204", status)
+		}
+		if status, _ := call(http.MethodDelete, "/api/v1/account/identities/google/g-1"); status != http.StatusConflict {
+			t.Errorf("unlink the remaining one = %d, want 409", status)
+		}
+		p := e.get(b, e.issuer+"/account")
+		if p.status != http.StatusOK || !strings.Contains(p.body, "Linked sign-in providers") || !strings.Contains(p.body, "Link another: GitHub") {
+			t.Errorf("account page = %d:\n%s", p.status, p.body)
+		}
+	})
 }
