@@ -66,7 +66,7 @@ type browserEnv struct {
 	name  string
 }
 
-func newBrowserEnv(t *testing.T) *browserEnv {
+func newBrowserEnv(t *testing.T, extra ...envOption) *browserEnv {
 	path := chromiumPath(t)
 	smtpd := notifytest.NewSMTPServer(t)
 	gw := notifytest.NewSMSServer(t)
@@ -76,6 +76,9 @@ func newBrowserEnv(t *testing.T) *browserEnv {
 		c.MailFrom = "torii@example.test"
 		c.SMSURL = Secret(gw.URL())
 		so.SMTPRootCAs = smtpd.RootCAs()
+		for _, o := range extra {
+			o(c, so)
+		}
 	})
 	ctx, cancel := context.WithCancel(context.Background())
 	stopped := make(chan struct{})

@@ -372,7 +372,8 @@ func (s *Service) Begin(ctx context.Context, name, purpose, requestID, userID st
 // unused, this provider's, this browser's) and takes the flow before
 // anything else, so a state works once; then the provider's error, the
 // code exchange (with the PKCE verifier), the ID token and the profile.
-// Failures are *Error.
+// Failures are *Error; once the flow is taken, the Result holding it (its
+// pending request) comes with the error, without an Identity.
 func (s *Service) Finish(ctx context.Context, name string, query url.Values, binding string) (*Result, error) {
 	u, ok := s.ups[name]
 	if !ok {
@@ -392,49 +393,49 @@ func (s *Service) Finish(ctx context.Context, name string, query url.Values, bin
 		return nil, fmt.Errorf("federation: finish: %w", err)
 	}
 	if flow.Provider != name || (flow.Purpose != storage.FlowLogin && flow.Purpose != storage.FlowLink) {
-		return nil, fail(KindState, errors.New("state of another provider"))
+		return &Result{Flow: flow}, fail(KindState, errors.New("state of another provider"))
 	}
 	if e := query.Get("error"); e != "" {
 		if e == "access_denied" {
-			return nil, fail(KindCancelled, nil)
+			return &Result{Flow: flow}, fail(KindCancelled, nil)
 		}
-		return nil, fail(KindProvider, fmt.Errorf("error %q", clip(e)))
+		return &Result{Flow: flow}, fail(KindProvider, fmt.Errorf("error %q", clip(e)))
 	}
 	code := query.Get("code")
 	if code == "" {
-		return nil, fail(KindProvider, errors.New("no code"))
+		return &Result{Flow: flow}, fail(KindProvider, errors.New("no code"))
 	}
 	rd, err := u.setup(ctx)
 	if err != nil {
-		return nil, err
+		return &Result{Flow: flow}, err
 	}
 	cctx := oidc.ClientContext(ctx, s.client)
 	tok, err := rd.oauth.Exchange(cctx, code, oauth2.VerifierOption(flow.Verifier))
 	if err != nil {
-		return nil, upstreamErr(KindExchange, err)
+		return &Result{Flow: flow}, upstreamErr(KindExchange, err)
 	}
 	var idt *oidc.IDToken
 	if rd.verifier != nil {
 		raw, _ := tok.Extra("id_token").(string)
 		if raw == "" {
-			return nil, fail(KindIDToken, errors.New("no id_token"))
+			return &Result{Flow: flow}, fail(KindIDToken, errors.New("no id_token"))
 		}
 		if idt, err = rd.verifier.Verify(cctx, raw); err != nil {
-			return nil, upstreamErr(KindIDToken, err)
+			return &Result{Flow: flow}, upstreamErr(KindIDToken, err)
 		}
 		if !hmac.Equal([]byte(idt.Nonce), []byte(flow.Nonce)) {
-			return nil, fail(KindIDToken, errors.New("nonce mismatch"))
+			return &Result{Flow: flow}, fail(KindIDToken, errors.New("nonce mismatch"))
 		}
 	}
 	id, err := rd.profile(cctx, tok, idt)
 	if err != nil {
-		return nil, upstreamErr(KindProfile, err)
+		return &Result{Flow: flow}, upstreamErr(KindProfile, err)
 	}
 	if idt != nil && id.Subject != idt.Subject {
-		return nil, fail(KindProfile, errors.New("profile subject is not the id token's"))
+		return &Result{Flow: flow}, fail(KindProfile, errors.New("profile subject is not the id token's"))
 	}
 	if id.Subject == "" || len(id.Subject) > 255 {
-		return nil, fail(KindProfile, errors.New("no subject"))
+		return &Result{Flow: flow}, fail(KindProfile, errors.New("no subject"))
 	}
 	id.Provider = name
 	return &Result{Flow: flow, Identity: id}, nil
