@@ -15,6 +15,7 @@ import (
 	"github.com/torii-idp/torii/login/federation"
 	"github.com/torii-idp/torii/login/federation/fedtest"
 	"github.com/torii-idp/torii/provider"
+	"github.com/torii-idp/torii/storage"
 	"github.com/torii-idp/torii/storage/storagetest"
 )
 
@@ -153,6 +154,17 @@ func TestFederatedEndToEnd(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, dbURL string) {
 		fakes, transport, opt := fedFakes(t)
 		e := newEnv(t, dbURL, opt)
+		t.Cleanup(func() {
+			// No upstream token, code or client secret in Torii's logs.
+			for _, f := range fakes {
+				if strings.Contains(e.logs.String(), f.ClientSecret) {
+					t.Errorf("the logs hold %s's client secret", f.Kind)
+				}
+			}
+			if strings.Contains(e.logs.String(), "fake_at_") {
+				t.Error("the logs hold an upstream access token")
+			}
+		})
 		for _, name := range []string{federation.GitHub, federation.Google, federation.Facebook, federation.OIDC} {
 			t.Run(name, func(t *testing.T) {
 				email := "e2e-" + name + "@example.com"
@@ -180,7 +192,29 @@ func TestFederatedEndToEnd(t *testing.T) {
 				if again.Subject != idt.Subject {
 					t.Errorf("second sign-in sub = %q, want %q", again.Subject, idt.Subject)
 				}
+				// Audit: the link, and each sign-in as sign_in.success
+				// with method federated.
+				events, err := e.srv.accounts.AuditEvents(t.Context(), storage.AuditQuery{Subject: u.ID, Limit: 50})
+				if err != nil {
+					t.Fatal(err)
+				}
+				counts := map[string]int{}
+				for _, ev := range events {
+					if ev.Type == "sign_in.success" && ev.Detail["method"] == "federated" && ev.Detail["provider"] == name {
+						counts["sign_in"]++
+					}
+					if ev.Type == "identity.linked" && ev.Detail["provider"] == name {
+						counts["linked"]++
+					}
+				}
+				if counts["sign_in"] != 2 || counts["linked"] != 1 {
+					t.Errorf("audit events = %v, want 2 federated sign-ins and 1 link", counts)
+				}
 			})
+		}
+		m, _ := scrape(t, e.issuer+"/metrics")
+		if got := m[`torii_sign_ins_total{method="federated",outcome="success"}`]; got != 8 {
+			t.Errorf("federated sign-ins counted = %v, want 8", got)
 		}
 	})
 }
