@@ -685,3 +685,43 @@ func TestFederatedLinkAnotherOtherBrowser(t *testing.T) {
 		t.Errorf("%d identities, want 0", n)
 	}
 }
+
+// A provider that cannot be reached when the trip starts (the generic
+// provider's discovery) ends on a page with a way back; nothing is stored.
+func TestFederatedProviderUnreachableAtStart(t *testing.T) {
+	dead := httptest.NewServer(http.NotFoundHandler())
+	deadURL := dead.URL
+	dead.Close()
+	fe := newFedEnv(t, storagetest.NewSQLite, false, func(_ *login.Config, f *federation.Config) { f.OIDCIssuer = deadURL })
+	b := fe.browser()
+	resp := b.post(federation.StartPath("oidc"), url.Values{"csrf": {b.csrf("/login")}})
+	if resp.StatusCode != http.StatusBadGateway || !strings.Contains(resp.body, "Acme SSO is not answering") || !strings.Contains(resp.body, "Back to sign-in") {
+		t.Fatalf("start = %d:\n%s", resp.StatusCode, resp.body)
+	}
+	if resp.cookie("torii_fed") != nil {
+		t.Error("a federation cookie was set for a trip that did not start")
+	}
+	n, err := fe.store.DB().NewSelect().Model((*storage.FederationFlow)(nil)).Count(t.Context())
+	if err != nil || n != 0 {
+		t.Errorf("%d flows stored, %v; want 0", n, err)
+	}
+}
+
+// The pending-link cookie is a __Host- cookie too, and names a
+// server-side row (never the identity itself).
+func TestSecurity60PendingLinkCookie(t *testing.T) {
+	fe := newFedEnv(t, storagetest.NewSQLite, true, nil)
+	fe.fakes[fedtest.Google].User.Email = aliceEmail
+	b := fe.browser()
+	resp, _ := b.continueWith(federation.Google, "")
+	c := resp.cookie("__Host-torii_fedlink")
+	if c == nil || !c.Secure || !c.HttpOnly || c.SameSite != http.SameSiteLaxMode || c.Path != "/" {
+		t.Fatalf("pending-link cookie = %+v (%v)", c, resp.Header["Set-Cookie"])
+	}
+	if strings.Contains(c.Value, "1001") || strings.Contains(c.Value, "alice") {
+		t.Errorf("the cookie carries the identity: %q", c.Value)
+	}
+	if fed := resp.cookie("__Host-torii_fed"); fed == nil || fed.MaxAge >= 0 {
+		t.Errorf("the trip's cookie is not cleared at the callback: %+v", fed)
+	}
+}

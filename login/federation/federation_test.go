@@ -255,3 +255,37 @@ func TestUnknownProvider(t *testing.T) {
 		t.Errorf("Buttons = %v, want none", svc.Buttons())
 	}
 }
+
+// github.com itself (no TORII_GITHUB_URL): github.com/login/oauth/… and
+// api.github.com/user, /user/emails.
+func TestGitHubDotCom(t *testing.T) {
+	f := fedtest.New(t, fedtest.GitHub)
+	hosts := map[string]*fedtest.Fake{}
+	for _, h := range fedtest.GitHubHosts {
+		hosts[h] = f
+	}
+	client := &http.Client{Transport: fedtest.Transport(nil, hosts)}
+	svc, err := federation.New(t.Context(), federation.Config{Issuer: "https://id.example",
+		GitHub: federation.Credentials{ClientID: f.ClientID, ClientSecret: f.ClientSecret}, HTTPClient: client}, storagetest.NewSQLite(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	start, err := svc.Begin(t.Context(), federation.GitHub, storage.FlowLogin, "", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(start.URL, "https://github.com/login/oauth/authorize?") {
+		t.Errorf("authorization URL = %s", start.URL)
+	}
+	browser := &http.Client{Transport: client.Transport, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := browser.Get(start.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	loc, _ := url.Parse(resp.Header.Get("Location"))
+	res, err := svc.Finish(t.Context(), federation.GitHub, loc.Query(), start.Binding)
+	if err != nil || res.Identity.Subject != "1001" || res.Identity.Email != "octo@example.com" || !res.Identity.EmailVerified {
+		t.Errorf("Finish = %+v, %v", res, err)
+	}
+}
