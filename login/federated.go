@@ -229,6 +229,7 @@ func (h *Handler) federatedCallback(w http.ResponseWriter, r *http.Request) erro
 			return err
 		}
 		h.log.InfoContext(ctx, "login: account created through a provider", "subject", u.ID, "provider", name)
+		h.copyPicture(ctx, u.ID, res.Identity.Picture)
 		return h.federatedSignIn(w, r, u, id, req)
 	case err != nil:
 		return err
@@ -248,6 +249,22 @@ func (h *Handler) federatedCallback(w http.ResponseWriter, r *http.Request) erro
 	}
 	http.SetCookie(w, h.cookie(h.fedLinkCookie(), token, 0))
 	return redirect(w, r, FederatedLinkPath)
+}
+
+// copyPicture makes the provider's picture the new account's, when it can
+// be had (an https URL, a public address, at most 1 MiB, an image
+// account.SetAvatar accepts); otherwise the account has none.
+func (h *Handler) copyPicture(ctx context.Context, userID, pictureURL string) {
+	if pictureURL == "" {
+		return
+	}
+	data, err := h.fed.Picture(ctx, pictureURL)
+	if err == nil {
+		err = h.accounts.SetAvatar(ctx, userID, data)
+	}
+	if err != nil {
+		h.log.InfoContext(ctx, "login: provider picture not copied", "subject", userID, "err", err)
+	}
 }
 
 // federatedSignIn signs u in through identity id: refused for a disabled

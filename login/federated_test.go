@@ -53,18 +53,20 @@ func newFedEnv(t *testing.T, open func(testing.TB) *storage.Store, https bool, e
 	for _, h := range fedtest.FacebookHosts {
 		hosts[h] = fe.fakes[fedtest.Facebook]
 	}
+	hosts[fedtest.PictureHost] = fe.fakes[fedtest.GitHub]
 	fe.transport = fedtest.Transport(e.srv.Client().Transport, hosts)
 	fcfg := federation.Config{
-		Issuer:     e.srv.URL,
-		Google:     federation.Credentials{ClientID: fe.fakes[fedtest.Google].ClientID, ClientSecret: fe.fakes[fedtest.Google].ClientSecret},
-		GitHub:     federation.Credentials{ClientID: fe.fakes[fedtest.GitHub].ClientID, ClientSecret: fe.fakes[fedtest.GitHub].ClientSecret},
-		GitHubURL:  fe.fakes[fedtest.GitHub].URL(),
-		Facebook:   federation.Credentials{ClientID: fe.fakes[fedtest.Facebook].ClientID, ClientSecret: fe.fakes[fedtest.Facebook].ClientSecret},
-		OIDC:       federation.Credentials{ClientID: fe.fakes[fedtest.OIDC].ClientID, ClientSecret: fe.fakes[fedtest.OIDC].ClientSecret},
-		OIDCIssuer: fe.fakes[fedtest.OIDC].URL(),
-		OIDCName:   "Acme SSO",
-		HTTPClient: &http.Client{Transport: fe.transport},
-		Timeout:    2 * time.Second,
+		Issuer:        e.srv.URL,
+		Google:        federation.Credentials{ClientID: fe.fakes[fedtest.Google].ClientID, ClientSecret: fe.fakes[fedtest.Google].ClientSecret},
+		GitHub:        federation.Credentials{ClientID: fe.fakes[fedtest.GitHub].ClientID, ClientSecret: fe.fakes[fedtest.GitHub].ClientSecret},
+		GitHubURL:     fe.fakes[fedtest.GitHub].URL(),
+		Facebook:      federation.Credentials{ClientID: fe.fakes[fedtest.Facebook].ClientID, ClientSecret: fe.fakes[fedtest.Facebook].ClientSecret},
+		OIDC:          federation.Credentials{ClientID: fe.fakes[fedtest.OIDC].ClientID, ClientSecret: fe.fakes[fedtest.OIDC].ClientSecret},
+		OIDCIssuer:    fe.fakes[fedtest.OIDC].URL(),
+		OIDCName:      "Acme SSO",
+		HTTPClient:    &http.Client{Transport: fe.transport},
+		PictureClient: &http.Client{Transport: fe.transport},
+		Timeout:       2 * time.Second,
 	}
 	cfg := login.Config{Issuer: e.srv.URL, OTP: login.OTPOff}
 	if edit != nil {
@@ -243,6 +245,9 @@ func TestFederatedNewAccount(t *testing.T) {
 					u, err := fe.accounts.Get(t.Context(), sub)
 					if err != nil || u.Email != email || !u.EmailVerified || u.Name != "Octo Cat" || u.PasswordHash != "" {
 						t.Errorf("user = %+v, %v", u, err)
+					}
+					if _, _, err := fe.accounts.Avatar(t.Context(), sub); err != nil {
+						t.Errorf("the provider's picture was not copied: %v", err)
 					}
 					if n := fe.userCount(); n != 2+i {
 						t.Errorf("%d users, want %d", n, 2+i)

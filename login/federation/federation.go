@@ -80,6 +80,10 @@ type Config struct {
 	// HTTPClient makes every upstream call; nil means a client with
 	// Timeout. Tests route it to fake providers.
 	HTTPClient *http.Client
+	// PictureClient fetches profile pictures; nil means a client that
+	// reaches public addresses only (a profile names the URL). Tests route
+	// it to fakes.
+	PictureClient *http.Client
 	// Timeout bounds each upstream call; 0 means 10 seconds.
 	Timeout time.Duration
 	// FlowLifetime bounds a trip to the provider and a pending link; 0
@@ -182,7 +186,9 @@ type Service struct {
 	store  *storage.Store
 	key    []byte
 	client *http.Client
-	ups    map[string]*upstream
+	// pictures fetches profile pictures (Picture).
+	pictures *http.Client
+	ups      map[string]*upstream
 }
 
 // New builds the configured providers. The generic provider's discovery
@@ -209,6 +215,10 @@ func New(ctx context.Context, cfg Config, store *storage.Store) (*Service, error
 		c := *s.client
 		c.Timeout = cfg.Timeout
 		s.client = &c
+	}
+	s.pictures = cfg.PictureClient
+	if s.pictures == nil {
+		s.pictures = pictureClient(cfg.Timeout)
 	}
 	if cfg.Google.ClientID != "" {
 		s.ups[Google] = s.google()

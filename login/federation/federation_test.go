@@ -95,13 +95,13 @@ func TestFinishPerProvider(t *testing.T) {
 				want         federation.Identity
 				authURLParts []string
 			}{
-				{federation.GitHub, federation.Identity{Provider: "github", Subject: "1001", Email: "octo@example.com", EmailVerified: true, Name: "Octo Cat", Picture: "https://img.example/octo.png"},
+				{federation.GitHub, federation.Identity{Provider: "github", Subject: "1001", Email: "octo@example.com", EmailVerified: true, Name: "Octo Cat", Picture: fedtest.PictureURL},
 					[]string{"code_challenge_method=S256", "scope=read%3Auser+user%3Aemail"}},
-				{federation.Google, federation.Identity{Provider: "google", Subject: "1001", Email: "octo@example.com", EmailVerified: true, Name: "Octo Cat", Picture: "https://img.example/octo.png"},
+				{federation.Google, federation.Identity{Provider: "google", Subject: "1001", Email: "octo@example.com", EmailVerified: true, Name: "Octo Cat", Picture: fedtest.PictureURL},
 					[]string{"code_challenge_method=S256", "nonce="}},
-				{federation.Facebook, federation.Identity{Provider: "facebook", Subject: "1001", Email: "octo@example.com", EmailVerified: false, Name: "Octo Cat", Picture: "https://img.example/octo.png"},
+				{federation.Facebook, federation.Identity{Provider: "facebook", Subject: "1001", Email: "octo@example.com", EmailVerified: false, Name: "Octo Cat", Picture: fedtest.PictureURL},
 					[]string{"code_challenge_method=S256"}},
-				{federation.OIDC, federation.Identity{Provider: "oidc", Subject: "1001", Email: "octo@example.com", EmailVerified: true, Name: "Octo Cat", Picture: "https://img.example/octo.png"},
+				{federation.OIDC, federation.Identity{Provider: "oidc", Subject: "1001", Email: "octo@example.com", EmailVerified: true, Name: "Octo Cat", Picture: fedtest.PictureURL},
 					[]string{"code_challenge_method=S256", "nonce="}},
 			}
 			for _, tc := range tests {
@@ -287,5 +287,28 @@ func TestGitHubDotCom(t *testing.T) {
 	res, err := svc.Finish(t.Context(), federation.GitHub, loc.Query(), start.Binding)
 	if err != nil || res.Identity.Subject != "1001" || res.Identity.Email != "octo@example.com" || !res.Identity.EmailVerified {
 		t.Errorf("Finish = %+v, %v", res, err)
+	}
+}
+
+// Pictures come only over https, from public addresses, at most 1 MiB.
+func TestPicture(t *testing.T) {
+	svc, err := federation.New(t.Context(), federation.Config{Issuer: "https://id.example"}, storagetest.NewSQLite(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, u := range []string{"https://127.0.0.1:9/p.png", "https://[::1]:9/p.png", "https://10.0.0.1:9/p.png",
+		"https://169.254.169.254/latest/meta-data", "http://img.example/p.png", "file:///etc/passwd", "https://user@img.example/p.png"} {
+		if _, err := svc.Picture(t.Context(), u); err == nil {
+			t.Errorf("Picture(%q) fetched it", u)
+		}
+	}
+	f := fedtest.New(t, fedtest.GitHub)
+	routed, err := federation.New(t.Context(), federation.Config{Issuer: "https://id.example",
+		PictureClient: &http.Client{Transport: fedtest.Transport(nil, map[string]*fedtest.Fake{fedtest.PictureHost: f})}}, storagetest.NewSQLite(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if data, err := routed.Picture(t.Context(), fedtest.PictureURL); err != nil || string(data) != string(fedtest.PicturePNG()) {
+		t.Errorf("Picture = %d bytes, %v", len(data), err)
 	}
 }

@@ -15,12 +15,15 @@
 package fedtest
 
 import (
+	"bytes"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"image"
+	"image/png"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -126,9 +129,27 @@ func New(t testing.TB, kind string) *Fake {
 		f.Issuer = GoogleIssuer
 	}
 	f.User = User{Subject: "1001", Login: "octo", Name: "Octo Cat", Email: "octo@example.com", EmailVerified: true,
-		Picture: "https://img.example/octo.png",
+		Picture: PictureURL,
 		Emails:  []Email{{Email: "octo@example.com", Primary: true, Verified: true}}}
 	return f
+}
+
+// PictureURL is the picture the fake's profiles name by default: served by
+// the fake at /picture.png, reached through Transport with PictureHost.
+const (
+	PictureHost = "img.example"
+	PictureURL  = "https://" + PictureHost + "/picture.png"
+)
+
+// PicturePNG is a small PNG picture.
+func PicturePNG() []byte {
+	img := image.NewRGBA(image.Rect(0, 0, 8, 8))
+	for i := range img.Pix {
+		img.Pix[i] = 0x80
+	}
+	var buf bytes.Buffer
+	png.Encode(&buf, img)
+	return buf.Bytes()
 }
 
 // URL is the fake's base URL.
@@ -207,6 +228,9 @@ func (f *Fake) serve(w http.ResponseWriter, r *http.Request) {
 		f.facebookMe(w, r)
 	case f.Kind == OIDC && path == "/userinfo":
 		f.userinfo(w, r)
+	case path == "/picture.png":
+		w.Header().Set("Content-Type", "image/png")
+		w.Write(PicturePNG())
 	default:
 		http.NotFound(w, r)
 	}
