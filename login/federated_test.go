@@ -102,6 +102,9 @@ func newFedEnv(t *testing.T, open func(testing.TB) *storage.Store, https bool, e
 		if strings.Contains(e.logs.String(), alicePassword) {
 			t.Errorf("the logs contain the password")
 		}
+		if strings.Contains(e.logs.String(), "fake_at_") {
+			t.Errorf("the logs contain an upstream access token")
+		}
 	})
 	return fe
 }
@@ -416,6 +419,7 @@ func TestSecurity62FederatedFailures(t *testing.T) {
 			}
 			reset := func(f *fedtest.Fake) {
 				f.AuthorizeError, f.TokenStatus, f.ProfileStatus, f.Hang, f.Claims, f.WrongKey = "", 0, 0, false, nil, false
+				f.HangProfile = false
 				f.User.Subject = "1001"
 			}
 			type step func(t *testing.T, b *browser) *response
@@ -456,6 +460,8 @@ func TestSecurity62FederatedFailures(t *testing.T) {
 				{"exchange fails", viaProvider(federation.GitHub, func(f *fedtest.Fake) { f.TokenStatus = 500 }), 502, "Sign-in with GitHub failed"},
 				{"profile fails", viaProvider(federation.Facebook, func(f *fedtest.Fake) { f.ProfileStatus = 503 }), 502, "Sign-in with Facebook failed"},
 				{"slow provider", viaProvider(federation.GitHub, func(f *fedtest.Fake) { f.Hang = true }), 502, "GitHub is not answering"},
+				{"slow profile (token in the URL)", viaProvider(federation.Google, func(f *fedtest.Fake) { f.HangProfile = true }), 502, "Google is not answering"},
+				{"slow graph API", viaProvider(federation.Facebook, func(f *fedtest.Fake) { f.HangProfile = true }), 502, "Facebook is not answering"},
 				{"id token signature", viaProvider(federation.OIDC, func(f *fedtest.Fake) { f.WrongKey = true }), 502, "Sign-in with Acme SSO failed"},
 				{"id token iss", viaProvider(federation.OIDC, func(f *fedtest.Fake) { f.Claims = func(c map[string]any) { c["iss"] = "https://evil.example" } }), 502, "Sign-in with Acme SSO failed"},
 				{"id token aud", viaProvider(federation.OIDC, func(f *fedtest.Fake) { f.Claims = func(c map[string]any) { c["aud"] = "other" } }), 502, "Sign-in with Acme SSO failed"},

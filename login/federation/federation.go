@@ -26,6 +26,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"net/url"
 	"strings"
@@ -453,12 +454,48 @@ func (s *Service) Finish(ctx context.Context, name string, query url.Values, bin
 
 // upstreamErr tells a provider that did not answer (in time) from one that
 // answered wrongly.
+//
+// The error keeps nothing an upstream may have put in it that must not be
+// logged: a URL loses its query (goth sends Google's and Facebook's access
+// token there) and a token endpoint's answer is reduced to its status and
+// error code.
 func upstreamErr(k Kind, err error) error {
 	var ue *url.Error
 	if errors.As(err, &ue) {
-		return fail(KindUnreachable, err)
+		u := ue.URL
+		if i := strings.IndexAny(u, "?#"); i >= 0 {
+			u = u[:i]
+		}
+		kind := KindUnreachable
+		if !ue.Timeout() && !isNetError(ue.Err) {
+			kind = k
+		}
+		return fail(kind, fmt.Errorf("%s %s: %w", ue.Op, u, scrub(ue.Err)))
+	}
+	var re *oauth2.RetrieveError
+	if errors.As(err, &re) {
+		status := 0
+		if re.Response != nil {
+			status = re.Response.StatusCode
+		}
+		return fail(k, fmt.Errorf("token endpoint answered %d %q", status, clip(re.ErrorCode)))
 	}
 	return fail(k, err)
+}
+
+// isNetError reports whether err is a connection-level failure.
+func isNetError(err error) bool {
+	var ne net.Error
+	var oe *net.OpError
+	return errors.As(err, &ne) || errors.As(err, &oe) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled)
+}
+
+// scrub keeps an inner error's text only when it cannot hold a URL.
+func scrub(err error) error {
+	if err == nil || !strings.Contains(err.Error(), "://") {
+		return err
+	}
+	return errors.New("request failed")
 }
 
 // clip keeps an upstream's error code fit for a log line.

@@ -86,6 +86,9 @@ type Fake struct {
 	// Hang makes every endpoint but authorize wait until the request is
 	// cancelled (a provider that does not answer).
 	Hang bool
+	// HangProfile makes the profile, emails and userinfo endpoints wait
+	// until the request is cancelled.
+	HangProfile bool
 	// Claims changes the ID token's claims before signing (wrong iss, aud,
 	// exp, nonce).
 	Claims func(claims map[string]any)
@@ -359,6 +362,13 @@ func (f *Fake) jwks(w http.ResponseWriter) {
 // bearer checks the access token (header, or GitHub/Google/Facebook's
 // access_token parameter).
 func (f *Fake) bearer(w http.ResponseWriter, r *http.Request) bool {
+	if f.HangProfile {
+		select {
+		case <-r.Context().Done():
+		case <-f.stop:
+		}
+		return false
+	}
 	if f.ProfileStatus != 0 {
 		writeJSON(w, f.ProfileStatus, map[string]string{"message": "profile unavailable"})
 		return false
