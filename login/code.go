@@ -121,13 +121,13 @@ func (h *Handler) checkCode(w http.ResponseWriter, r *http.Request) error {
 			return err
 		}
 		h.log.InfoContext(ctx, "login: signed in", "subject", u.ID, "amr", strings.Join(append(ls.AMR, "otp"), " "))
-		h.signInEnded("success")
+		h.codeStepEnded(ls, "success")
 		return h.afterSignIn(w, r, req)
 	case errors.As(err, &locked):
-		h.signInEnded("locked")
+		h.codeStepEnded(ls, "locked")
 		return h.codeLocked(w, r, u.ID, req, locked)
 	case account.IsCodeFailure(err):
-		h.signInEnded("wrong_code")
+		h.codeStepEnded(ls, "wrong_code")
 		page := h.codePage(w, r, u, req, channelOf(r.PostForm.Get("via")))
 		page.Error = "That code is not right. Check it and try again."
 		if errors.Is(err, account.ErrCodeDead) {

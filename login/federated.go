@@ -100,6 +100,16 @@ func (h *Handler) fedSignInEnded(outcome string) {
 	}
 }
 
+// codeStepEnded reports how the code step of session ls ended, under the
+// method the sign-in began with (password or federated).
+func (h *Handler) codeStepEnded(ls *storage.LoginSession, outcome string) {
+	if ls.IDP != "" {
+		h.fedSignInEnded(outcome)
+		return
+	}
+	h.signInEnded(outcome)
+}
+
 // fedFail shows a failure page with a way back to the sign-in form.
 func (h *Handler) fedFail(w http.ResponseWriter, r *http.Request, status int, req, title, message string) error {
 	h.log.InfoContext(r.Context(), "login: federated sign-in refused", "status", status, "reason", title)

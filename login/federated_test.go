@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -27,6 +28,9 @@ type fedEnv struct {
 	*env
 	fakes     map[string]*fedtest.Fake
 	transport http.RoundTripper
+	// signIns records Deps.SignIns: "method outcome".
+	mu      sync.Mutex
+	signIns []string
 }
 
 func newFedEnv(t *testing.T, open func(testing.TB) *storage.Store, https bool, edit func(*login.Config, *federation.Config)) *fedEnv {
@@ -77,7 +81,12 @@ func newFedEnv(t *testing.T, open func(testing.TB) *storage.Store, https bool, e
 		t.Fatal(err)
 	}
 	logger := slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	if e.h, err = login.New(t.Context(), cfg, login.Deps{Store: st, Accounts: e.accounts, Logger: logger, Federation: fed}); err != nil {
+	if e.h, err = login.New(t.Context(), cfg, login.Deps{Store: st, Accounts: e.accounts, Logger: logger, Federation: fed,
+		SignIns: func(method, outcome string) {
+			fe.mu.Lock()
+			defer fe.mu.Unlock()
+			fe.signIns = append(fe.signIns, method+" "+outcome)
+		}}); err != nil {
 		t.Fatal(err)
 	}
 	r := mux.NewRouter()
@@ -598,6 +607,11 @@ func TestFederatedCodeStep(t *testing.T) {
 			}
 			if _, amr, idp, ok := b.session(); !ok || !slices.Equal(amr, []string{"fed", "otp"}) || idp != "github" {
 				t.Errorf("session %v amr %v idp %q", ok, amr, idp)
+			}
+			fe.mu.Lock()
+			defer fe.mu.Unlock()
+			if !slices.Equal(fe.signIns, []string{"federated success"}) {
+				t.Errorf("sign-ins reported = %q, want [federated success]", fe.signIns)
 			}
 		})
 	}
