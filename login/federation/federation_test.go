@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -118,6 +119,16 @@ func TestFinishPerProvider(t *testing.T) {
 					}
 					if res.Identity != tc.want {
 						t.Errorf("Identity = %+v, want %+v", res.Identity, tc.want)
+					}
+					if tc.name == federation.GitHub {
+						// TORII_GITHUB_URL names an Enterprise server: its
+						// API is under /api/v3.
+						reqs := e.fakes[fedtest.GitHub].Requests()
+						for _, want := range []string{"/login/oauth/authorize", "/login/oauth/access_token", "/api/v3/user", "/api/v3/user/emails"} {
+							if !slices.Contains(reqs, want) {
+								t.Errorf("GitHub Enterprise requests %q lack %s", reqs, want)
+							}
+						}
 					}
 					if res.Flow.RequestID != "req-1" || res.Flow.Purpose != storage.FlowLogin {
 						t.Errorf("Flow = %+v, want request req-1", res.Flow)
@@ -287,6 +298,9 @@ func TestGitHubDotCom(t *testing.T) {
 	res, err := svc.Finish(t.Context(), federation.GitHub, loc.Query(), start.Binding)
 	if err != nil || res.Identity.Subject != "1001" || res.Identity.Email != "octo@example.com" || !res.Identity.EmailVerified {
 		t.Errorf("Finish = %+v, %v", res, err)
+	}
+	if reqs := f.Requests(); !slices.Contains(reqs, "/user") || !slices.Contains(reqs, "/user/emails") || slices.Contains(reqs, "/api/v3/user") {
+		t.Errorf("api.github.com requests = %q, want /user and /user/emails", reqs)
 	}
 }
 

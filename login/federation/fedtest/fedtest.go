@@ -102,6 +102,7 @@ type Fake struct {
 	tokens        map[string]bool
 	// Redeemed counts successful code redemptions.
 	redeemed int
+	requests []string
 }
 
 type grant struct {
@@ -197,7 +198,17 @@ type roundTripper func(*http.Request) (*http.Response, error)
 
 func (f roundTripper) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
 
+// Requests returns the paths requested so far, in order.
+func (f *Fake) Requests() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]string(nil), f.requests...)
+}
+
 func (f *Fake) serve(w http.ResponseWriter, r *http.Request) {
+	f.mu.Lock()
+	f.requests = append(f.requests, r.URL.Path)
+	f.mu.Unlock()
 	path := strings.TrimPrefix(r.URL.Path, "/api/v3")
 	if path != "/login/oauth/authorize" && path != "/o/oauth2/auth" && path != "/dialog/oauth" && path != "/authorize" && f.Hang {
 		select {
