@@ -415,7 +415,11 @@ func TestSecurity52UnverifiedAccountNeverLinkTarget(t *testing.T) {
 func TestSecurity62FederatedFailures(t *testing.T) {
 	for dbName, open := range bothStores() {
 		t.Run(dbName, func(t *testing.T) {
-			fe := newFedEnv(t, open, false, func(_ *login.Config, f *federation.Config) { f.Timeout = 300 * time.Millisecond })
+			fe := newFedEnv(t, open, false, func(_ *login.Config, f *federation.Config) {
+				// Long enough for every answering call on a loaded machine; the
+				// hanging ones end with it.
+				f.Timeout = 2 * time.Second
+			})
 			disabled, err := fe.accounts.Create(t.Context(), account.NewUser{Email: "dis@example.com", Password: alicePassword, EmailVerified: true})
 			if err != nil {
 				t.Fatal(err)

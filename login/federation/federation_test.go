@@ -185,7 +185,7 @@ func TestEmailVerifiedRules(t *testing.T) {
 
 // Every failure is an *Error of its kind, and no flow survives it.
 func TestFinishFailures(t *testing.T) {
-	e := newEnv(t, storagetest.NewSQLite, 500*time.Millisecond)
+	e := newEnv(t, storagetest.NewSQLite, 2*time.Second)
 	tests := []struct {
 		name     string
 		provider string
