@@ -21,18 +21,21 @@ const LoginPath = provider.LoginPath
 
 // accountNotices are the messages shown after an account action.
 var accountNotices = map[string]string{
-	"profile":        "Your profile was saved.",
-	"avatar":         "Your picture was updated.",
-	"avatar-remove":  "Your picture was removed.",
-	"password":       "Your password was changed. Your other devices are signed out.",
-	"phone":          "We sent a code by SMS to the new number. Enter it to confirm the number.",
-	"phone-verify":   "Your phone number is confirmed.",
-	"phone-remove":   "Your phone number was removed.",
-	"session-end":    "That device is signed out.",
-	"device-forget":  "That device is forgotten: it will be asked for a code at its next sign-in.",
-	"app-revoke":     "The application no longer has access to your account.",
-	"verify-email":   "We sent you a confirmation mail.",
-	"already-recent": "A code was sent a moment ago; wait a little before asking again.",
+	"profile":           "Your profile was saved.",
+	"avatar":            "Your picture was updated.",
+	"avatar-remove":     "Your picture was removed.",
+	"password":          "Your password was changed. Your other devices are signed out.",
+	"phone":             "We sent a code by SMS to the new number. Enter it to confirm the number.",
+	"phone-verify":      "Your phone number is confirmed.",
+	"phone-remove":      "Your phone number was removed.",
+	"session-end":       "That device is signed out.",
+	"device-forget":     "That device is forgotten: it will be asked for a code at its next sign-in.",
+	"app-revoke":        "The application no longer has access to your account.",
+	"verify-email":      "We sent you a confirmation mail.",
+	"already-recent":    "A code was sent a moment ago; wait a little before asking again.",
+	"identity-linked":   "The provider is linked: you can sign in with it from now on.",
+	"identity-unlinked": "The provider is unlinked: it no longer signs you in.",
+	"identity-taken":    "That provider account is already linked to another account, so it was not linked to this one.",
 }
 
 // accountPage serves GET /account.
@@ -58,6 +61,10 @@ func (h *Handler) accountData(w http.ResponseWriter, r *http.Request, ls *storag
 		CSRF: h.csrfToken(w, r), UserID: u.ID, Email: u.Email, Username: u.PreferredUsername(), Name: u.Name, Bio: u.Bio,
 		EmailVerified: u.EmailVerified, Phone: u.Phone, PhoneVerified: u.PhoneVerified, PendingPhone: u.PendingPhone,
 		Errors: map[string]string{},
+	}
+	var err error
+	if page.Identities, page.LinkProviders, err = h.identityLabels(ctx, u.ID); err != nil {
+		return page, err
 	}
 	if u.AvatarETag != "" {
 		page.AvatarURL = AvatarPrefix + url.PathEscape(u.ID) + "?v=" + url.QueryEscape(strings.Trim(u.AvatarETag, `"`))

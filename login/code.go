@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/torii-idp/torii/login/account"
@@ -95,7 +96,7 @@ func (h *Handler) checkCode(w http.ResponseWriter, r *http.Request) error {
 	}
 	req := validReq(rawReq)
 	ctx := r.Context()
-	_, u, binding, err := h.halfSignedIn(r)
+	ls, u, binding, err := h.halfSignedIn(r)
 	if err != nil {
 		return err
 	}
@@ -117,20 +118,20 @@ func (h *Handler) checkCode(w http.ResponseWriter, r *http.Request) error {
 	done(errors.As(err, &locked) || account.IsCodeFailure(err))
 	switch {
 	case err == nil:
-		if err := h.startSession(ctx, w, r, u.ID, []string{"pwd", "otp"}); err != nil {
+		if err := h.completeCodeStep(ctx, w, r, ls); err != nil {
 			return err
 		}
 		if err := h.rememberBrowser(ctx, w, r, u.ID); err != nil {
 			return err
 		}
-		h.log.InfoContext(ctx, "login: signed in", "subject", u.ID, "amr", "pwd otp")
-		h.signInEnded("success")
+		h.log.InfoContext(ctx, "login: signed in", "subject", u.ID, "amr", strings.Join(append(ls.AMR, "otp"), " "))
+		h.codeStepEnded(ls, "success")
 		return h.afterSignIn(w, r, req)
 	case errors.As(err, &locked):
-		h.signInEnded("locked")
+		h.codeStepEnded(ls, "locked")
 		return h.codeLocked(w, r, u.ID, req, locked)
 	case account.IsCodeFailure(err):
-		h.signInEnded("wrong_code")
+		h.codeStepEnded(ls, "wrong_code")
 		page := h.codePage(w, r, u, req, channelOf(r.PostForm.Get("via")))
 		page.Error = "That code is not right. Check it and try again."
 		if errors.Is(err, account.ErrCodeDead) {

@@ -31,6 +31,7 @@ import (
 	"github.com/gorilla/mux"
 
 	"github.com/torii-idp/torii/login/account"
+	"github.com/torii-idp/torii/login/federation"
 	"github.com/torii-idp/torii/login/iplimit"
 	"github.com/torii-idp/torii/provider"
 	"github.com/torii-idp/torii/storage"
@@ -88,6 +89,10 @@ type Config struct {
 	// TrustedProxies are the reverse proxies whose X-Forwarded-For header
 	// names the client; nil trusts none (the TCP peer is the client).
 	TrustedProxies []netip.Prefix
+	// FederatedOTP is "" (a federated sign-in takes the code step as OTP
+	// says) or "skip" (the provider is trusted: the code step only when the
+	// relying party asks acr_values=mfa).
+	FederatedOTP string
 }
 
 // Deps are what the handler works with.
@@ -102,6 +107,9 @@ type Deps struct {
 	// method (password) and outcome (success, wrong_credentials, locked,
 	// wrong_code, unverified): metrics, never who.
 	SignIns func(method, outcome string)
+	// Federation, when it has providers, adds "Continue with …" and the
+	// /login/federated routes; nil for none.
+	Federation *federation.Service
 }
 
 // Handler serves the browser pages. It is safe for concurrent use.
@@ -120,6 +128,7 @@ type Handler struct {
 	requests                                                              *iplimit.Limiter
 	failures                                                              *iplimit.Failures
 	proxies                                                               iplimit.Proxies
+	fed                                                                   *federation.Service
 }
 
 // signInEnded reports a sign-in's outcome to Deps.SignIns.
@@ -183,6 +192,7 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Handler, error) {
 		// rememberCookie holds a remembered device's token (see
 		// account.RememberBrowser).
 		rememberCookie: "torii_remember",
+		fed:            deps.Federation,
 	}
 	if h.log == nil {
 		h.log = slog.New(slog.DiscardHandler)
@@ -235,6 +245,7 @@ func (h *Handler) Routes(r *mux.Router) {
 	r.Handle(AccountPath+"/{action}", h.page(h.limited(h.accountAction))).Methods(http.MethodPost)
 	r.Handle(AvatarPrefix+"{id}", http.HandlerFunc(h.serveAvatar)).Methods(get...)
 	r.PathPrefix(StaticPrefix).Handler(http.HandlerFunc(h.serveStatic)).Methods(get...)
+	h.federatedRoutes(r)
 }
 
 // contentSecurityPolicy allows our stylesheet and nothing else: no script,
@@ -270,6 +281,7 @@ func (h *Handler) page(fn func(w http.ResponseWriter, r *http.Request) error) ht
 // render executes a page into a buffer, then writes it with status.
 func (h *Handler) render(w http.ResponseWriter, status int, name string, data any) error {
 	var buf bytes.Buffer
+	data = h.federatedButtons(data)
 	if err := h.pages.ExecuteTemplate(&buf, name, data); err != nil {
 		return fmt.Errorf("login: render %s: %w", name, err)
 	}

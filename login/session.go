@@ -55,7 +55,7 @@ func (h *Handler) SignedIn(r *http.Request) (provider.SignIn, bool, error) {
 	if err != nil || ls == nil {
 		return provider.SignIn{}, false, err
 	}
-	return provider.SignIn{Subject: ls.Subject, AuthTime: ls.AuthTime, AMR: slices.Clone(ls.AMR), User: u}, true, nil
+	return provider.SignIn{Subject: ls.Subject, AuthTime: ls.AuthTime, AMR: slices.Clone(ls.AMR), IDP: ls.IDP, User: u}, true, nil
 }
 
 // current returns r's live session and its user, or nils when there is none.

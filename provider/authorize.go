@@ -258,6 +258,9 @@ func (p *Provider) proceed(w http.ResponseWriter, r *http.Request, ar fosite.Aut
 		ar.GrantAudience(a)
 	}
 	sess := p.userSession(client, user, signin.AuthTime, signin.AMR, requestedAt, ar.GetGrantedScopes())
+	if signin.IDP != "" {
+		sess.Claims.Extra["idp"] = signin.IDP
+	}
 	// The code, its PKCE challenge, its OpenID Connect session and the end
 	// of the pending request commit together: one commit instead of four.
 	var resp fosite.AuthorizeResponder

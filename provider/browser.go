@@ -15,6 +15,10 @@ type SignIn struct {
 	AuthTime time.Time
 	// AMR lists the authentication methods used, e.g. ["pwd"].
 	AMR []string
+	// IDP names the upstream provider the user signed in through
+	// (login/federation: "google", "github", "facebook", "oidc"), "" for
+	// none: the ID token's idp claim.
+	IDP string
 	// User is the signed-in user as read for this request (never disabled),
 	// so that the authorization endpoint does not read it again.
 	User *storage.User

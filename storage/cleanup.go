@@ -21,6 +21,7 @@ var expiring = []struct{ table, key, column string }{
 	{"devices", "id", "expires_at"},
 	{"remembered_devices", "id", "expires_at"},
 	{"mfa_challenges", "token_hash", "expires_at"},
+	{"federation_flows", "state_hash", "expires_at"},
 }
 
 // DeleteExpired deletes expired codes, tokens, sessions and pending requests

@@ -21,7 +21,10 @@ type LoginSession struct {
 	UserAgent string    `bun:"user_agent"`
 	// Stage is SessionComplete for a signed-in browser, SessionOTP for one
 	// that passed the password step and waits for its one-time code.
-	Stage     string    `bun:"stage"`
+	Stage string `bun:"stage"`
+	// IDP is the provider the browser signed in through (login/federation),
+	// "" for none: the ID token's idp claim.
+	IDP       string    `bun:"idp"`
 	CreatedAt time.Time `bun:"created_at"`
 	ExpiresAt time.Time `bun:"expires_at"`
 }
@@ -50,7 +53,7 @@ func (s *Store) CreateLoginSession(ctx context.Context, ls *LoginSession) error 
 	return nil
 }
 
-const selectLoginSession = `SELECT id_hash, subject, auth_time, amr, user_agent, stage, created_at, expires_at
+const selectLoginSession = `SELECT id_hash, subject, auth_time, amr, user_agent, stage, idp, created_at, expires_at
 FROM login_sessions WHERE id_hash = ? AND expires_at > ?`
 
 // LoginSession returns the unexpired session with the given ID hash, or
@@ -62,7 +65,7 @@ func (s *Store) LoginSession(ctx context.Context, idHash string) (*LoginSession,
 		return nil, fmt.Errorf("storage: get login session: %w", err)
 	}
 	ls := new(LoginSession)
-	err = row.Scan(&ls.IDHash, &ls.Subject, dbTime{&ls.AuthTime}, (*jsonList)(&ls.AMR), &ls.UserAgent, &ls.Stage,
+	err = row.Scan(&ls.IDHash, &ls.Subject, dbTime{&ls.AuthTime}, (*jsonList)(&ls.AMR), &ls.UserAgent, &ls.Stage, &ls.IDP,
 		dbTime{&ls.CreatedAt}, dbTime{&ls.ExpiresAt})
 	if err != nil {
 		return nil, fmt.Errorf("storage: get login session: %w", translate(err))
@@ -71,7 +74,7 @@ func (s *Store) LoginSession(ctx context.Context, idHash string) (*LoginSession,
 }
 
 // selectLoginSessionUser reads a session and its user in one round trip.
-var selectLoginSessionUser = `SELECT ls.id_hash, ls.subject, ls.auth_time, ls.amr, ls.user_agent, ls.stage,
+var selectLoginSessionUser = `SELECT ls.id_hash, ls.subject, ls.auth_time, ls.amr, ls.user_agent, ls.stage, ls.idp,
 ls.created_at, ls.expires_at, ` + prefixed("u.", userColumns) + `
 FROM login_sessions ls JOIN users u ON u.id = ls.subject WHERE ls.id_hash = ? AND ls.expires_at > ?`
 
@@ -83,7 +86,7 @@ FROM login_sessions ls JOIN users u ON u.id = ls.subject WHERE ls.id_hash = ? AN
 func (s *Store) LoginSessionUser(ctx context.Context, idHash string) (*LoginSession, *User, error) {
 	ls, u := new(LoginSession), new(User)
 	dest := u.scanDest([]any{&ls.IDHash, &ls.Subject, dbTime{&ls.AuthTime}, (*jsonList)(&ls.AMR), &ls.UserAgent,
-		&ls.Stage, dbTime{&ls.CreatedAt}, dbTime{&ls.ExpiresAt}})
+		&ls.Stage, &ls.IDP, dbTime{&ls.CreatedAt}, dbTime{&ls.ExpiresAt}})
 	now := s.formatTime(s.nowUTC())
 	if cache := requestCacheOf(ctx); cache != nil && s.dialect == Postgres && !inTx(ctx) {
 		if id := cache.takeClientRead(); id != "" {

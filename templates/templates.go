@@ -43,6 +43,8 @@ type LoginPage struct {
 	// Notice is a neutral message above the form (e.g. "Your email is
 	// confirmed."), or "".
 	Notice string
+	// Federated are the "Continue with …" buttons (federation.html).
+	Federated []FederatedButton
 }
 
 // ConsentPage is the value consent.html takes: the question whether the
@@ -114,6 +116,8 @@ type RegisterPage struct {
 	Email, Username, Name string
 	// Errors maps a field name to the message shown next to it.
 	Errors map[string]string
+	// Federated are the "Continue with …" buttons (federation.html).
+	Federated []FederatedButton
 }
 
 // VerifyPage is the value verify.html takes: the code sent to confirm an
@@ -176,6 +180,10 @@ type AccountPage struct {
 	Errors    map[string]string
 	ErrorList []AccountError
 	Notice    string
+	// Identities are the linked upstream identities and LinkProviders the
+	// providers one may link (federation.html's "account-identities").
+	Identities    []FederatedIdentity
+	LinkProviders []FederatedButton
 }
 
 // AccountError is one entry of the error summary: the message and the ID

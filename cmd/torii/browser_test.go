@@ -68,7 +68,7 @@ type browserEnv struct {
 	name  string
 }
 
-func newBrowserEnv(t *testing.T) *browserEnv {
+func newBrowserEnv(t *testing.T, extra ...envOption) *browserEnv {
 	path := chromiumPath(t)
 	smtpd := notifytest.NewSMTPServer(t)
 	gw := notifytest.NewSMSServer(t)
@@ -79,6 +79,9 @@ func newBrowserEnv(t *testing.T) *browserEnv {
 		c.SMSURL = Secret(gw.URL())
 		c.RememberDevice = 720 * time.Hour
 		so.SMTPRootCAs = smtpd.RootCAs()
+		for _, o := range extra {
+			o(c, so)
+		}
 	})
 	ctx, cancel := context.WithCancel(context.Background())
 	stopped := make(chan struct{})

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"net/mail"
 	"net/netip"
 	"net/url"
@@ -77,6 +78,11 @@ type Config struct {
 	// KeyRotation is the age at which a signing key is rotated on a
 	// schedule; zero is off (TORII_KEY_ROTATION=off).
 	KeyRotation time.Duration
+	// Federation configures sign-in through Google, GitHub, Facebook and
+	// an OpenID Connect provider.
+	Federation FederationConfig
+	// federationClient, set by tests only, reaches fake providers.
+	federationClient *http.Client
 }
 
 // RateLimit is N events per duration, written "N/duration" (e.g. 60/1m).
@@ -127,7 +133,7 @@ type setting struct {
 
 // settings lists every configuration item, in --help order.
 func settings() []*setting {
-	return []*setting{
+	return append([]*setting{
 		{env: "TORII_ADDR", flag: "addr", def: "127.0.0.1:8080", usage: "address to listen on (host:port)"},
 		{env: "TORII_ISSUER", flag: "issuer", def: "", usage: "public base URL, the \"iss\" of every token (default http://ADDR, or https://ADDR with --tls-cert)"},
 		{env: "TORII_DATABASE_URL", flag: "database-url", def: "sqlite:torii.db", usage: "database: sqlite:PATH, sqlite::memory: or postgres://USER:PASSWORD@HOST/DB"},
@@ -162,7 +168,7 @@ func settings() []*setting {
 		{env: "TORII_TLS_CERT", flag: "tls-cert", def: "", usage: "PEM certificate (chain) file: serve HTTPS directly, on the admin listener too (with --tls-key; re-read when it changes; unset: plain HTTP behind a proxy)"},
 		{env: "TORII_TLS_KEY", flag: "tls-key", def: "", usage: "PEM private key file of --tls-cert"},
 		{env: "TORII_KEY_ROTATION", flag: "key-rotation", def: "2160h", usage: "rotate each signing key once it is this old (checked at start and hourly, at least 24h), or off"},
-	}
+	}, federationSettings()...)
 }
 
 // configFlags registers the configuration flags on fs and returns a loader
@@ -215,6 +221,7 @@ func loadConfig(all []*setting) (Config, error) {
 	}
 
 	var c Config
+	loadFederation(&c.Federation, val, bad)
 	c.Addr = val("TORII_ADDR")
 	addrOK := false
 	if host, port, err := net.SplitHostPort(c.Addr); err != nil || port == "" || strings.ContainsAny(host, "/ ") {

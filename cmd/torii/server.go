@@ -103,13 +103,18 @@ func newServer(ctx context.Context, cfg Config, log *slog.Logger, opts serverOpt
 		ResendMax:          cfg.OTPResendLimit.N,
 		RequireComposition: cfg.PasswordComposition,
 	})
+	fed, err := newFederation(ctx, cfg, store)
+	if err != nil {
+		return nil, err
+	}
 	loginHandler, err := login.New(ctx, login.Config{
 		Issuer:         cfg.Issuer,
 		OTP:            cfg.OTP,
 		IPRateLimit:    login.Limit(cfg.IPRateLimit),
 		IPFailureLimit: login.Limit(cfg.IPFailureLimit),
 		TrustedProxies: cfg.TrustedProxies,
-	}, login.Deps{Store: store, Accounts: accounts, Logger: log, SignIns: tel.SignIn})
+		FederatedOTP:   cfg.Federation.OTP,
+	}, login.Deps{Store: store, Accounts: accounts, Logger: log, SignIns: tel.SignIn, Federation: fed})
 	if err != nil {
 		return nil, err
 	}

@@ -38,7 +38,7 @@ func newTelemetry(reg prometheus.Registerer, store *storage.Store, log *slog.Log
 		}, []string{"grant_type", "format"}),
 		signIns: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "torii_sign_ins_total",
-			Help: "Sign-ins (pages and the password grant) by method and how they ended: success, wrong_credentials, locked, wrong_code, unverified.",
+			Help: "Sign-ins (pages and the password grant) by method (password, federated) and how they ended: success, wrong_credentials, locked, wrong_code, unverified; federated also bad_state, cancelled, upstream_error, no_email, not_linked, disabled.",
 		}, []string{"method", "outcome"}),
 		deliveries: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "torii_outbox_deliveries_total",

@@ -184,6 +184,8 @@ func (h *Handler) Routes(r *mux.Router) {
 	acc("/phone/verify", http.MethodPost, h.verifyPhone)
 	acc("/email", http.MethodPost, h.startEmail)
 	acc("/email/verify", http.MethodPost, h.verifyEmail)
+	acc("/identities", http.MethodGet, h.listIdentities)
+	acc("/identities/{provider}/{subject}", http.MethodDelete, h.unlinkIdentity)
 }
 
 // handlerFunc serves a request and returns what went wrong, if anything.

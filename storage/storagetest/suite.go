@@ -66,6 +66,10 @@ func Run(t *testing.T, open func(t testing.TB) *storage.Store) {
 		{"OneTimeCodeUseRace", testCodeUseRace},
 		{"OneTimeCodeSends", testCodeSends},
 		{"Audit", testAudit},
+		{"Identities", testIdentities},
+		{"IdentityRace", testIdentityRace},
+		{"FederationFlows", testFederationFlows},
+		{"LoginSessionIDP", testLoginSessionIDP},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
