@@ -26,6 +26,7 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
+	"strings"
 	"time"
 
 	"github.com/gorilla/mux"
@@ -233,13 +234,27 @@ func (h *Handler) Routes(r *mux.Router) {
 	r.PathPrefix(StaticPrefix).Handler(http.HandlerFunc(h.serveStatic)).Methods(get...)
 }
 
-// contentSecurityPolicy allows our stylesheet and nothing else: no script,
+// contentSecurityPolicy allows our stylesheet and our one script
+// (/static/torii.js: script-src 'self', no inline script) and nothing else:
 // no framing. It has no form-action directive on purpose: Chromium applies
 // form-action to the redirects that follow a form submission, so
 // form-action 'self' would block the 303 → /oauth2/auth/resume → relying
 // party redirect chain after the login and consent POSTs (checked with
 // Chromium 156).
-const contentSecurityPolicy = "default-src 'none'; style-src 'self'; img-src 'self'; frame-ancestors 'none'; base-uri 'none'"
+const contentSecurityPolicy = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; frame-ancestors 'none'; base-uri 'none'"
+
+// logoCSP is contentSecurityPolicy with img-src widened to the origin of a
+// client's logo (an https URL, or http on a loopback host, as registration
+// checks): the browser fetches that one image from there and nothing else.
+// ok is false for a URI that is not such a URL.
+func logoCSP(logoURI string) (csp string, ok bool) {
+	u, err := url.Parse(logoURI)
+	if err != nil || u.Host == "" || u.User != nil || (u.Scheme != "https" && u.Scheme != "http") ||
+		strings.ContainsAny(u.Host, "; ,'\"\\*") {
+		return "", false
+	}
+	return strings.Replace(contentSecurityPolicy, "img-src 'self'", "img-src 'self' "+u.Scheme+"://"+u.Host, 1), true
+}
 
 func (h *Handler) setPageHeaders(hdr http.Header) {
 	hdr.Set("Content-Security-Policy", contentSecurityPolicy)
@@ -263,8 +278,26 @@ func (h *Handler) page(fn func(w http.ResponseWriter, r *http.Request) error) ht
 	})
 }
 
-// render executes a page into a buffer, then writes it with status.
+// render executes a page into a buffer, then writes it with status. A page
+// that shows an application's logo allows images from that logo's origin,
+// and from no other (see logoCSP).
 func (h *Handler) render(w http.ResponseWriter, status int, name string, data any) error {
+	var app *templates.App
+	switch p := data.(type) {
+	case templates.LoginPage:
+		app = p.App
+	case templates.CodePage:
+		app = p.App
+	case templates.ConsentPage:
+		app = p.App
+	}
+	if app != nil && app.LogoURI != "" {
+		if csp, ok := logoCSP(app.LogoURI); ok {
+			w.Header().Set("Content-Security-Policy", csp)
+		} else {
+			app.LogoURI = ""
+		}
+	}
 	var buf bytes.Buffer
 	if err := h.pages.ExecuteTemplate(&buf, name, data); err != nil {
 		return fmt.Errorf("login: render %s: %w", name, err)
@@ -303,7 +336,7 @@ var (
 	}}
 	errCSRF = &pageError{http.StatusForbidden, templates.ErrorPage{
 		Title:   "Form expired",
-		Message: "This form has expired or was not sent from this site. Go back, reload the page and try again.",
+		Message: "This form has expired or was not sent from this site. Start again with a fresh form.",
 	}}
 	errNotFoundPage = &pageError{http.StatusNotFound, templates.ErrorPage{
 		Title:   "Page not found",
@@ -348,8 +381,29 @@ func (h *Handler) fail(w http.ResponseWriter, r *http.Request, err error) {
 	if pe.status == http.StatusServiceUnavailable {
 		w.Header().Set("Retry-After", "1")
 	}
-	if rerr := h.render(w, pe.status, "error.html", pe.page); rerr != nil {
+	page := pe.page
+	if pe == errCSRF {
+		// A way forward: the form again, fresh.
+		page.AgainURL, page.AgainReq = againURL(r)
+	}
+	if rerr := h.render(w, pe.status, "error.html", page); rerr != nil {
 		h.log.ErrorContext(ctx, "login: render error page", "err", rerr)
 		http.Error(w, http.StatusText(http.StatusInternalServerError), http.StatusInternalServerError)
 	}
+}
+
+// againURL is the page whose form r posted (GET of the same path: the
+// form again, with a fresh token) and the pending request it was for.
+func againURL(r *http.Request) (path, req string) {
+	path = r.URL.Path
+	switch {
+	case strings.HasPrefix(path, AccountPath+"/"):
+		path = AccountPath
+	case strings.HasSuffix(path, "/resend"):
+		path = strings.TrimSuffix(path, "/resend")
+	}
+	if r.PostForm != nil {
+		req = validReq(r.PostForm.Get("req"))
+	}
+	return path, req
 }
