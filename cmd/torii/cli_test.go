@@ -272,6 +272,15 @@ func TestCLIClients(t *testing.T) {
 	if code != 0 || !strings.Contains(out, strings.Repeat("s", 40)) || !strings.Contains(out, `"pkce": "optional"`) {
 		t.Errorf("legacy client = %d %s", code, out)
 	}
+	code, out, _ = torii(t, "clients", "create", "--id", "photos", "--redirect-uri", "https://photos.example/cb",
+		"--logo-uri", "https://photos.example/logo.png", "--client-uri", "https://photos.example/")
+	if code != 0 || !strings.Contains(out, `"logo_uri": "https://photos.example/logo.png"`) || !strings.Contains(out, `"client_uri": "https://photos.example/"`) {
+		t.Errorf("client with logo and home page = %d %s", code, out)
+	}
+	if code, _, stderr := torii(t, "clients", "create", "--id", "badlogo", "--redirect-uri", "https://x.example/cb", "--logo-uri", "http://x.example/l.png"); code != 2 ||
+		!strings.Contains(stderr, `logo URI "http://x.example/l.png" must be https (plain http only on a loopback host)`) {
+		t.Errorf("clients create --logo-uri http://… = %d %q, want 2 naming the logo URI", code, stderr)
+	}
 	code, out, _ = torii(t, "clients", "create", "--id", "svc", "--grant-types", "client_credentials", "--scope", "")
 	if code != 0 || !strings.Contains(out, `"scope": ""`) {
 		t.Errorf("client credentials client = %d %s", code, out)
@@ -299,7 +308,7 @@ func TestCLIClients(t *testing.T) {
 
 	code, out, _ = torii(t, "clients", "list")
 	var list []map[string]any
-	if err := json.Unmarshal([]byte(out), &list); code != 0 || err != nil || len(list) != 4 {
+	if err := json.Unmarshal([]byte(out), &list); code != 0 || err != nil || len(list) != 5 {
 		t.Errorf("clients list = %d %v: %s", code, err, out)
 	}
 	if code, _, _ := torii(t, "clients", "delete", "my-app"); code != 0 {
