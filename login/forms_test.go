@@ -175,3 +175,36 @@ func TestWaysForward(t *testing.T) {
 		})
 	})
 }
+
+// The operator's branding: the site name in every title and header, the
+// logo and the accent stylesheet served under /static/.
+func TestBranding(t *testing.T) {
+	png := pngBytes(t)
+	e := newEnvWith(t, storagetest.NewSQLite, false, func(c *login.Config) {
+		c.SiteName, c.Logo, c.LogoType = "Example ID", png, "image/png"
+		c.ThemeCSS = ":root { --accent: #2563eb; }\n"
+	})
+	b := e.browser()
+	page := b.get("/login")
+	wantAll(t, "sign-in page", page.body, `<title>Sign in – Example ID</title>`, `<img src="/static/brand-logo" alt="" height="32"><span class="site-name">Example ID</span>`,
+		`<link rel="stylesheet" href="/static/theme.css">`)
+	for _, tc := range []struct{ path, ctype, body string }{
+		{login.LogoPath, "image/png", string(png)},
+		{login.ThemePath, "text/css; charset=utf-8", ":root { --accent: #2563eb; }\n"},
+	} {
+		r := b.get(tc.path)
+		if r.StatusCode != http.StatusOK || r.Header.Get("Content-Type") != tc.ctype || r.body != tc.body || r.Header.Get("X-Content-Type-Options") != "nosniff" {
+			t.Errorf("GET %s = %d %q", tc.path, r.StatusCode, r.Header.Get("Content-Type"))
+		}
+	}
+	if r := e.browser().get(login.LogoPath); r.StatusCode != http.StatusOK {
+		t.Errorf("logo = %d", r.StatusCode)
+	}
+	plain := sqliteEnv(t).browser()
+	if r := plain.get(login.LogoPath); r.StatusCode != http.StatusNotFound {
+		t.Errorf("logo without TORII_LOGO_FILE = %d, want 404", r.StatusCode)
+	}
+	if body := plain.get("/login").body; strings.Contains(body, "brand-logo") || strings.Contains(body, "theme.css") || !strings.Contains(body, "<title>Sign in – Torii</title>") {
+		t.Errorf("unbranded page:\n%s", body)
+	}
+}

@@ -59,8 +59,12 @@ const (
 	AccountPath = "/account"
 	// AvatarPrefix serves users' pictures: AvatarPrefix + user ID.
 	AvatarPrefix = "/avatars/"
-	// StaticPrefix is where the stylesheet is served.
+	// StaticPrefix is where the stylesheet and script are served.
 	StaticPrefix = "/static/"
+	// LogoPath serves the operator's logo (Config.Logo); ThemePath the
+	// operator's theme (Config.ThemeCSS).
+	LogoPath  = StaticPrefix + "brand-logo"
+	ThemePath = StaticPrefix + "theme.css"
 )
 
 // Config configures the pages. The zero value of each optional field is
@@ -89,6 +93,28 @@ type Config struct {
 	// TrustedProxies are the reverse proxies whose X-Forwarded-For header
 	// names the client; nil trusts none (the TCP peer is the client).
 	TrustedProxies []netip.Prefix
+	// SiteName heads every page and ends every title; "" means "Torii".
+	SiteName string
+	// Logo is the operator's logo (a PNG, JPEG, WebP or GIF image, checked
+	// by the caller), served at LogoPath with LogoType; nil for none.
+	Logo     []byte
+	LogoType string
+	// ThemeCSS, when set, is a stylesheet served at ThemePath and linked
+	// after style.css on every page (the operator's accent colour).
+	ThemeCSS string
+}
+
+// Brand is how the pages are branded for cfg: the provider's error pages
+// use the same.
+func (cfg Config) Brand() templates.Brand {
+	b := templates.Brand{SiteName: cfg.SiteName}
+	if len(cfg.Logo) > 0 {
+		b.LogoURL = LogoPath
+	}
+	if cfg.ThemeCSS != "" {
+		b.ThemeURL = ThemePath
+	}
+	return b
 }
 
 // Deps are what the handler works with.
@@ -197,11 +223,17 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Handler, error) {
 	if h.csrfKey, err = deps.Store.Secret(ctx, "csrf"); err != nil {
 		return nil, fmt.Errorf("login: load CSRF key: %w", err)
 	}
-	if h.pages, err = templates.Pages(); err != nil {
+	if h.pages, err = templates.BrandedPages(cfg.Brand()); err != nil {
 		return nil, fmt.Errorf("login: parse templates: %w", err)
 	}
 	if h.static, err = loadStatic(templates.Static()); err != nil {
 		return nil, fmt.Errorf("login: load static files: %w", err)
+	}
+	if len(cfg.Logo) > 0 {
+		h.static[strings.TrimPrefix(LogoPath, StaticPrefix)] = newStaticFile(cfg.Logo, cfg.LogoType)
+	}
+	if cfg.ThemeCSS != "" {
+		h.static[strings.TrimPrefix(ThemePath, StaticPrefix)] = newStaticFile([]byte(cfg.ThemeCSS), "text/css; charset=utf-8")
 	}
 	return h, nil
 }

@@ -39,6 +39,10 @@ func cliEnv(t *testing.T) string {
 }
 
 func TestConfigErrors(t *testing.T) {
+	svgLogo := filepath.Join(t.TempDir(), "logo.svg")
+	if err := os.WriteFile(svgLogo, []byte(`<svg xmlns="http://www.w3.org/2000/svg"><script>alert(1)</script></svg>`), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	tests := []struct {
 		name     string
 		env      map[string]string
@@ -90,6 +94,12 @@ func TestConfigErrors(t *testing.T) {
 		{"TLS certificate without key", map[string]string{"TORII_TLS_CERT": "cert.pem"}, nil, "TORII_TLS_KEY"},
 		{"TLS key without certificate", nil, []string{"--tls-key", "key.pem"}, "TORII_TLS_CERT"},
 		{"TLS files missing", map[string]string{"TORII_TLS_CERT": "/nonexistent/cert.pem", "TORII_TLS_KEY": "/nonexistent/key.pem"}, nil, "TORII_TLS_CERT"},
+		{"accent not a colour", map[string]string{"TORII_ACCENT_COLOR": "blue"}, nil, "TORII_ACCENT_COLOR"},
+		{"accent too light", map[string]string{"TORII_ACCENT_COLOR": "#ffff00"}, nil, "TORII_ACCENT_COLOR"},
+		{"accent too dark for the dark theme", nil, []string{"--accent-color", "#1d4ed8"}, "TORII_ACCENT_COLOR"},
+		{"logo missing", map[string]string{"TORII_LOGO_FILE": "/nonexistent/logo.png"}, nil, "TORII_LOGO_FILE"},
+		{"logo not a raster image", map[string]string{"TORII_LOGO_FILE": svgLogo}, nil, "TORII_LOGO_FILE"},
+		{"site name too long", map[string]string{"TORII_SITE_NAME": strings.Repeat("n", 61)}, nil, "TORII_SITE_NAME"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -102,18 +102,24 @@ func newServer(ctx context.Context, cfg Config, log *slog.Logger, opts serverOpt
 		ResendMax:          cfg.OTPResendLimit.N,
 		RequireComposition: cfg.PasswordComposition,
 	})
-	loginHandler, err := login.New(ctx, login.Config{
+	loginCfg := login.Config{
 		Issuer:         cfg.Issuer,
 		OTP:            cfg.OTP,
 		IPRateLimit:    login.Limit(cfg.IPRateLimit),
 		IPFailureLimit: login.Limit(cfg.IPFailureLimit),
 		TrustedProxies: cfg.TrustedProxies,
-	}, login.Deps{Store: store, Accounts: accounts, Logger: log, SignIns: tel.SignIn})
+		SiteName:       cfg.SiteName,
+		Logo:           cfg.Logo,
+		LogoType:       cfg.LogoType,
+		ThemeCSS:       cfg.ThemeCSS,
+	}
+	loginHandler, err := login.New(ctx, loginCfg, login.Deps{Store: store, Accounts: accounts, Logger: log, SignIns: tel.SignIn})
 	if err != nil {
 		return nil, err
 	}
 	prov, err := provider.New(ctx, provider.Config{
 		Issuer:               cfg.Issuer,
+		Brand:                loginCfg.Brand(),
 		AccessTokenLifetime:  cfg.AccessTokenTTL,
 		RefreshTokenLifetime: cfg.RefreshTokenTTL,
 		IDTokenLifetime:      cfg.IDTokenTTL,
