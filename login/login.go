@@ -10,7 +10,7 @@
 //	GET  /consent?req=ID   may this client have these scopes?
 //	POST /consent          allow or deny; 303 to /oauth2/auth/resume?req=ID[&deny=1]
 //	POST /logout           end the session; 303 to /login
-//	GET  /static/…         the stylesheet
+//	GET  /static/…         the stylesheet, the script (torii.js), the operator's logo and theme
 //
 // Every POST carries a CSRF token bound to a per-browser cookie; every page
 // is sent with a strict Content-Security-Policy and no-store caching.
