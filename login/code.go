@@ -58,10 +58,15 @@ func (h *Handler) codePage(w http.ResponseWriter, r *http.Request, u *storage.Us
 // buttons are disabled, the script counts down, and the text says when the
 // wait ends.
 func (h *Handler) setWait(page *templates.CodePage, d time.Duration) {
-	page.Wait = humanWait(d)
-	page.WaitSeconds = retrySeconds(d)
-	page.WaitUntil = h.cfg.Now().Add(time.Duration(page.WaitSeconds) * time.Second).UTC().Format("15:04:05 UTC")
+	page.Wait, page.WaitSeconds, page.WaitUntil = h.waitFor(d)
 	page.ReloadURL = codeURL(page.Req, channelOf(page.Channel), "")
+}
+
+// waitFor describes a wait of d: in words ("45 seconds"), in whole seconds
+// (for the script's countdown), and when it ends ("14:32:05 UTC").
+func (h *Handler) waitFor(d time.Duration) (words string, secs int, until string) {
+	secs = retrySeconds(d)
+	return humanWait(d), secs, h.cfg.Now().Add(time.Duration(secs) * time.Second).UTC().Format("15:04:05 UTC")
 }
 
 // codeForm serves GET /login/code: the second sign-in step, for a browser

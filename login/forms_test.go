@@ -3,11 +3,14 @@ package login_test
 import (
 	"net/http"
 	"net/url"
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/torii-idp/torii/login"
+	"github.com/torii-idp/torii/login/account"
 	"github.com/torii-idp/torii/storage"
 	"github.com/torii-idp/torii/storage/storagetest"
 )
@@ -207,4 +210,59 @@ func TestBranding(t *testing.T) {
 	if body := plain.get("/login").body; strings.Contains(body, "brand-logo") || strings.Contains(body, "theme.css") || !strings.Contains(body, "<title>Sign in – Torii</title>") {
 		t.Errorf("unbranded page:\n%s", body)
 	}
+}
+
+// The resend wait on the code and verification pages: the resend buttons
+// are disabled (never Continue or Confirm), the page says when the wait
+// ends and offers a reload for browsers without script, and the channel
+// sticks in that reload link.
+func TestResendWaitPages(t *testing.T) {
+	e := otpEnv(t, storagetest.NewSQLite)
+	// The store stamps codes with the real time: a fixed clock near it.
+	now := time.Now().UTC()
+	clock := func() time.Time { return now }
+	e.accounts = account.New(e.store, account.Config{Notifier: e.mail, Issuer: "https://id.example.test", Now: clock, ResendInterval: 30 * time.Second})
+	h, err := login.New(t.Context(), login.Config{Issuer: "http://127.0.0.1:8080", OTP: login.OTPAlways, Now: clock},
+		login.Deps{Store: e.store, Accounts: e.accounts})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.swapHandler(h)
+
+	b := e.browser()
+	b.passwordStep("")
+	r := b.post(login.CodePath+"/resend", url.Values{"csrf": {b.csrf(login.CodePath)}, "channel": {"email"}})
+	if r.StatusCode != http.StatusTooManyRequests {
+		t.Fatalf("resend within the interval = %d, want 429", r.StatusCode)
+	}
+	waitRe := regexp.MustCompile(`data-wait="(\d+)">You can ask for a new code in (\d+) seconds \(at (\d\d:\d\d:\d\d) UTC\)`)
+	checkWait := func(what, body string) {
+		t.Helper()
+		m := waitRe.FindStringSubmatch(body)
+		if m == nil {
+			t.Fatalf("%s: no wait:\n%s", what, body)
+		}
+		secs, _ := strconv.Atoi(m[1])
+		if m[1] != m[2] || secs < 1 || secs > 31 || m[3] != now.Add(time.Duration(secs)*time.Second).Format("15:04:05") {
+			t.Errorf("%s: wait %s s, %s s, until %s; want the same seconds (at most 30) ending at now + them", what, m[1], m[2], m[3])
+		}
+	}
+	checkWait("code page", r.body)
+	wantAll(t, "code page", r.body,
+		`<p class="muted" role="status" id="wait" data-wait="`, `). <a href="/login/code?via=email">Reload this page</a> then.</p>`,
+		`<button type="submit" name="channel" value="email" class="secondary" disabled data-wait-control>Send a new code</button>`,
+		`<button type="submit">Continue</button>`)
+
+	v := e.browser()
+	v.post(login.RegisterPath, url.Values{"csrf": {v.csrf(login.RegisterPath)}, "email": {"zoe@example.com"},
+		"password": {"zoe likes long passwords"}, "password2": {"zoe likes long passwords"}})
+	r = v.post(login.VerifyPath+"/resend", url.Values{"csrf": {v.csrf(login.VerifyPath)}})
+	if r.StatusCode != http.StatusTooManyRequests {
+		t.Fatalf("verification resend within the interval = %d, want 429", r.StatusCode)
+	}
+	checkWait("verify page", r.body)
+	wantAll(t, "verify page", r.body,
+		`). <a href="/verify">Reload this page</a> then.</p>`,
+		`<button type="submit" class="secondary" disabled data-wait-control>Send a new code</button>`,
+		`<button type="submit">Confirm</button>`)
 }

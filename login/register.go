@@ -284,8 +284,10 @@ func (h *Handler) resendVerification(w http.ResponseWriter, r *http.Request) err
 	case errors.As(err, &rl):
 		dest, _ := h.accounts.TicketEmail(ctx, ticket)
 		w.Header().Set("Retry-After", strconv.Itoa(retrySeconds(rl.RetryAfter)))
-		return h.render(w, http.StatusTooManyRequests, "verify.html", templates.VerifyPage{CSRF: h.csrfToken(w, r), Req: req,
-			Destination: dest, Notice: "You can ask for a new code in " + humanWait(rl.RetryAfter) + "."})
+		page := templates.VerifyPage{CSRF: h.csrfToken(w, r), Req: req, Destination: dest}
+		page.Wait, page.WaitSeconds, page.WaitUntil = h.waitFor(rl.RetryAfter)
+		page.ReloadURL = verifyURL(req, "")
+		return h.render(w, http.StatusTooManyRequests, "verify.html", page)
 	case errors.Is(err, account.ErrCodeDead):
 		return redirect(w, r, verifyURL(req, ""))
 	default:

@@ -311,6 +311,12 @@ type VerifyPage struct {
 	Notice      string
 	// Code refills the code field after an error.
 	Code string
+	// Wait, WaitSeconds, WaitUntil and ReloadURL are CodePage's: the
+	// resend wait.
+	Wait        string
+	WaitSeconds int
+	WaitUntil   string
+	ReloadURL   string
 }
 
 func (p VerifyPage) problems() []Problem {
