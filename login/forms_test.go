@@ -138,6 +138,13 @@ func TestWaysForward(t *testing.T) {
 			r = b.post(login.CodePath+"/resend", url.Values{"csrf": {"forged"}})
 			wantAll(t, "form expired (resend)", r.body, `<form method="get" action="/login/code">`)
 		})
+		t.Run("expired request links to the sign-in page", func(t *testing.T) {
+			r := e.browser().get("/login?req=gone")
+			if r.StatusCode != http.StatusBadRequest {
+				t.Fatalf("status %d, want 400", r.StatusCode)
+			}
+			wantAll(t, "request expired", r.body, `<a href="/login">Go to the sign-in page</a>`)
+		})
 		t.Run("signed-in page links to the account", func(t *testing.T) {
 			b := e.browser()
 			b.passwordStep("")

@@ -361,6 +361,7 @@ var (
 	errExpired = &pageError{http.StatusBadRequest, templates.ErrorPage{
 		Title:   "Request expired",
 		Message: "This sign-in request has expired. Go back to the app and try again.",
+		LinkURL: LoginPath, LinkText: "Go to the sign-in page",
 	}}
 	errBadRequest = &pageError{http.StatusBadRequest, templates.ErrorPage{
 		Title:   "Bad request",
@@ -373,6 +374,7 @@ var (
 	errNotFoundPage = &pageError{http.StatusNotFound, templates.ErrorPage{
 		Title:   "Page not found",
 		Message: "There is no such page.",
+		LinkURL: LoginPath, LinkText: "Go to the sign-in page",
 	}}
 	errTooLarge = &pageError{http.StatusRequestEntityTooLarge, templates.ErrorPage{
 		Title:   "Request too large",
