@@ -135,8 +135,10 @@ func TestWaysForward(t *testing.T) {
 			}
 			wantAll(t, "form expired", r.body, `<form method="get" action="/login">`, `<input type="hidden" name="req" value="req-fwd">`,
 				`<button type="submit">Start again</button>`)
-			r = b.post(login.CodePath+"/resend", url.Values{"csrf": {"forged"}})
-			wantAll(t, "form expired (resend)", r.body, `<form method="get" action="/login/code">`)
+			r = b.post(login.CodePath+"/resend", url.Values{"csrf": {"forged"}, "channel": {"sms"}})
+			wantAll(t, "form expired (resend)", r.body, `<form method="get" action="/login/code">`, `<input type="hidden" name="via" value="sms">`)
+			r = b.post(login.CodePath, url.Values{"csrf": {"forged"}, "via": {"sms"}, "req": {"req-fwd"}})
+			wantAll(t, "form expired (code)", r.body, `<input type="hidden" name="req" value="req-fwd">`, `<input type="hidden" name="via" value="sms">`)
 		})
 		t.Run("expired request links to the sign-in page", func(t *testing.T) {
 			r := e.browser().get("/login?req=gone")

@@ -418,7 +418,7 @@ func (h *Handler) fail(w http.ResponseWriter, r *http.Request, err error) {
 	page := pe.page
 	if pe == errCSRF {
 		// A way forward: the form again, fresh.
-		page.AgainURL, page.AgainReq = againURL(r)
+		page.AgainURL, page.AgainFields = againURL(r)
 	}
 	if rerr := h.render(w, pe.status, "error.html", page); rerr != nil {
 		h.log.ErrorContext(ctx, "login: render error page", "err", rerr)
@@ -427,8 +427,9 @@ func (h *Handler) fail(w http.ResponseWriter, r *http.Request, err error) {
 }
 
 // againURL is the page whose form r posted (GET of the same path: the
-// form again, with a fresh token) and the pending request it was for.
-func againURL(r *http.Request) (path, req string) {
+// form again, with a fresh token) and the fields that page needs: the
+// pending request, and on the code step the channel the code went by.
+func againURL(r *http.Request) (path string, fields map[string]string) {
 	path = r.URL.Path
 	switch {
 	case strings.HasPrefix(path, AccountPath+"/"):
@@ -436,8 +437,18 @@ func againURL(r *http.Request) (path, req string) {
 	case strings.HasSuffix(path, "/resend"):
 		path = strings.TrimSuffix(path, "/resend")
 	}
+	fields = map[string]string{}
 	if r.PostForm != nil {
-		req = validReq(r.PostForm.Get("req"))
+		if req := validReq(r.PostForm.Get("req")); req != "" {
+			fields["req"] = req
+		}
+		if path == CodePath {
+			via := r.PostForm.Get("via")
+			if via == "" {
+				via = r.PostForm.Get("channel")
+			}
+			fields["via"] = string(channelOf(via))
+		}
 	}
-	return path, req
+	return path, fields
 }

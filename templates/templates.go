@@ -235,8 +235,9 @@ type ErrorPage struct {
 	// the application's site, or to the sign-in page).
 	LinkURL, LinkText string
 	// AgainURL, when set, shows a "Start again" button: a GET form to
-	// AgainURL carrying AgainReq (when set) as req.
-	AgainURL, AgainReq string
+	// AgainURL carrying AgainFields (e.g. req, via) as hidden fields.
+	AgainURL    string
+	AgainFields map[string]string
 }
 
 // LoginPage fields added for the second step and registration links are
