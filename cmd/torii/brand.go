@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"math"
@@ -106,7 +107,10 @@ func readLogo(path string) ([]byte, string, string) {
 	}
 	defer f.Close()
 	body := make([]byte, maxLogoBytes+1)
-	n, _ := io.ReadFull(f, body)
+	n, err := io.ReadFull(f, body)
+	if err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) {
+		return nil, "", fmt.Sprintf("cannot read %q: %v", path, err)
+	}
 	body = body[:n]
 	switch {
 	case n == 0:

@@ -1,7 +1,10 @@
 package main
 
 import (
+	"fmt"
 	"io/fs"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -86,6 +89,37 @@ func TestThemeContrast(t *testing.T) {
 		}
 		if !found {
 			t.Errorf("themeBackgrounds has %s %s, not in style.css", b.name, b.hex)
+		}
+	}
+}
+
+// TORII_LOGO_FILE: a raster image is read; anything else is refused with
+// the reason.
+func TestReadLogo(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name string, body []byte) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, body, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	png := write("logo.png", rpLogo())
+	svg := write("logo.svg", []byte(`<svg xmlns="http://www.w3.org/2000/svg"></svg>`))
+	empty := write("empty.png", nil)
+	big := write("big.png", append(rpLogo(), make([]byte, maxLogoBytes)...))
+	for _, tc := range []struct {
+		name, path, ctype, problem string
+	}{
+		{"png", png, "image/png", ""},
+		{"svg", svg, "", fmt.Sprintf("%q is text/plain; charset=utf-8, not a PNG, JPEG, WebP or GIF image", svg)},
+		{"empty", empty, "", fmt.Sprintf("%q is empty", empty)},
+		{"too large", big, "", fmt.Sprintf("%q is larger than 256 KiB", big)},
+		{"a directory", dir, "", fmt.Sprintf("cannot read %q: read %s: is a directory", dir, dir)},
+	} {
+		body, ctype, problem := readLogo(tc.path)
+		if ctype != tc.ctype || problem != tc.problem || (problem == "" && len(body) == 0) {
+			t.Errorf("%s: readLogo = %d bytes, %q, %q; want %q, %q", tc.name, len(body), ctype, problem, tc.ctype, tc.problem)
 		}
 	}
 }
