@@ -37,7 +37,7 @@ func channelOf(s string) notify.Channel {
 }
 
 // codePage fills the code page for u.
-func (h *Handler) codePage(w http.ResponseWriter, r *http.Request, u *storage.User, req string, ch notify.Channel) templates.CodePage {
+func (h *Handler) codePage(w http.ResponseWriter, r *http.Request, u *storage.User, req string, ch notify.Channel) (templates.CodePage, error) {
 	if ch == notify.SMS && !account.CanUseSMS(u) {
 		ch = notify.Email
 	}
@@ -45,11 +45,30 @@ func (h *Handler) codePage(w http.ResponseWriter, r *http.Request, u *storage.Us
 	if ch == notify.SMS {
 		dest = u.Phone
 	}
+	app, err := h.appIfPending(r.Context(), req)
+	if err != nil {
+		return templates.CodePage{}, err
+	}
 	return templates.CodePage{
 		CSRF: h.csrfToken(w, r), Req: req, Channel: string(ch), CanSMS: account.CanUseSMS(u),
-		Destination: account.Mask(dest, ch), Minutes: h.accounts.CodeMinutes(),
+		Destination: account.Mask(dest, ch), Minutes: h.accounts.CodeMinutes(), App: app,
 		RememberFor: h.rememberFor(), Remember: r.PostForm.Get("remember") == "1",
-	}
+	}, nil
+}
+
+// setWait tells the code page that no code can be sent for d: the resend
+// buttons are disabled, the script counts down, and the text says when the
+// wait ends.
+func (h *Handler) setWait(page *templates.CodePage, d time.Duration) {
+	page.Wait, page.WaitSeconds, page.WaitUntil = h.waitFor(d)
+	page.ReloadURL = codeURL(page.Req, channelOf(page.Channel), "")
+}
+
+// waitFor describes a wait of d: in words ("45 seconds"), in whole seconds
+// (for the script's countdown), and when it ends ("14:32:05 UTC").
+func (h *Handler) waitFor(d time.Duration) (words string, secs int, until string) {
+	secs = retrySeconds(d)
+	return humanWait(d), secs, h.cfg.Now().Add(time.Duration(secs) * time.Second).UTC().Format("15:04:05 UTC")
 }
 
 // codeForm serves GET /login/code: the second sign-in step, for a browser
@@ -64,14 +83,17 @@ func (h *Handler) codeForm(w http.ResponseWriter, r *http.Request) error {
 	if u == nil {
 		return redirect(w, r, loginURL(req))
 	}
-	page := h.codePage(w, r, u, req, channelOf(q.Get("via")))
+	page, err := h.codePage(w, r, u, req, channelOf(q.Get("via")))
+	if err != nil {
+		return err
+	}
 	switch q.Get("state") {
 	case "sent":
 		page.Notice = "We sent you a new code."
 	case "wait":
 		page.Notice = "We could not send you a code: too many were sent to you in the last minutes. Ask for a new code below once the wait is over."
 		if secs, err := strconv.Atoi(q.Get("retry")); err == nil && secs > 0 && secs <= 3600 {
-			page.Wait = humanWait(time.Duration(secs) * time.Second)
+			h.setWait(&page, time.Duration(secs)*time.Second)
 		}
 	}
 	return h.render(w, http.StatusOK, "code.html", page)
@@ -105,8 +127,11 @@ func (h *Handler) checkCode(w http.ResponseWriter, r *http.Request) error {
 	}
 	if _, ok := account.NormalizeCode(code); !ok {
 		// Not a guess: told apart, and not counted.
-		page := h.codePage(w, r, u, req, channelOf(r.PostForm.Get("via")))
-		page.Error = msgCodeShape
+		page, err := h.codePage(w, r, u, req, channelOf(r.PostForm.Get("via")))
+		if err != nil {
+			return err
+		}
+		page.Error, page.Code = msgCodeShape, clip(code)
 		return h.render(w, http.StatusBadRequest, "code.html", page)
 	}
 	done, wait, ok := h.attempt(r)
@@ -132,8 +157,11 @@ func (h *Handler) checkCode(w http.ResponseWriter, r *http.Request) error {
 		return h.codeLocked(w, r, u.ID, req, locked)
 	case account.IsCodeFailure(err):
 		h.codeStepEnded(ls, "wrong_code")
-		page := h.codePage(w, r, u, req, channelOf(r.PostForm.Get("via")))
-		page.Error = "That code is not right. Check it and try again."
+		page, perr := h.codePage(w, r, u, req, channelOf(r.PostForm.Get("via")))
+		if perr != nil {
+			return perr
+		}
+		page.Error, page.Code = "That code is not right. Check it and try again.", clip(code)
 		if errors.Is(err, account.ErrCodeDead) {
 			page.Error = "This code no longer works: it expired or was entered wrongly too often. Send a new code."
 		}
@@ -155,8 +183,12 @@ func (h *Handler) codeLocked(w http.ResponseWriter, r *http.Request, userID, req
 		return err
 	}
 	h.log.InfoContext(ctx, "login: code step locked", "subject", userID)
+	app, err := h.appIfPending(ctx, req)
+	if err != nil {
+		return err
+	}
 	return h.render(w, http.StatusUnauthorized, "login.html", templates.LoginPage{
-		CSRF: h.csrfToken(w, r), Req: req,
+		CSRF: h.csrfToken(w, r), Req: req, App: app,
 		Error: "Too many wrong codes. Wait " + humanWait(locked.Until.Sub(h.cfg.Now())) + " before signing in again, or reset your password.",
 	})
 }
@@ -196,12 +228,18 @@ func (h *Handler) resendCode(w http.ResponseWriter, r *http.Request) error {
 	case errors.As(err, &locked):
 		return h.codeLocked(w, r, u.ID, req, locked)
 	case errors.As(err, &rl):
-		page := h.codePage(w, r, u, req, ch)
-		page.Wait = humanWait(rl.RetryAfter)
+		page, err := h.codePage(w, r, u, req, ch)
+		if err != nil {
+			return err
+		}
+		h.setWait(&page, rl.RetryAfter)
 		w.Header().Set("Retry-After", strconv.Itoa(retrySeconds(rl.RetryAfter)))
 		return h.render(w, http.StatusTooManyRequests, "code.html", page)
 	case errors.As(err, &ve):
-		page := h.codePage(w, r, u, req, notify.Email)
+		page, err := h.codePage(w, r, u, req, notify.Email)
+		if err != nil {
+			return err
+		}
 		page.Error = ve.Message
 		return h.render(w, http.StatusBadRequest, "code.html", page)
 	default:

@@ -92,6 +92,7 @@ func (h *Handler) consentForm(w http.ResponseWriter, r *http.Request) error {
 		User:       u.Email,
 		CSRF:       h.csrfToken(w, r),
 		Req:        req,
+		App:        appOfClient(c),
 	})
 }
 

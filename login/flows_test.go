@@ -612,8 +612,11 @@ func TestSecurityHeadersOnFlowPages(t *testing.T) {
 				t.Errorf("status %d, want %d", r.StatusCode, tc.wantStatus)
 			}
 			checkPageHeaders(t, tc.name, r)
-			if csp := r.Header.Get("Content-Security-Policy"); strings.Contains(csp, "script-src") || strings.Contains(csp, "unsafe-inline") {
-				t.Errorf("CSP allows scripts: %q", csp)
+			if csp := r.Header.Get("Content-Security-Policy"); !strings.Contains(csp, "script-src 'self';") || strings.Contains(csp, "unsafe-inline") {
+				t.Errorf("CSP allows scripts other than our own file: %q", csp)
+			}
+			if strings.Contains(r.body, "<script>") || regexp.MustCompile(`<[^>]+\son[a-z]+=`).MatchString(r.body) {
+				t.Errorf("page has inline script:\n%s", r.body)
 			}
 		})
 	}

@@ -10,7 +10,7 @@
 //	GET  /consent?req=ID   may this client have these scopes?
 //	POST /consent          allow or deny; 303 to /oauth2/auth/resume?req=ID[&deny=1]
 //	POST /logout           end the session; 303 to /login
-//	GET  /static/…         the stylesheet
+//	GET  /static/…         the stylesheet, the script (torii.js), the operator's logo and theme
 //
 // Every POST carries a CSRF token bound to a per-browser cookie; every page
 // is sent with a strict Content-Security-Policy and no-store caching.
@@ -26,6 +26,7 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
+	"strings"
 	"time"
 
 	"github.com/gorilla/mux"
@@ -59,8 +60,12 @@ const (
 	AccountPath = "/account"
 	// AvatarPrefix serves users' pictures: AvatarPrefix + user ID.
 	AvatarPrefix = "/avatars/"
-	// StaticPrefix is where the stylesheet is served.
+	// StaticPrefix is where the stylesheet and script are served.
 	StaticPrefix = "/static/"
+	// LogoPath serves the operator's logo (Config.Logo); ThemePath the
+	// operator's theme (Config.ThemeCSS).
+	LogoPath  = StaticPrefix + "brand-logo"
+	ThemePath = StaticPrefix + "theme.css"
 )
 
 // Config configures the pages. The zero value of each optional field is
@@ -93,6 +98,28 @@ type Config struct {
 	// says) or "skip" (the provider is trusted: the code step only when the
 	// relying party asks acr_values=mfa).
 	FederatedOTP string
+	// SiteName heads every page and ends every title; "" means "Torii".
+	SiteName string
+	// Logo is the operator's logo (a PNG, JPEG, WebP or GIF image, checked
+	// by the caller), served at LogoPath with LogoType; nil for none.
+	Logo     []byte
+	LogoType string
+	// ThemeCSS, when set, is a stylesheet served at ThemePath and linked
+	// after style.css on every page (the operator's accent colour).
+	ThemeCSS string
+}
+
+// Brand is how the pages are branded for cfg: the provider's error pages
+// use the same.
+func (cfg Config) Brand() templates.Brand {
+	b := templates.Brand{SiteName: cfg.SiteName}
+	if len(cfg.Logo) > 0 {
+		b.LogoURL = LogoPath
+	}
+	if cfg.ThemeCSS != "" {
+		b.ThemeURL = ThemePath
+	}
+	return b
 }
 
 // Deps are what the handler works with.
@@ -210,11 +237,17 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Handler, error) {
 	if h.csrfKey, err = deps.Store.Secret(ctx, "csrf"); err != nil {
 		return nil, fmt.Errorf("login: load CSRF key: %w", err)
 	}
-	if h.pages, err = templates.Pages(); err != nil {
+	if h.pages, err = templates.BrandedPages(cfg.Brand()); err != nil {
 		return nil, fmt.Errorf("login: parse templates: %w", err)
 	}
 	if h.static, err = loadStatic(templates.Static()); err != nil {
 		return nil, fmt.Errorf("login: load static files: %w", err)
+	}
+	if len(cfg.Logo) > 0 {
+		h.static[strings.TrimPrefix(LogoPath, StaticPrefix)] = newStaticFile(cfg.Logo, cfg.LogoType)
+	}
+	if cfg.ThemeCSS != "" {
+		h.static[strings.TrimPrefix(ThemePath, StaticPrefix)] = newStaticFile([]byte(cfg.ThemeCSS), "text/css; charset=utf-8")
 	}
 	return h, nil
 }
@@ -248,13 +281,27 @@ func (h *Handler) Routes(r *mux.Router) {
 	h.federatedRoutes(r)
 }
 
-// contentSecurityPolicy allows our stylesheet and nothing else: no script,
+// contentSecurityPolicy allows our stylesheet and our one script
+// (/static/torii.js: script-src 'self', no inline script) and nothing else:
 // no framing. It has no form-action directive on purpose: Chromium applies
 // form-action to the redirects that follow a form submission, so
 // form-action 'self' would block the 303 → /oauth2/auth/resume → relying
 // party redirect chain after the login and consent POSTs (checked with
 // Chromium 156).
-const contentSecurityPolicy = "default-src 'none'; style-src 'self'; img-src 'self'; frame-ancestors 'none'; base-uri 'none'"
+const contentSecurityPolicy = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; frame-ancestors 'none'; base-uri 'none'"
+
+// logoCSP is contentSecurityPolicy with img-src widened to the origin of a
+// client's logo (an https URL, or http on a loopback host, as registration
+// checks): the browser fetches that one image from there and nothing else.
+// ok is false for a URI that is not such a URL.
+func logoCSP(logoURI string) (csp string, ok bool) {
+	u, err := url.Parse(logoURI)
+	if err != nil || u.Host == "" || u.User != nil || (u.Scheme != "https" && u.Scheme != "http") ||
+		strings.ContainsAny(u.Host, "; ,'\"\\*") {
+		return "", false
+	}
+	return strings.Replace(contentSecurityPolicy, "img-src 'self'", "img-src 'self' "+u.Scheme+"://"+u.Host, 1), true
+}
 
 func (h *Handler) setPageHeaders(hdr http.Header) {
 	hdr.Set("Content-Security-Policy", contentSecurityPolicy)
@@ -278,8 +325,26 @@ func (h *Handler) page(fn func(w http.ResponseWriter, r *http.Request) error) ht
 	})
 }
 
-// render executes a page into a buffer, then writes it with status.
+// render executes a page into a buffer, then writes it with status. A page
+// that shows an application's logo allows images from that logo's origin,
+// and from no other (see logoCSP).
 func (h *Handler) render(w http.ResponseWriter, status int, name string, data any) error {
+	var app *templates.App
+	switch p := data.(type) {
+	case templates.LoginPage:
+		app = p.App
+	case templates.CodePage:
+		app = p.App
+	case templates.ConsentPage:
+		app = p.App
+	}
+	if app != nil && app.LogoURI != "" {
+		if csp, ok := logoCSP(app.LogoURI); ok {
+			w.Header().Set("Content-Security-Policy", csp)
+		} else {
+			app.LogoURI = ""
+		}
+	}
 	var buf bytes.Buffer
 	data = h.federatedButtons(data)
 	if err := h.pages.ExecuteTemplate(&buf, name, data); err != nil {
@@ -312,6 +377,7 @@ var (
 	errExpired = &pageError{http.StatusBadRequest, templates.ErrorPage{
 		Title:   "Request expired",
 		Message: "This sign-in request has expired. Go back to the app and try again.",
+		LinkURL: LoginPath, LinkText: "Go to the sign-in page",
 	}}
 	errBadRequest = &pageError{http.StatusBadRequest, templates.ErrorPage{
 		Title:   "Bad request",
@@ -319,11 +385,12 @@ var (
 	}}
 	errCSRF = &pageError{http.StatusForbidden, templates.ErrorPage{
 		Title:   "Form expired",
-		Message: "This form has expired or was not sent from this site. Go back, reload the page and try again.",
+		Message: "This form has expired or was not sent from this site. Start again with a fresh form.",
 	}}
 	errNotFoundPage = &pageError{http.StatusNotFound, templates.ErrorPage{
 		Title:   "Page not found",
 		Message: "There is no such page.",
+		LinkURL: LoginPath, LinkText: "Go to the sign-in page",
 	}}
 	errTooLarge = &pageError{http.StatusRequestEntityTooLarge, templates.ErrorPage{
 		Title:   "Request too large",
@@ -364,8 +431,40 @@ func (h *Handler) fail(w http.ResponseWriter, r *http.Request, err error) {
 	if pe.status == http.StatusServiceUnavailable {
 		w.Header().Set("Retry-After", "1")
 	}
-	if rerr := h.render(w, pe.status, "error.html", pe.page); rerr != nil {
+	page := pe.page
+	if pe == errCSRF {
+		// A way forward: the form again, fresh.
+		page.AgainURL, page.AgainFields = againURL(r)
+	}
+	if rerr := h.render(w, pe.status, "error.html", page); rerr != nil {
 		h.log.ErrorContext(ctx, "login: render error page", "err", rerr)
 		http.Error(w, http.StatusText(http.StatusInternalServerError), http.StatusInternalServerError)
 	}
+}
+
+// againURL is the page whose form r posted (GET of the same path: the
+// form again, with a fresh token) and the fields that page needs: the
+// pending request, and on the code step the channel the code went by.
+func againURL(r *http.Request) (path string, fields map[string]string) {
+	path = r.URL.Path
+	switch {
+	case strings.HasPrefix(path, AccountPath+"/"):
+		path = AccountPath
+	case strings.HasSuffix(path, "/resend"):
+		path = strings.TrimSuffix(path, "/resend")
+	}
+	fields = map[string]string{}
+	if r.PostForm != nil {
+		if req := validReq(r.PostForm.Get("req")); req != "" {
+			fields["req"] = req
+		}
+		if path == CodePath {
+			via := r.PostForm.Get("via")
+			if via == "" {
+				via = r.PostForm.Get("channel")
+			}
+			fields["via"] = string(channelOf(via))
+		}
+	}
+	return path, fields
 }

@@ -297,7 +297,7 @@ func sha256Hex(s string) string {
 }
 
 var wantPageHeaders = map[string]string{
-	"Content-Security-Policy": "default-src 'none'; style-src 'self'; img-src 'self'; frame-ancestors 'none'; base-uri 'none'",
+	"Content-Security-Policy": "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; frame-ancestors 'none'; base-uri 'none'",
 	"X-Frame-Options":         "DENY",
 	"Referrer-Policy":         "no-referrer",
 	"X-Content-Type-Options":  "nosniff",

@@ -44,15 +44,33 @@ func (h *Handler) register(w http.ResponseWriter, r *http.Request) error {
 	req := validReq(vals["req"])
 	page := templates.RegisterPage{CSRF: h.csrfToken(w, r), Req: req, Email: vals["email"], Username: vals["username"],
 		Name: vals["name"], Errors: map[string]string{}}
+	// Every problem at once: the lengths first (no rule runs on a field
+	// that is too long), then account's own rules, then the repeat.
+	long := map[string]bool{}
+	for _, f := range []struct {
+		name string
+		max  int
+		msg  string
+	}{
+		{"email", maxEmailBytes, "The email address is too long."},
+		{"username", maxEmailBytes, "The username is too long."},
+		{"name", maxNameBytes, "The name is too long."},
+		{"password", maxPasswordBytes, "The password must have at most 128 characters."},
+	} {
+		if len(vals[f.name]) > f.max {
+			page.Errors[f.name], long[f.name] = f.msg, true
+		}
+	}
+	for _, ve := range h.accounts.CheckRegistration(account.NewUser{
+		Email: vals["email"], Username: vals["username"], Name: vals["name"], Password: vals["password"],
+	}) {
+		if !long[ve.Field] {
+			page.Errors[ve.Field] = ve.Message
+		}
+	}
 	switch {
-	case len(vals["email"]) > maxEmailBytes:
-		page.Errors["email"] = "The email address is too long."
-	case len(vals["username"]) > maxEmailBytes:
-		page.Errors["username"] = "The username is too long."
-	case len(vals["name"]) > maxNameBytes:
-		page.Errors["name"] = "The name is too long."
-	case len(vals["password"]) > maxPasswordBytes:
-		page.Errors["password"] = "The password must have at most 128 characters."
+	case vals["password2"] == "" && vals["password"] != "":
+		page.Errors["password2"] = "Enter the password again."
 	case vals["password"] != vals["password2"]:
 		page.Errors["password2"] = "The two passwords differ."
 	}
@@ -210,7 +228,7 @@ func (h *Handler) verify(w http.ResponseWriter, r *http.Request) error {
 	if _, ok := account.NormalizeCode(code); !ok {
 		dest, _ := h.accounts.TicketEmail(ctx, ticket)
 		return h.render(w, http.StatusBadRequest, "verify.html", templates.VerifyPage{CSRF: h.csrfToken(w, r), Req: req,
-			Destination: dest, Error: msgCodeShape})
+			Destination: dest, Error: msgCodeShape, Code: clip(code)})
 	}
 	done, wait, ok := h.attempt(r)
 	if !ok {
@@ -228,7 +246,7 @@ func (h *Handler) verify(w http.ResponseWriter, r *http.Request) error {
 		return redirect(w, r, target)
 	case account.IsCodeFailure(err):
 		dest, _ := h.accounts.TicketEmail(ctx, ticket)
-		page := templates.VerifyPage{CSRF: h.csrfToken(w, r), Req: req, Destination: dest,
+		page := templates.VerifyPage{CSRF: h.csrfToken(w, r), Req: req, Destination: dest, Code: clip(code),
 			Error: "That code is not right. Check it and try again."}
 		if errors.Is(err, account.ErrCodeDead) {
 			page.Error = "This code no longer works: it expired or was entered wrongly too often. Send a new code."
@@ -266,8 +284,10 @@ func (h *Handler) resendVerification(w http.ResponseWriter, r *http.Request) err
 	case errors.As(err, &rl):
 		dest, _ := h.accounts.TicketEmail(ctx, ticket)
 		w.Header().Set("Retry-After", strconv.Itoa(retrySeconds(rl.RetryAfter)))
-		return h.render(w, http.StatusTooManyRequests, "verify.html", templates.VerifyPage{CSRF: h.csrfToken(w, r), Req: req,
-			Destination: dest, Notice: "You can ask for a new code in " + humanWait(rl.RetryAfter) + "."})
+		page := templates.VerifyPage{CSRF: h.csrfToken(w, r), Req: req, Destination: dest}
+		page.Wait, page.WaitSeconds, page.WaitUntil = h.waitFor(rl.RetryAfter)
+		page.ReloadURL = verifyURL(req, "")
+		return h.render(w, http.StatusTooManyRequests, "verify.html", page)
 	case errors.Is(err, account.ErrCodeDead):
 		return redirect(w, r, verifyURL(req, ""))
 	default:

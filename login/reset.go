@@ -32,7 +32,7 @@ func (h *Handler) forgot(w http.ResponseWriter, r *http.Request) error {
 	err = h.accounts.RequestPasswordReset(r.Context(), email)
 	var ve *account.ValidationError
 	if errors.As(err, &ve) {
-		return h.render(w, http.StatusBadRequest, "forgot.html", templates.ForgotPage{CSRF: h.csrfToken(w, r), Error: ve.Message})
+		return h.render(w, http.StatusBadRequest, "forgot.html", templates.ForgotPage{CSRF: h.csrfToken(w, r), Error: ve.Message, Email: clip(email)})
 	} else if err != nil {
 		return err
 	}
@@ -52,11 +52,18 @@ var linkInvalidPage = templates.MessagePage{
 // resetForm serves GET /reset?token=.
 func (h *Handler) resetForm(w http.ResponseWriter, r *http.Request) error {
 	token := r.URL.Query().Get("token")
-	if len(token) > 128 || h.accounts.CheckResetToken(r.Context(), token) != nil {
+	if len(token) > 128 {
 		h.failed(r)
 		return h.render(w, http.StatusBadRequest, "message.html", linkInvalidPage)
 	}
-	return h.render(w, http.StatusOK, "reset.html", templates.ResetPage{CSRF: h.csrfToken(w, r), Token: token})
+	email, err := h.accounts.ResetAccount(r.Context(), token)
+	if errors.Is(err, account.ErrLinkInvalid) {
+		h.failed(r)
+		return h.render(w, http.StatusBadRequest, "message.html", linkInvalidPage)
+	} else if err != nil {
+		return err
+	}
+	return h.render(w, http.StatusOK, "reset.html", templates.ResetPage{CSRF: h.csrfToken(w, r), Token: token, Email: email})
 }
 
 // reset serves POST /reset: the new password, then the sign-in page (no
@@ -76,19 +83,38 @@ func (h *Handler) reset(w http.ResponseWriter, r *http.Request) error {
 		}
 		vals[name] = v
 	}
-	page := templates.ResetPage{CSRF: h.csrfToken(w, r), Token: vals["token"], Errors: map[string]string{}}
-	switch {
-	case len(vals["token"]) > 128:
+	if len(vals["token"]) > 128 {
 		return h.render(w, http.StatusBadRequest, "message.html", linkInvalidPage)
-	case len(vals["password"]) > maxPasswordBytes:
+	}
+	page := templates.ResetPage{CSRF: h.csrfToken(w, r), Token: vals["token"], Errors: map[string]string{}}
+	email, err := h.accounts.ResetAccount(r.Context(), vals["token"])
+	if errors.Is(err, account.ErrLinkInvalid) {
+		h.failed(r)
+		return h.render(w, http.StatusBadRequest, "message.html", linkInvalidPage)
+	} else if err != nil {
+		return err
+	}
+	page.Email = email
+	// Every problem at once: the policy's and the repeat's.
+	if len(vals["password"]) > maxPasswordBytes {
 		page.Errors["password"] = "The password must have at most 128 characters."
+	} else if err := h.accounts.CheckPassword(vals["password"]); err != nil {
+		var ve *account.ValidationError
+		if !errors.As(err, &ve) {
+			return err
+		}
+		page.Errors["password"] = ve.Message
+	}
+	switch {
+	case vals["password2"] == "" && vals["password"] != "":
+		page.Errors["password2"] = "Enter the password again."
 	case vals["password"] != vals["password2"]:
 		page.Errors["password2"] = "The two passwords differ."
 	}
 	if len(page.Errors) > 0 {
 		return h.render(w, http.StatusBadRequest, "reset.html", page)
 	}
-	err := h.accounts.ResetPassword(r.Context(), vals["token"], vals["password"])
+	err = h.accounts.ResetPassword(r.Context(), vals["token"], vals["password"])
 	var ve *account.ValidationError
 	switch {
 	case err == nil:

@@ -23,11 +23,13 @@ const (
 	maxReqLen        = 128
 )
 
-// Messages shown next to the sign-in form.
+// Messages shown next to the sign-in form's fields.
 const (
 	msgInvalidCredentials = "The username or password is incorrect."
-	msgTooLong            = "The username or password is too long."
-	msgMissing            = "Enter your username and password."
+	msgUsernameTooLong    = "The username is too long."
+	msgPasswordTooLong    = "The password is too long."
+	msgUsernameMissing    = "Enter your email address or username."
+	msgPasswordMissing    = "Enter your password."
 )
 
 // validReq returns req when it can be a pending request ID (a short token
@@ -74,12 +76,11 @@ func (h *Handler) checkPending(ctx context.Context, req string) (*storage.AuthRe
 // loginForm serves GET /login.
 func (h *Handler) loginForm(w http.ResponseWriter, r *http.Request) error {
 	req := validReq(r.URL.Query().Get("req"))
-	if req != "" {
-		if _, err := h.checkPending(r.Context(), req); err != nil {
-			return err
-		}
+	app, err := h.appOf(r.Context(), req)
+	if err != nil {
+		return err
 	}
-	page := templates.LoginPage{CSRF: h.csrfToken(w, r), Req: req}
+	page := templates.LoginPage{CSRF: h.csrfToken(w, r), Req: req, App: app}
 	switch r.URL.Query().Get("done") {
 	case "verified":
 		page.Notice = "Your email address is confirmed. Sign in to continue."
@@ -89,6 +90,34 @@ func (h *Handler) loginForm(w http.ResponseWriter, r *http.Request) error {
 		page.Notice = "You are signed out."
 	}
 	return h.render(w, http.StatusOK, "login.html", page)
+}
+
+// appOf is the application of the pending request req as the pages show
+// it, or nil for no request; errExpired when req is not pending.
+func (h *Handler) appOf(ctx context.Context, req string) (*templates.App, error) {
+	if req == "" {
+		return nil, nil
+	}
+	_, c, err := h.pending(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	return appOfClient(c), nil
+}
+
+// appIfPending is appOf, but nil (not errExpired) for a request no longer
+// pending: the code step goes on, and the provider answers the request.
+func (h *Handler) appIfPending(ctx context.Context, req string) (*templates.App, error) {
+	app, err := h.appOf(ctx, req)
+	if errors.Is(err, errExpired) {
+		return nil, nil
+	}
+	return app, err
+}
+
+// appOfClient is how the pages show a registered client.
+func appOfClient(c *storage.Client) *templates.App {
+	return &templates.App{Name: clientName(c), LogoURI: c.LogoURI}
 }
 
 // signIn serves POST /login. Every credential failure (unknown user, wrong
@@ -109,20 +138,24 @@ func (h *Handler) signIn(w http.ResponseWriter, r *http.Request) error {
 		vals[i] = v
 	}
 	req, username, password := validReq(vals[0]), vals[1], vals[2]
-	page := templates.LoginPage{CSRF: h.csrfToken(w, r), Req: req}
-	switch {
-	case len(username) > maxUsernameBytes || len(password) > maxPasswordBytes:
-		page.Error = msgTooLong
-		return h.render(w, http.StatusBadRequest, "login.html", page)
-	case strings.TrimSpace(username) == "" || password == "":
-		page.Error = msgMissing
-		return h.render(w, http.StatusBadRequest, "login.html", page)
-	}
 	ctx := r.Context()
-	if req != "" {
-		if _, err := h.checkPending(ctx, req); err != nil {
-			return err
-		}
+	app, err := h.appOf(ctx, req)
+	if err != nil {
+		return err
+	}
+	page := templates.LoginPage{CSRF: h.csrfToken(w, r), Req: req, App: app, Username: clip(username), Errors: map[string]string{}}
+	if len(username) > maxUsernameBytes {
+		page.Errors["username"] = msgUsernameTooLong
+	} else if strings.TrimSpace(username) == "" {
+		page.Errors["username"] = msgUsernameMissing
+	}
+	if len(password) > maxPasswordBytes {
+		page.Errors["password"] = msgPasswordTooLong
+	} else if password == "" {
+		page.Errors["password"] = msgPasswordMissing
+	}
+	if len(page.Errors) > 0 {
+		return h.render(w, http.StatusBadRequest, "login.html", page)
 	}
 	// The client IP's failure budget, like the account's, admits the
 	// attempt before the password is compared.
@@ -135,7 +168,7 @@ func (h *Handler) signIn(w http.ResponseWriter, r *http.Request) error {
 	if errors.Is(err, account.ErrInvalidCredentials) {
 		var locked *account.LockedError
 		h.log.InfoContext(ctx, "login: sign-in failed", "locked", errors.As(err, &locked))
-		page.Error = msgInvalidCredentials
+		page.Errors["password"] = msgInvalidCredentials
 		if errors.As(err, &locked) {
 			h.signInEnded("locked")
 		} else {
@@ -144,6 +177,7 @@ func (h *Handler) signIn(w http.ResponseWriter, r *http.Request) error {
 		if errors.As(err, &locked) {
 			// Told for known and unknown names alike: account.Authenticate
 			// locks login names without an account the same way.
+			delete(page.Errors, "password")
 			page.Error = "Too many failed attempts. Try again in " + humanWait(locked.Until.Sub(h.cfg.Now())) +
 				", or reset your password."
 		}
@@ -282,9 +316,9 @@ func (h *Handler) logoutForm(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	page := templates.LogoutPage{CSRF: h.csrfToken(w, r)}
+	page := templates.LogoutPage{CSRF: h.csrfToken(w, r), CancelURL: provider.LoginPath}
 	if u != nil {
-		page.User = u.Email
+		page.User, page.CancelURL = u.Email, AccountPath
 	}
 	return h.render(w, http.StatusOK, "logout.html", page)
 }

@@ -1,6 +1,7 @@
 package login_test
 
 import (
+	"html"
 	"net/http"
 	"net/url"
 	"strings"
@@ -127,8 +128,9 @@ func TestLoginCSRF(t *testing.T) {
 }
 
 // Unknown user, wrong password and a disabled account get the same status,
-// headers and body. (Locked names are told when to retry: see
-// TestLockIsToldForKnownAndUnknownNames.)
+// headers and body, but for the typed login refilled (escaped) in its field
+// (issue 13: keep what the user typed) and so the Content-Length. (Locked
+// names are told when to retry: see TestLockIsToldForKnownAndUnknownNames.)
 func TestLoginFailuresAreIdentical(t *testing.T) {
 	e := sqliteEnv(t)
 	ctx := t.Context()
@@ -163,14 +165,20 @@ func TestLoginFailuresAreIdentical(t *testing.T) {
 			if r.StatusCode != http.StatusUnauthorized {
 				t.Fatalf("status %d, want 401", r.StatusCode)
 			}
-			if !strings.Contains(r.body, `role="alert">The username or password is incorrect.</p>`) {
+			if !strings.Contains(r.body, `<p id="password-error" class="error">The username or password is incorrect.</p>`) ||
+				!strings.Contains(r.body, `<title>Error: Sign in`) {
 				t.Errorf("body lacks the generic message:\n%s", r.body)
 			}
 			if len(r.Cookies()) != 0 {
 				t.Errorf("cookies set: %v", r.Cookies())
 			}
-			if strings.Contains(r.body, tc.username) {
-				t.Errorf("body repeats the typed login")
+			refill := `value="` + html.EscapeString(tc.username) + `"`
+			if !strings.Contains(r.body, refill) {
+				t.Errorf("the typed login is not refilled as %s", refill)
+			}
+			r.body = strings.Replace(r.body, refill, `value=""`, 1)
+			if strings.Contains(r.body, tc.username) || strings.Contains(r.body, tc.password) {
+				t.Errorf("body repeats the typed login or password elsewhere")
 			}
 			if first == nil {
 				first = r
@@ -180,7 +188,7 @@ func TestLoginFailuresAreIdentical(t *testing.T) {
 				t.Errorf("body differs from %q's:\n%s\n---\n%s", tests[0].name, r.body, first.body)
 			}
 			for k := range first.Header {
-				if k != "Date" && r.Header.Get(k) != first.Header.Get(k) {
+				if k != "Date" && k != "Content-Length" && r.Header.Get(k) != first.Header.Get(k) {
 					t.Errorf("header %s = %q, want %q", k, r.Header.Get(k), first.Header.Get(k))
 				}
 			}
@@ -204,11 +212,11 @@ func TestLoginBadInput(t *testing.T) {
 		status int
 		msg    string
 	}{
-		{"username over 320 bytes", url.Values{"username": {strings.Repeat("a", 321)}, "password": {"x"}}, http.StatusBadRequest, "The username or password is too long."},
-		{"10 kB username", url.Values{"username": {strings.Repeat("a", 10_000)}, "password": {"x"}}, http.StatusBadRequest, "The username or password is too long."},
-		{"password over 1024 bytes", url.Values{"username": {"alice"}, "password": {strings.Repeat("p", 1025)}}, http.StatusBadRequest, "The username or password is too long."},
-		{"empty username", url.Values{"username": {" "}, "password": {"x"}}, http.StatusBadRequest, "Enter your username and password."},
-		{"empty password", url.Values{"username": {"alice"}}, http.StatusBadRequest, "Enter your username and password."},
+		{"username over 320 bytes", url.Values{"username": {strings.Repeat("a", 321)}, "password": {"x"}}, http.StatusBadRequest, "The username is too long."},
+		{"10 kB username", url.Values{"username": {strings.Repeat("a", 10_000)}, "password": {"x"}}, http.StatusBadRequest, "The username is too long."},
+		{"password over 1024 bytes", url.Values{"username": {"alice"}, "password": {strings.Repeat("p", 1025)}}, http.StatusBadRequest, "The password is too long."},
+		{"empty username", url.Values{"username": {" "}, "password": {"x"}}, http.StatusBadRequest, "Enter your email address or username."},
+		{"empty password", url.Values{"username": {"alice"}}, http.StatusBadRequest, "Enter your password."},
 		{"username twice", url.Values{"username": {"alice", "bob"}, "password": {alicePassword}}, http.StatusBadRequest, "The request was not understood."},
 		{"NUL and invalid UTF-8", url.Values{"username": {"al\x00ice\xff"}, "password": {"\x00"}}, http.StatusUnauthorized, "The username or password is incorrect."},
 		{"emoji username", url.Values{"username": {"🦊🦊🦊"}, "password": {alicePassword}}, http.StatusUnauthorized, "The username or password is incorrect."},
@@ -434,6 +442,8 @@ func TestLockIsToldForKnownAndUnknownNames(t *testing.T) {
 			t.Errorf("attempt %d after the lock = %d:\n%s", i, r.StatusCode, r.body)
 		}
 	}
+	last[0].body = strings.Replace(last[0].body, `value="`+aliceEmail+`"`, `value=""`, 1)
+	last[1].body = strings.Replace(last[1].body, `value="nobody-here@example.com"`, `value=""`, 1)
 	if last[0].body != last[1].body {
 		t.Errorf("a locked account and a locked unknown name answer differently:\n%s\n---\n%s", last[0].body, last[1].body)
 	}

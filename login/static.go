@@ -30,15 +30,20 @@ func loadStatic(fsys fs.FS) (map[string]staticFile, error) {
 		if err != nil {
 			return err
 		}
-		sum := sha256.Sum256(body)
 		ctype := mime.TypeByExtension(path.Ext(name))
 		if ctype == "" {
 			ctype = "application/octet-stream"
 		}
-		files[name] = staticFile{body: body, etag: `"` + hex.EncodeToString(sum[:8]) + `"`, contentType: ctype}
+		files[name] = newStaticFile(body, ctype)
 		return nil
 	})
 	return files, err
+}
+
+// newStaticFile is body served as ctype, with an ETag of its digest.
+func newStaticFile(body []byte, ctype string) staticFile {
+	sum := sha256.Sum256(body)
+	return staticFile{body: body, etag: `"` + hex.EncodeToString(sum[:8]) + `"`, contentType: ctype}
 }
 
 // staticMaxAge is how long browsers may reuse the stylesheet without asking;

@@ -32,6 +32,8 @@ type ClientMetadata struct {
 	PKCE                     string    `json:"pkce"`
 	AccessTokenFormat        string    `json:"access_token_format"`
 	IDTokenSignedResponseAlg string    `json:"id_token_signed_response_alg"`
+	LogoURI                  string    `json:"logo_uri,omitempty"`
+	ClientURI                string    `json:"client_uri,omitempty"`
 	CreatedAt                time.Time `json:"created_at"`
 }
 
@@ -57,7 +59,8 @@ func MetadataOf(c *storage.Client, secret string) ClientMetadata {
 		PostLogoutRedirectURIs: nonNil(c.PostLogoutRedirectURIs), AllowedCORSOrigins: nonNil(c.AllowedCORSOrigins),
 		GrantTypes: nonNil(c.GrantTypes), ResponseTypes: nonNil(c.ResponseTypes), Scope: strings.Join(c.Scopes, " "),
 		TokenEndpointAuthMethod: auth, SkipConsent: c.SkipConsent, PKCE: pkce,
-		AccessTokenFormat: c.TokenFormat, IDTokenSignedResponseAlg: c.IDTokenAlg, CreatedAt: c.CreatedAt.UTC(),
+		AccessTokenFormat: c.TokenFormat, IDTokenSignedResponseAlg: c.IDTokenAlg, LogoURI: c.LogoURI, ClientURI: c.ClientURI,
+		CreatedAt: c.CreatedAt.UTC(),
 	}
 }
 
@@ -68,6 +71,7 @@ func SpecOf(c *storage.Client) ClientSpec {
 		PostLogoutRedirectURIs: slices.Clone(c.PostLogoutRedirectURIs), CORSOrigins: slices.Clone(c.AllowedCORSOrigins),
 		GrantTypes: slices.Clone(c.GrantTypes), Scopes: nonNil(slices.Clone(c.Scopes)), Public: c.Public,
 		SkipConsent: c.SkipConsent, PKCEOptional: c.PKCEOptional, TokenFormat: c.TokenFormat, IDTokenAlg: c.IDTokenAlg,
+		LogoURI: c.LogoURI, ClientURI: c.ClientURI,
 	}
 }
 
@@ -103,6 +107,7 @@ func (p *Clients) Update(ctx context.Context, id string, change func(*ClientSpec
 		c.AllowedCORSOrigins = nonNil(slices.Compact(slices.Sorted(slices.Values(spec.CORSOrigins))))
 		c.GrantTypes, c.Scopes, c.SkipConsent, c.PKCEOptional = spec.GrantTypes, spec.Scopes, spec.SkipConsent, spec.PKCEOptional
 		c.TokenFormat, c.IDTokenAlg = spec.TokenFormat, spec.IDTokenAlg
+		c.LogoURI, c.ClientURI = spec.LogoURI, spec.ClientURI
 		if err := p.store.UpdateClient(ctx, c); err != nil {
 			return err
 		}

@@ -71,6 +71,11 @@ type ClientSpec struct {
 	TokenFormat string
 	// IDTokenAlg is RS256 (default), ES256 or EdDSA.
 	IDTokenAlg string
+	// LogoURI (RFC 7591 logo_uri) is the client's logo, shown on the
+	// sign-in, code and consent pages; ClientURI (client_uri) is its home
+	// page, linked from the authorization error page. Both optional:
+	// https URLs, or http on a loopback host (as redirect URIs).
+	LogoURI, ClientURI string
 }
 
 // The grant types and scopes a client may be given.
@@ -133,6 +138,11 @@ func (spec *ClientSpec) Validate() error {
 	}
 	for _, u := range append(slices.Clone(spec.RedirectURIs), spec.PostLogoutRedirectURIs...) {
 		if err := validateRedirectURI(u); err != nil {
+			return err
+		}
+	}
+	for _, u := range []struct{ what, raw string }{{"logo URI", spec.LogoURI}, {"client URI", spec.ClientURI}} {
+		if err := validateWebURL(u.what, u.raw); err != nil {
 			return err
 		}
 	}
@@ -204,6 +214,42 @@ func canonicalOrigin(raw string) (string, error) {
 		origin += ":" + port
 	}
 	return origin, nil
+}
+
+// validateWebURL checks an optional URL the pages show (logo_uri,
+// client_uri): "" or an absolute https URL with a host, or http on a
+// loopback host; no user information, fragment, space or control
+// character; at most 2048 bytes.
+func validateWebURL(what, raw string) error {
+	if raw == "" {
+		return nil
+	}
+	if len(raw) > 2048 {
+		return invalid("%s must have at most 2048 characters", what)
+	}
+	if strings.IndexFunc(raw, func(r rune) bool { return r <= ' ' || r == 0x7f }) >= 0 || encodedControl(raw) {
+		return invalid("%s %q must not contain spaces or control characters", what, raw)
+	}
+	u, err := url.Parse(raw)
+	if err != nil || !u.IsAbs() || u.Host == "" || u.Opaque != "" {
+		return invalid("%s %q is not an absolute URL with a host", what, raw)
+	}
+	if u.User != nil {
+		return invalid("%s %q must not contain user information", what, raw)
+	}
+	if u.Fragment != "" || strings.Contains(raw, "#") {
+		return invalid("%s %q must not have a fragment", what, raw)
+	}
+	if i := strings.LastIndexByte(u.Host, ':'); i > strings.LastIndexByte(u.Host, ']') && !validPort(u.Host[i+1:]) {
+		return invalid("%s %q: the port must be a number from 1 to 65535 without leading zeros", what, raw)
+	}
+	switch {
+	case u.Scheme == "https":
+	case u.Scheme == "http" && isLoopbackHost(u.Hostname()):
+	default:
+		return invalid("%s %q must be https (plain http only on a loopback host)", what, raw)
+	}
+	return nil
 }
 
 // validateRedirectURI accepts absolute https URIs, http URIs on loopback
@@ -401,6 +447,8 @@ func (p *Clients) Register(ctx context.Context, spec ClientSpec) (*storage.Clien
 		PKCEOptional:           spec.PKCEOptional,
 		TokenFormat:            spec.TokenFormat,
 		IDTokenAlg:             spec.IDTokenAlg,
+		LogoURI:                spec.LogoURI,
+		ClientURI:              spec.ClientURI,
 	}
 	secret := spec.Secret
 	if !spec.Public {

@@ -298,3 +298,40 @@ func TestRedirectURIRegistered(t *testing.T) {
 		}
 	}
 }
+
+// logo_uri and client_uri: https, or http on a loopback host; each bad one
+// refused with its exact message.
+func TestClientSpecWebURLs(t *testing.T) {
+	tests := []struct {
+		name, logo, home string
+		wantErr          string
+	}{
+		{"none", "", "", ""},
+		{"https", "https://app.example/logo.png", "https://app.example/", ""},
+		{"loopback http", "http://127.0.0.1:8080/logo.png", "http://localhost/", ""},
+		{"plain http logo", "http://app.example/logo.png", "", `invalid client: logo URI "http://app.example/logo.png" must be https (plain http only on a loopback host)`},
+		{"plain http home", "", "http://app.example/", `invalid client: client URI "http://app.example/" must be https (plain http only on a loopback host)`},
+		{"javascript", "", "javascript:alert(1)", `invalid client: client URI "javascript:alert(1)" is not an absolute URL with a host`},
+		{"data", "data:image/png;base64,AAAA", "", `invalid client: logo URI "data:image/png;base64,AAAA" is not an absolute URL with a host`},
+		{"relative", "/logo.png", "", `invalid client: logo URI "/logo.png" is not an absolute URL with a host`},
+		{"user info", "https://me@app.example/logo.png", "", `invalid client: logo URI "https://me@app.example/logo.png" must not contain user information`},
+		{"fragment", "", "https://app.example/#top", `invalid client: client URI "https://app.example/#top" must not have a fragment`},
+		{"space", "https://app.example/my logo.png", "", `invalid client: logo URI "https://app.example/my logo.png" must not contain spaces or control characters`},
+		{"encoded NUL", "https://app.example/logo%00.png", "", `invalid client: logo URI "https://app.example/logo%00.png" must not contain spaces or control characters`},
+		{"bad port", "https://app.example:0/logo.png", "", `invalid client: logo URI "https://app.example:0/logo.png": the port must be a number from 1 to 65535 without leading zeros`},
+		{"too long", "https://app.example/" + strings.Repeat("a", 2048), "", `invalid client: logo URI must have at most 2048 characters`},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			spec := ClientSpec{ID: "app", RedirectURIs: []string{"https://app.example/cb"}, LogoURI: tc.logo, ClientURI: tc.home}
+			err := spec.Validate()
+			got := ""
+			if err != nil {
+				got = err.Error()
+			}
+			if got != tc.wantErr {
+				t.Errorf("Validate() = %q, want %q", got, tc.wantErr)
+			}
+		})
+	}
+}

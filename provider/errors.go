@@ -15,20 +15,37 @@ import (
 // be sent back to the client: the client is unknown, or the redirect URI is
 // missing or not registered. It never redirects.
 func (p *Provider) errorPage(w http.ResponseWriter, r *http.Request, status int, title, message string) {
+	p.errorPageWith(w, r, status, templates.ErrorPage{Title: title, Message: message})
+}
+
+// errorPageWith is errorPage for a page with a way forward.
+func (p *Provider) errorPageWith(w http.ResponseWriter, r *http.Request, status int, page templates.ErrorPage) {
 	h := w.Header()
 	h.Set("Content-Type", "text/html; charset=utf-8")
 	h.Set("Cache-Control", "no-store")
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("X-Frame-Options", "DENY")
 	h.Set("Referrer-Policy", "no-referrer")
-	h.Set("Content-Security-Policy", "default-src 'none'; style-src 'self'; img-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'")
+	h.Set("Content-Security-Policy", PageCSP)
 	if status == http.StatusServiceUnavailable {
 		h.Set("Retry-After", retryAfter)
 	}
 	w.WriteHeader(status)
-	if err := p.pages.ExecuteTemplate(w, "error.html", templates.ErrorPage{Title: title, Message: message}); err != nil {
+	if err := p.pages.ExecuteTemplate(w, "error.html", page); err != nil {
 		p.log.ErrorContext(r.Context(), "render error page", "err", err)
 	}
+}
+
+// PageCSP is the Content-Security-Policy of the provider's HTML pages: our
+// stylesheet, our one script and images from this origin only.
+const PageCSP = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
+
+// clientDisplayName is c's name, or its ID.
+func clientDisplayName(c *storage.Client) string {
+	if c.Name != "" {
+		return c.Name
+	}
+	return c.ID
 }
 
 // rfcError returns fosite's view of err, without debug details.
@@ -67,8 +84,17 @@ func (p *Provider) writeAuthorizeError(w http.ResponseWriter, r *http.Request, a
 		case strings.Contains(rfc.HintField, "redirect"):
 			msg = "The application's return address (redirect URI) is not registered"
 		}
-		p.errorPage(w, r, http.StatusBadRequest, "Sign-in request rejected",
-			msg+" ("+rfc.ErrorField+"). Contact the application's developers.")
+		page := templates.ErrorPage{Title: "Sign-in request rejected",
+			Message: msg + " (" + rfc.ErrorField + "). Contact the application's developers.",
+			LinkURL: LoginPath, LinkText: "Go to the sign-in page"}
+		if ar != nil {
+			// The client is known (its redirect URI is not): its
+			// registered home page, when it has one, is the way back.
+			if c, ok := ar.GetClient().(*storage.Client); ok && c.ClientURI != "" {
+				page.LinkURL, page.LinkText = c.ClientURI, "Back to "+clientDisplayName(c)
+			}
+		}
+		p.errorPageWith(w, r, http.StatusBadRequest, page)
 		return
 	}
 	u := *ar.GetRedirectURI()

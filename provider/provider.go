@@ -38,6 +38,9 @@ type Config struct {
 	// Issuer is the public base URL, e.g. https://id.example.com. Every
 	// endpoint lives under it and it is the "iss" of every token.
 	Issuer string
+	// Brand is the operator's branding of the error pages (the login
+	// pages' own); the zero value is Torii's look.
+	Brand templates.Brand
 	// AccessTokenLifetime defaults to 1 hour.
 	AccessTokenLifetime time.Duration
 	// RefreshTokenLifetime is the absolute lifetime of a refresh token
@@ -186,7 +189,7 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Provider, error) {
 	if err != nil {
 		return nil, err
 	}
-	pages, err := templates.Pages()
+	pages, err := templates.BrandedPages(cfg.Brand)
 	if err != nil {
 		return nil, fmt.Errorf("provider: %w", err)
 	}

@@ -41,9 +41,15 @@ type Client struct {
 	IDTokenAlg string `bun:"id_token_alg"`
 	// AllowedCORSOrigins are the browser origins (scheme://host[:port])
 	// whose scripts may call the token endpoint for this client (CORS).
-	AllowedCORSOrigins []string  `bun:"allowed_cors_origins"`
-	CreatedAt          time.Time `bun:"created_at"`
-	UpdatedAt          time.Time `bun:"updated_at"`
+	AllowedCORSOrigins []string `bun:"allowed_cors_origins"`
+	// LogoURI is the client's logo (RFC 7591 logo_uri), shown on the
+	// sign-in pages, or "".
+	LogoURI string `bun:"logo_uri"`
+	// ClientURI is the client's home page (RFC 7591 client_uri), linked
+	// from the authorization error page, or "".
+	ClientURI string    `bun:"client_uri"`
+	CreatedAt time.Time `bun:"created_at"`
+	UpdatedAt time.Time `bun:"updated_at"`
 }
 
 // AllowsOrigin reports whether origin is one of the client's CORS origins.
@@ -117,7 +123,7 @@ func (s *Store) CreateClient(ctx context.Context, c *Client) error {
 
 const selectClient = `SELECT id, name, secret_hash, redirect_uris, post_logout_redirect_uris, grant_types,
 response_types, scopes, audience, public, skip_consent, pkce_optional, token_format, id_token_alg,
-allowed_cors_origins, created_at, updated_at FROM clients WHERE id = ?`
+allowed_cors_origins, logo_uri, client_uri, created_at, updated_at FROM clients WHERE id = ?`
 
 // Client returns the client with the given ID, or ErrNotFound. It runs on
 // every token request, as a prepared statement.
@@ -157,7 +163,7 @@ func scanClient(row rowScanner) (*Client, error) {
 	err := row.Scan(&c.ID, &c.Name, &c.SecretHash, (*jsonList)(&c.RedirectURIs), (*jsonList)(&c.PostLogoutRedirectURIs),
 		(*jsonList)(&c.GrantTypes), (*jsonList)(&c.ResponseTypes), (*jsonList)(&c.Scopes), (*jsonList)(&c.Audience),
 		&c.Public, &c.SkipConsent, &c.PKCEOptional, &c.TokenFormat, &c.IDTokenAlg, (*jsonList)(&c.AllowedCORSOrigins),
-		dbTime{&c.CreatedAt}, dbTime{&c.UpdatedAt})
+		&c.LogoURI, &c.ClientURI, dbTime{&c.CreatedAt}, dbTime{&c.UpdatedAt})
 	if err != nil {
 		return nil, err
 	}

@@ -73,9 +73,9 @@ func TestEveryPageHasASample(t *testing.T) {
 	}
 }
 
-// The basics every page must meet: language, viewport, our stylesheet, no
-// script or inline style (the CSP forbids them), and a label for every
-// visible input.
+// The basics every page must meet: language, viewport, our stylesheet and
+// our one script file, no inline script or style (the CSP forbids them),
+// and a label for every visible input.
 func TestPagesBasics(t *testing.T) {
 	for name, data := range samples {
 		t.Run(name, func(t *testing.T) {
@@ -85,13 +85,17 @@ func TestPagesBasics(t *testing.T) {
 				`<html lang="en">`,
 				`<meta name="viewport" content="width=device-width, initial-scale=1">`,
 				`<link rel="stylesheet" href="/static/style.css">`,
+				`<script src="/static/torii.js" defer></script>`,
 				`<h1>`,
 			} {
 				if !strings.Contains(html, want) {
 					t.Errorf("page lacks %s", want)
 				}
 			}
-			for _, banned := range []string{"<script", "style=", "javascript:", "http://", "https://", " on"} {
+			if n := strings.Count(html, "<script"); n != 1 {
+				t.Errorf("page has %d scripts, want only torii.js", n)
+			}
+			for _, banned := range []string{"<script>", "style=", "javascript:", "http://", "https://", " on"} {
 				if banned == " on" {
 					if regexp.MustCompile(`\son[a-z]+=`).MatchString(html) {
 						t.Errorf("page has an inline event handler")
@@ -139,15 +143,127 @@ func TestLoginPage(t *testing.T) {
 		t.Error("login page without an error shows an alert")
 	}
 
-	html = render(t, "login.html", LoginPage{CSRF: "tok-1", Error: "The username or password is incorrect."})
+	if !strings.Contains(html, `<title>Sign in – Torii</title>`) || !strings.Contains(html, `autocomplete="username" autocapitalize="none" spellcheck="false" value="" required autofocus>`) {
+		t.Errorf("login page without an error: wrong title, or the first field lacks autofocus:\n%s", html)
+	}
+
+	html = render(t, "login.html", LoginPage{CSRF: "tok-1", Username: "ada", Errors: map[string]string{"password": "The username or password is incorrect."}})
 	if strings.Contains(html, `name="req"`) {
 		t.Error("login page without a request has a req field")
 	}
-	if !strings.Contains(html, `<p id="form-error" class="error" role="alert">The username or password is incorrect.</p>`) {
-		t.Errorf("login page does not show the error as an alert:\n%s", html)
+	for _, want := range []string{
+		`<title>Error: Sign in – Torii</title>`,
+		`<div class="error-summary" role="alert" aria-labelledby="error-summary-title">`,
+		`<li><a href="#password">The username or password is incorrect.</a></li>`,
+		`<p id="password-error" class="error">The username or password is incorrect.</p>`,
+		`value="ada" required>`,
+		`autocomplete="current-password" required autofocus aria-invalid="true" aria-describedby="password-error">`,
+	} {
+		if !strings.Contains(html, want) {
+			t.Errorf("login page with an error lacks %s:\n%s", want, html)
+		}
 	}
-	if !strings.Contains(html, `aria-describedby="form-error"`) {
-		t.Error("inputs do not point at the error")
+}
+
+// Every problem of a form is in the summary, in the form's order (the
+// form-level one first), each linked to its field; the first field with a
+// problem gets autofocus, and only it.
+func TestErrorSummary(t *testing.T) {
+	tests := []struct {
+		name, page string
+		data       any
+		want       []string
+		focus      string
+	}{
+		{"register, all fields", "register.html", samples["register.html"],
+			[]string{`<li>Oops.</li>`, `<a href="#email">Bad address.</a>`, `<a href="#name">Too long.</a>`, `<a href="#username">Taken.</a>`, `<a href="#password">Too common.</a>`, `<a href="#password2">They differ.</a>`}, "email"},
+		{"register, the repeat only", "register.html", RegisterPage{Errors: map[string]string{"password2": "They differ."}},
+			[]string{`<a href="#password2">They differ.</a>`}, "password2"},
+		{"register, none", "register.html", RegisterPage{}, nil, "email"},
+		{"reset", "reset.html", ResetPage{Errors: map[string]string{"password2": "They differ."}}, []string{`<a href="#password2">They differ.</a>`}, "password2"},
+		{"login, missing both", "login.html", LoginPage{Errors: map[string]string{"password": "Enter your password.", "username": "Enter your email address or username."}},
+			[]string{`<a href="#username">Enter your email address or username.</a>`, `<a href="#password">Enter your password.</a>`}, "username"},
+		{"login, locked", "login.html", LoginPage{Error: "Too many failed attempts."}, []string{`<li>Too many failed attempts.</li>`}, "username"},
+		{"code", "code.html", CodePage{Error: "That code is not right."}, []string{`<a href="#code">That code is not right.</a>`}, "code"},
+		{"verify", "verify.html", VerifyPage{Error: "Wrong code."}, []string{`<a href="#code">Wrong code.</a>`}, "code"},
+		{"forgot", "forgot.html", ForgotPage{Error: "Bad address."}, []string{`<a href="#email">Bad address.</a>`}, "email"},
+	}
+	autofocus := regexp.MustCompile(`<input id="([^"]+)"[^>]* autofocus[ >]`)
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			html := render(t, tc.page, tc.data)
+			if got := strings.HasPrefix(between(html, "<title>", "</title>"), "Error: "); got != (tc.want != nil) {
+				t.Errorf("title starts with Error: = %v, want %v", got, tc.want != nil)
+			}
+			last := -1
+			for _, w := range tc.want {
+				i := strings.Index(html, w)
+				if i < 0 || i < last {
+					t.Errorf("summary lacks %s, or not in the form's order:\n%s", w, html)
+				}
+				last = i
+			}
+			ms := autofocus.FindAllStringSubmatch(html, -1)
+			if len(ms) != 1 || ms[0][1] != tc.focus {
+				t.Errorf("autofocus on %v, want only %q", ms, tc.focus)
+			}
+		})
+	}
+}
+
+func between(s, from, to string) string {
+	_, after, _ := strings.Cut(s, from)
+	before, _, _ := strings.Cut(after, to)
+	return before
+}
+
+// A page that calls "top" with a plain title (other pages may) still
+// renders; a Head made by "head" shows the application and the problems.
+func TestTopTakesATitleOrAHead(t *testing.T) {
+	pages, err := BrandedPages(Brand{SiteName: "Example ID", LogoURL: "/static/brand-logo", ThemeURL: "/static/theme.css"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pages.New("plain.html").Parse(`{{template "top" "Plain"}}x{{template "bottom"}}`); err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	if err := pages.ExecuteTemplate(&buf, "plain.html", nil); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{`<title>Plain – Example ID</title>`, `<h1>Plain</h1>`, `<span class="site-name">Example ID</span>`,
+		`<img src="/static/brand-logo" alt="" height="32">`, `<link rel="stylesheet" href="/static/theme.css">`} {
+		if !strings.Contains(buf.String(), want) {
+			t.Errorf("plain page lacks %s:\n%s", want, buf.String())
+		}
+	}
+	buf.Reset()
+	if err := pages.ExecuteTemplate(&buf, "code.html", CodePage{App: &App{Name: "Photos <3", LogoURI: "https://photos.example/logo.png"}}); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{`<img src="https://photos.example/logo.png" alt="" width="40" height="40"><span>Sign in to continue to <strong>Photos &lt;3</strong></span>`} {
+		if !strings.Contains(buf.String(), want) {
+			t.Errorf("code page lacks %s:\n%s", want, buf.String())
+		}
+	}
+}
+
+// The resend wait disables the waiting controls, never Continue, and says
+// when it ends without script.
+func TestCodePageWait(t *testing.T) {
+	html := render(t, "code.html", CodePage{Channel: "email", CanSMS: true, Wait: "45 seconds", WaitSeconds: 45, WaitUntil: "14:32:05 UTC", ReloadURL: "/login/code?via=email"})
+	for _, want := range []string{
+		`<p class="muted" role="status" id="wait" data-wait="45">You can ask for a new code in 45 seconds (at 14:32:05 UTC). <a href="/login/code?via=email">Reload this page</a> then.</p>`,
+		`<button type="submit" name="channel" value="email" class="secondary" disabled data-wait-control>Send a new code</button>`,
+		`<button type="submit" name="channel" value="sms" class="secondary" disabled data-wait-control>Send it by SMS instead</button>`,
+		`<button type="submit">Continue</button>`,
+	} {
+		if !strings.Contains(html, want) {
+			t.Errorf("code page lacks %s:\n%s", want, html)
+		}
+	}
+	if html := render(t, "code.html", CodePage{Channel: "email"}); strings.Contains(html, "disabled") {
+		t.Error("code page without a wait disables a button")
 	}
 }
 

@@ -103,6 +103,8 @@ func (a *app) clientsCmd() *cobra.Command {
 	f.StringVar(&pkce, "pkce", "required", "PKCE for this confidential client: required or optional (legacy relying parties only)")
 	f.StringVar(&spec.TokenFormat, "token-format", "opaque", "access token format: opaque or jwt (RFC 9068)")
 	f.StringVar(&spec.IDTokenAlg, "id-token-alg", "RS256", "signing algorithm for ID tokens and JWT access tokens: RS256, ES256 or EdDSA")
+	f.StringVar(&spec.LogoURI, "logo-uri", "", "the application's logo (https; RFC 7591 logo_uri), shown on the sign-in, code and consent pages")
+	f.StringVar(&spec.ClientURI, "client-uri", "", "the application's home page (https; RFC 7591 client_uri), the way back from the authorization error page")
 
 	list := &cobra.Command{
 		Use:   "list",

@@ -660,6 +660,21 @@ func TestAdminAPIClientsAndKeys(t *testing.T) {
 			})
 		}
 
+		// logo_uri and client_uri (RFC 7591): https only; the exact reason.
+		for _, tc := range []struct{ member, uri, detail string }{
+			{"logo_uri", "http://shop.example/logo.png", `logo URI "http://shop.example/logo.png" must be https (plain http only on a loopback host)`},
+			{"client_uri", "javascript:alert(1)", `client URI "javascript:alert(1)" is not an absolute URL with a host`},
+		} {
+			status, body, h := a.adm("PATCH", "/clients/shop", tok, map[string]any{tc.member: tc.uri})
+			wantProblem(t, status, body, h, 400, "validation", "client")
+			if body["detail"] != tc.detail {
+				t.Errorf("PATCH %s %q: detail %q, want %q", tc.member, tc.uri, body["detail"], tc.detail)
+			}
+		}
+		status, body, _ = a.adm("PATCH", "/clients/shop", tok, map[string]any{"logo_uri": "https://shop.example/logo.png", "client_uri": "https://shop.example/"})
+		if status != 200 || body["logo_uri"] != "https://shop.example/logo.png" || body["client_uri"] != "https://shop.example/" {
+			t.Errorf("patch logo_uri, client_uri = %d %v", status, body)
+		}
 		status, body, _ = a.adm("PATCH", "/clients/shop", tok, map[string]any{"client_name": "Shop 2", "redirect_uris": []string{"https://shop.example/cb2"}, "skip_consent": true})
 		if status != 200 || body["client_name"] != "Shop 2" || body["skip_consent"] != true || fmt.Sprint(body["redirect_uris"]) != "[https://shop.example/cb2]" ||
 			fmt.Sprint(body["allowed_cors_origins"]) != "[https://shop.example]" {

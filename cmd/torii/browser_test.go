@@ -277,6 +277,10 @@ func (rp *relyingParty) handle(_ *testing.T, e *env, conf *oauth2.Config, w http
 		idt.Claims(&c)
 		fmt.Fprintf(w, "<html><body><h1>Welcome %s</h1><p id=amr>%s</p><p id=acr>%s</p></body></html>",
 			html.EscapeString(c.Email), strings.Join(c.AMR, " "), c.ACR)
+	case "/logo.png":
+		// The application's logo (its logo_uri, when a test registers it).
+		w.Header().Set("Content-Type", "image/png")
+		w.Write(rpLogo())
 	default:
 		http.NotFound(w, r)
 	}

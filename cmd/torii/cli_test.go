@@ -39,6 +39,10 @@ func cliEnv(t *testing.T) string {
 }
 
 func TestConfigErrors(t *testing.T) {
+	svgLogo := filepath.Join(t.TempDir(), "logo.svg")
+	if err := os.WriteFile(svgLogo, []byte(`<svg xmlns="http://www.w3.org/2000/svg"><script>alert(1)</script></svg>`), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	tests := []struct {
 		name     string
 		env      map[string]string
@@ -92,6 +96,12 @@ func TestConfigErrors(t *testing.T) {
 		{"TLS certificate without key", map[string]string{"TORII_TLS_CERT": "cert.pem"}, nil, "TORII_TLS_KEY"},
 		{"TLS key without certificate", nil, []string{"--tls-key", "key.pem"}, "TORII_TLS_CERT"},
 		{"TLS files missing", map[string]string{"TORII_TLS_CERT": "/nonexistent/cert.pem", "TORII_TLS_KEY": "/nonexistent/key.pem"}, nil, "TORII_TLS_CERT"},
+		{"accent not a colour", map[string]string{"TORII_ACCENT_COLOR": "blue"}, nil, "TORII_ACCENT_COLOR"},
+		{"accent too light", map[string]string{"TORII_ACCENT_COLOR": "#ffff00"}, nil, "TORII_ACCENT_COLOR"},
+		{"accent too dark for the dark theme", nil, []string{"--accent-color", "#1d4ed8"}, "TORII_ACCENT_COLOR"},
+		{"logo missing", map[string]string{"TORII_LOGO_FILE": "/nonexistent/logo.png"}, nil, "TORII_LOGO_FILE"},
+		{"logo not a raster image", map[string]string{"TORII_LOGO_FILE": svgLogo}, nil, "TORII_LOGO_FILE"},
+		{"site name too long", map[string]string{"TORII_SITE_NAME": strings.Repeat("n", 61)}, nil, "TORII_SITE_NAME"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -275,6 +285,15 @@ func TestCLIClients(t *testing.T) {
 	if code != 0 || !strings.Contains(out, strings.Repeat("s", 40)) || !strings.Contains(out, `"pkce": "optional"`) {
 		t.Errorf("legacy client = %d %s", code, out)
 	}
+	code, out, _ = torii(t, "clients", "create", "--id", "photos", "--redirect-uri", "https://photos.example/cb",
+		"--logo-uri", "https://photos.example/logo.png", "--client-uri", "https://photos.example/")
+	if code != 0 || !strings.Contains(out, `"logo_uri": "https://photos.example/logo.png"`) || !strings.Contains(out, `"client_uri": "https://photos.example/"`) {
+		t.Errorf("client with logo and home page = %d %s", code, out)
+	}
+	if code, _, stderr := torii(t, "clients", "create", "--id", "badlogo", "--redirect-uri", "https://x.example/cb", "--logo-uri", "http://x.example/l.png"); code != 2 ||
+		!strings.Contains(stderr, `logo URI "http://x.example/l.png" must be https (plain http only on a loopback host)`) {
+		t.Errorf("clients create --logo-uri http://… = %d %q, want 2 naming the logo URI", code, stderr)
+	}
 	code, out, _ = torii(t, "clients", "create", "--id", "svc", "--grant-types", "client_credentials", "--scope", "")
 	if code != 0 || !strings.Contains(out, `"scope": ""`) {
 		t.Errorf("client credentials client = %d %s", code, out)
@@ -302,7 +321,7 @@ func TestCLIClients(t *testing.T) {
 
 	code, out, _ = torii(t, "clients", "list")
 	var list []map[string]any
-	if err := json.Unmarshal([]byte(out), &list); code != 0 || err != nil || len(list) != 4 {
+	if err := json.Unmarshal([]byte(out), &list); code != 0 || err != nil || len(list) != 5 {
 		t.Errorf("clients list = %d %v: %s", code, err, out)
 	}
 	if code, _, _ := torii(t, "clients", "delete", "my-app"); code != 0 {

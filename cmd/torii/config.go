@@ -83,6 +83,16 @@ type Config struct {
 	Federation FederationConfig
 	// federationClient, set by tests only, reaches fake providers.
 	federationClient *http.Client
+
+	// SiteName names the service on every page ("" is Torii).
+	SiteName string
+	// Logo is TORII_LOGO_FILE's image, read at start, and its content
+	// type; nil for none.
+	Logo     []byte
+	LogoType string
+	// AccentColor is TORII_ACCENT_COLOR (#rrggbb, contrast-checked), or
+	// ""; ThemeCSS is the stylesheet that applies it.
+	AccentColor, ThemeCSS string
 }
 
 // RateLimit is N events per duration, written "N/duration" (e.g. 60/1m).
@@ -168,6 +178,9 @@ func settings() []*setting {
 		{env: "TORII_TLS_CERT", flag: "tls-cert", def: "", usage: "PEM certificate (chain) file: serve HTTPS directly, on the admin listener too (with --tls-key; re-read when it changes; unset: plain HTTP behind a proxy)"},
 		{env: "TORII_TLS_KEY", flag: "tls-key", def: "", usage: "PEM private key file of --tls-cert"},
 		{env: "TORII_KEY_ROTATION", flag: "key-rotation", def: "2160h", usage: "rotate each signing key once it is this old (checked at start and hourly, at least 24h), or off"},
+		{env: "TORII_SITE_NAME", flag: "site-name", def: "Torii", usage: "the service's name, at the top of every page and the end of every title (at most 60 characters)"},
+		{env: "TORII_LOGO_FILE", flag: "logo-file", def: "", usage: "a PNG, JPEG, WebP or GIF image (at most 256 KiB) shown beside the site name, read at start"},
+		{env: "TORII_ACCENT_COLOR", flag: "accent-color", def: "", usage: "the buttons' colour, #rrggbb; it must keep WCAG AA contrast (3:1) on the light and dark page backgrounds"},
 	}, federationSettings()...)
 }
 
@@ -379,7 +392,31 @@ func loadConfig(all []*setting) (Config, error) {
 	if val("TORII_KEY_ROTATION") != "off" {
 		dur("TORII_KEY_ROTATION", &c.KeyRotation, 24*time.Hour, 10*365*24*time.Hour)
 	}
+	brandConfig(&c, val, bad)
 	return c, errors.Join(errs...)
+}
+
+// brandConfig reads TORII_SITE_NAME, TORII_LOGO_FILE (read now) and
+// TORII_ACCENT_COLOR (contrast-checked now).
+func brandConfig(c *Config, val func(string) string, bad func(env, format string, args ...any)) {
+	c.SiteName = val("TORII_SITE_NAME")
+	if problem := checkSiteName(c.SiteName); problem != "" {
+		bad("TORII_SITE_NAME", "%s", problem)
+	}
+	if path := val("TORII_LOGO_FILE"); path != "" {
+		var problem string
+		if c.Logo, c.LogoType, problem = readLogo(path); problem != "" {
+			bad("TORII_LOGO_FILE", "%s", problem)
+		}
+	}
+	if accent := val("TORII_ACCENT_COLOR"); accent != "" {
+		label, problem := checkAccent(accent)
+		if problem != "" {
+			bad("TORII_ACCENT_COLOR", "%s", problem)
+		} else {
+			c.AccentColor, c.ThemeCSS = strings.ToLower(accent), themeCSS(accent, label)
+		}
+	}
 }
 
 // tlsConfig reads TORII_TLS_CERT and TORII_TLS_KEY: both or neither, and a

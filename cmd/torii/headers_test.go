@@ -86,3 +86,23 @@ func TestUnknownURLsStyled(t *testing.T) {
 		})
 	}
 }
+
+// The pages allow their one script file and nothing else (issue 13): the
+// CSP names script-src 'self' and no inline script, and /static/torii.js
+// is served as JavaScript, never sniffed.
+func TestPagesScriptPolicy(t *testing.T) {
+	e := newEnv(t, backends[0].url(t))
+	b := e.browser()
+	p := e.get(b, e.issuer+"/login")
+	const want = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; frame-ancestors 'none'; base-uri 'none'"
+	if got := p.resp.Header.Get("Content-Security-Policy"); got != want {
+		t.Errorf("CSP = %q, want %q", got, want)
+	}
+	if !strings.Contains(p.body, `<script src="/static/torii.js" defer></script>`) || strings.Contains(p.body, "<script>") {
+		t.Errorf("the page does not load torii.js alone:\n%s", p.body)
+	}
+	js := e.get(b, e.issuer+"/static/torii.js")
+	if js.status != http.StatusOK || js.resp.Header.Get("Content-Type") != "text/javascript; charset=utf-8" || js.resp.Header.Get("X-Content-Type-Options") != "nosniff" {
+		t.Errorf("GET /static/torii.js = %d %q", js.status, js.resp.Header.Get("Content-Type"))
+	}
+}

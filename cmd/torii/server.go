@@ -107,19 +107,25 @@ func newServer(ctx context.Context, cfg Config, log *slog.Logger, opts serverOpt
 	if err != nil {
 		return nil, err
 	}
-	loginHandler, err := login.New(ctx, login.Config{
+	loginCfg := login.Config{
 		Issuer:         cfg.Issuer,
 		OTP:            cfg.OTP,
 		IPRateLimit:    login.Limit(cfg.IPRateLimit),
 		IPFailureLimit: login.Limit(cfg.IPFailureLimit),
 		TrustedProxies: cfg.TrustedProxies,
 		FederatedOTP:   cfg.Federation.OTP,
-	}, login.Deps{Store: store, Accounts: accounts, Logger: log, SignIns: tel.SignIn, Federation: fed})
+		SiteName:       cfg.SiteName,
+		Logo:           cfg.Logo,
+		LogoType:       cfg.LogoType,
+		ThemeCSS:       cfg.ThemeCSS,
+	}
+	loginHandler, err := login.New(ctx, loginCfg, login.Deps{Store: store, Accounts: accounts, Logger: log, SignIns: tel.SignIn, Federation: fed})
 	if err != nil {
 		return nil, err
 	}
 	prov, err := provider.New(ctx, provider.Config{
 		Issuer:               cfg.Issuer,
+		Brand:                loginCfg.Brand(),
 		AccessTokenLifetime:  cfg.AccessTokenTTL,
 		RefreshTokenLifetime: cfg.RefreshTokenTTL,
 		IDTokenLifetime:      cfg.IDTokenTTL,

@@ -346,7 +346,7 @@ func (s *Service) newUser(nu NewUser) (*storage.User, error) {
 	}
 	name, ok := cleanName(nu.Name)
 	if !ok {
-		return nil, &ValidationError{Field: "name", Message: "The name must have at most 200 characters and no control characters."}
+		return nil, &ValidationError{Field: "name", Message: msgNameInvalid}
 	}
 	u.Name = name
 	if err := checkRoles(nu.Roles); err != nil {

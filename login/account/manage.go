@@ -79,16 +79,39 @@ func (s *Service) RequestPasswordReset(ctx context.Context, email string) error 
 // CheckResetToken tells whether a reset link still works (ErrLinkInvalid
 // when it is unknown, used, expired or tampered with).
 func (s *Service) CheckResetToken(ctx context.Context, token string) error {
+	_, err := s.resetTokenUser(ctx, token)
+	return err
+}
+
+// ResetAccount returns the email address of the account whose password the
+// reset link token changes (the link was mailed there), or ErrLinkInvalid
+// like CheckResetToken.
+func (s *Service) ResetAccount(ctx context.Context, token string) (string, error) {
+	id, err := s.resetTokenUser(ctx, token)
+	if err != nil {
+		return "", err
+	}
+	u, err := s.store.User(ctx, id)
+	if errors.Is(err, storage.ErrNotFound) {
+		return "", ErrLinkInvalid
+	} else if err != nil {
+		return "", fmt.Errorf("account: %w", err)
+	}
+	return u.Email, nil
+}
+
+// resetTokenUser returns the user ID of a live reset link token.
+func (s *Service) resetTokenUser(ctx context.Context, token string) (string, error) {
 	t, err := s.store.ActionToken(ctx, hashToken(token), tokenReset)
 	if errors.Is(err, storage.ErrNotFound) {
-		return ErrLinkInvalid
+		return "", ErrLinkInvalid
 	} else if err != nil {
-		return fmt.Errorf("account: %w", err)
+		return "", fmt.Errorf("account: %w", err)
 	}
 	if t.UsedAt.Valid || !t.ExpiresAt.After(s.cfg.Now()) || !t.UserID.Valid {
-		return ErrLinkInvalid
+		return "", ErrLinkInvalid
 	}
-	return nil
+	return t.UserID.String, nil
 }
 
 // ResetPassword sets a new password through a reset link: one transaction
@@ -262,7 +285,7 @@ func (s *Service) UpdateProfile(ctx context.Context, userID string, p Profile) (
 func applyProfile(u *storage.User, p Profile) error {
 	name, ok := cleanName(p.Name)
 	if !ok {
-		return &ValidationError{Field: "name", Message: "The name must have at most 200 characters and no control characters."}
+		return &ValidationError{Field: "name", Message: msgNameInvalid}
 	}
 	bio, ok := cleanText(p.Bio, 500)
 	if !ok {

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"strings"
 
 	"github.com/torii-idp/torii/login/notify"
 	"github.com/torii-idp/torii/storage"
@@ -400,3 +401,38 @@ func (s *Service) TicketEmail(ctx context.Context, ticket string) (string, error
 	}
 	return mask(c.Destination, notify.Email), nil
 }
+
+// CheckRegistration returns every problem of a registration form at once,
+// in the form's order (email, name, username, password), by the same rules
+// Register applies one at a time: so a page can show them all after one
+// submit. It reads nothing: a taken address or username is not a problem
+// here (Register answers those as it must).
+func (s *Service) CheckRegistration(nu NewUser) []*ValidationError {
+	var problems []*ValidationError
+	add := func(err error) {
+		var ve *ValidationError
+		if errors.As(err, &ve) {
+			problems = append(problems, ve)
+		}
+	}
+	_, err := CanonicalEmail(nu.Email)
+	add(err)
+	if _, ok := cleanName(nu.Name); !ok {
+		add(&ValidationError{Field: "name", Message: msgNameInvalid})
+	}
+	if strings.TrimSpace(nu.Username) != "" {
+		_, err := CanonicalUsername(nu.Username)
+		add(err)
+	}
+	add(s.CheckPassword(nu.Password))
+	return problems
+}
+
+// CheckPassword reports whether password may be chosen under the
+// configured policy, as a *ValidationError for the field "password".
+func (s *Service) CheckPassword(password string) error {
+	return s.cfg.Password.Check(password)
+}
+
+// msgNameInvalid refuses a display name.
+const msgNameInvalid = "The name must have at most 200 characters and no control characters."

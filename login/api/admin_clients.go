@@ -31,6 +31,8 @@ type clientRequest struct {
 	PKCE                     *string   `json:"pkce"`
 	AccessTokenFormat        *string   `json:"access_token_format"`
 	IDTokenSignedResponseAlg *string   `json:"id_token_signed_response_alg"`
+	LogoURI                  *string   `json:"logo_uri"`
+	ClientURI                *string   `json:"client_uri"`
 }
 
 // maxListItems bounds each list member of a client.
@@ -94,6 +96,15 @@ func (in *clientRequest) apply(spec *provider.ClientSpec) *Problem {
 	}
 	str("access_token_format", in.AccessTokenFormat, &spec.TokenFormat)
 	str("id_token_signed_response_alg", in.IDTokenSignedResponseAlg, &spec.IDTokenAlg)
+	for _, u := range []struct {
+		name     string
+		from, to *string
+	}{{"logo_uri", in.LogoURI, &spec.LogoURI}, {"client_uri", in.ClientURI, &spec.ClientURI}} {
+		if u.from != nil {
+			f.check(u.name, *u.from, 2048)
+			*u.to = *u.from
+		}
+	}
 	return f.problem()
 }
 

@@ -92,6 +92,8 @@ func newClient(id string) *storage.Client {
 		Audience:               []string{},
 		TokenFormat:            "opaque",
 		IDTokenAlg:             "RS256",
+		LogoURI:                "https://rp.example/logo.png",
+		ClientURI:              "https://rp.example/",
 	}
 }
 
@@ -156,16 +158,17 @@ func testClients(t *testing.T, s *storage.Store) {
 		t.Fatalf("Client(app) = %v", err)
 	}
 	if got.Name != c.Name || !bytes.Equal(got.SecretHash, c.SecretHash) || fmt.Sprint(got.RedirectURIs) != fmt.Sprint(c.RedirectURIs) || fmt.Sprint(got.PostLogoutRedirectURIs) != fmt.Sprint(c.PostLogoutRedirectURIs) ||
-		fmt.Sprint(got.GrantTypes) != fmt.Sprint(c.GrantTypes) || got.IDTokenAlg != "RS256" {
+		fmt.Sprint(got.GrantTypes) != fmt.Sprint(c.GrantTypes) || got.IDTokenAlg != "RS256" || got.LogoURI != c.LogoURI || got.ClientURI != c.ClientURI {
 		t.Errorf("Client(app) = %+v, want %+v", got, c)
 	}
 	got.SkipConsent = true
 	got.RedirectURIs = append(got.RedirectURIs, "http://127.0.0.1/cb")
+	got.LogoURI, got.ClientURI = "", "https://rp.example/home"
 	if err := s.UpdateClient(ctx, got); err != nil {
 		t.Fatalf("UpdateClient = %v", err)
 	}
 	again, _ := s.Client(ctx, "app")
-	if !again.SkipConsent || len(again.RedirectURIs) != 2 {
+	if !again.SkipConsent || len(again.RedirectURIs) != 2 || again.LogoURI != "" || again.ClientURI != "https://rp.example/home" {
 		t.Errorf("after update: %+v", again)
 	}
 	if _, err := s.GetClient(ctx, "nobody"); !errors.Is(err, fosite.ErrNotFound) {
