@@ -102,13 +102,21 @@ func newServer(ctx context.Context, cfg Config, log *slog.Logger, opts serverOpt
 		ResendMax:          cfg.OTPResendLimit.N,
 		RequireComposition: cfg.PasswordComposition,
 	})
+	// Per-IP budgets: in the database every node shares on PostgreSQL, in
+	// memory on SQLite (one node).
+	var limits iplimit.Shared
+	tokenFailures := iplimit.NewFailures(iplimit.Limit(cfg.TokenFailureLimit), cfg.TrustedProxies, nil)
+	if store.Dialect() == storage.Postgres {
+		limits = store
+		tokenFailures = iplimit.NewSharedFailures("token.failures", iplimit.Limit(cfg.TokenFailureLimit), cfg.TrustedProxies, store, nil)
+	}
 	loginHandler, err := login.New(ctx, login.Config{
 		Issuer:         cfg.Issuer,
 		OTP:            cfg.OTP,
 		IPRateLimit:    login.Limit(cfg.IPRateLimit),
 		IPFailureLimit: login.Limit(cfg.IPFailureLimit),
 		TrustedProxies: cfg.TrustedProxies,
-	}, login.Deps{Store: store, Accounts: accounts, Logger: log, SignIns: tel.SignIn})
+	}, login.Deps{Store: store, Accounts: accounts, Logger: log, SignIns: tel.SignIn, Limits: limits})
 	if err != nil {
 		return nil, err
 	}
@@ -126,7 +134,7 @@ func newServer(ctx context.Context, cfg Config, log *slog.Logger, opts serverOpt
 		Browser:           loginHandler,
 		Accounts:          observedAccounts{accounts, tel},
 		IsCredentialError: func(err error) bool { return errors.Is(err, account.ErrInvalidCredentials) },
-		TokenFailures:     iplimit.NewFailures(iplimit.Limit(cfg.TokenFailureLimit), cfg.TrustedProxies, nil),
+		TokenFailures:     tokenFailures,
 		CodeStep:          codeStep{accounts, tel},
 		Observer:          tel,
 		Logger:            log,
@@ -145,7 +153,7 @@ func newServer(ctx context.Context, cfg Config, log *slog.Logger, opts serverOpt
 		IPFailureLimit: iplimit.Limit(cfg.IPFailureLimit),
 		TrustedProxies: cfg.TrustedProxies,
 		CursorKey:      cursorKey,
-	}, api.Deps{Accounts: accounts, Tokens: prov, Admin: prov, Logger: log})
+	}, api.Deps{Accounts: accounts, Tokens: prov, Admin: prov, Logger: log, Limits: limits})
 	if err != nil {
 		return nil, err
 	}

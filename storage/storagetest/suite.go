@@ -65,6 +65,9 @@ func Run(t *testing.T, open func(t testing.TB) *storage.Store) {
 		{"OneTimeCodeUseRace", testCodeUseRace},
 		{"OneTimeCodeSends", testCodeSends},
 		{"Audit", testAudit},
+		{"RateLimits", testRateLimits},
+		{"RateLimitRace", testRateLimitRace},
+		{"TakeRates", testTakeRates},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
