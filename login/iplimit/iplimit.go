@@ -61,9 +61,11 @@ type bucket struct {
 	// Limiter.mu.
 	lease    int
 	leaseEnd time.Time
-	// leasing: a Take is fetching a lease; others meanwhile spend single
-	// events, so that parallel requests do not each take a lease.
+	// leasing: a Take is fetching a lease, and closes leased when done;
+	// others wait for it, so that parallel requests do not each take a
+	// lease (or each write).
 	leasing bool
+	leased  chan struct{}
 }
 
 // Shared is a database that holds buckets for every node: an event spent
@@ -146,25 +148,41 @@ func (l *Limiter) sharedLeasedTake(ctx context.Context, ip netip.Addr) (time.Dur
 	if k == 1 {
 		return l.sharedTake(ctx, ip)
 	}
-	now := l.now()
-	l.mu.Lock()
-	b := l.bucketLocked(ip, now)
-	if b.lease > 0 && now.Before(b.leaseEnd) {
-		b.lease--
+	var b *bucket
+	for waited := false; ; waited = true {
+		now := l.now()
+		l.mu.Lock()
+		b = l.bucketLocked(ip, now)
+		if b.lease > 0 && now.Before(b.leaseEnd) {
+			b.lease--
+			l.mu.Unlock()
+			return 0, true
+		}
+		if !b.leasing {
+			break
+		}
+		if waited {
+			// The lease just fetched is gone already: spend alone.
+			l.mu.Unlock()
+			return l.sharedTake(ctx, ip)
+		}
+		leased := b.leased
 		l.mu.Unlock()
-		return 0, true
+		select {
+		case <-leased:
+		case <-ctx.Done():
+			return l.sharedTake(ctx, ip)
+		}
 	}
-	if b.leasing {
-		l.mu.Unlock()
-		return l.sharedTake(ctx, ip)
-	}
-	b.leasing = true
+	b.leasing, b.leased = true, make(chan struct{})
 	l.mu.Unlock()
+	now := l.now()
 	granted, wait, err := l.shared.TakeRates(ctx, l.key(ip), l.budget(), now, k)
 	l.mu.Lock()
-	b = l.bucketLocked(ip, now)
+	close(b.leased)
 	b.leasing = false
 	if err == nil && granted > 1 {
+		b = l.bucketLocked(ip, now)
 		b.lease = granted - 1
 		b.leaseEnd = now.Add(time.Duration(granted) * (l.limit.Per / time.Duration(l.limit.N)))
 	}
