@@ -35,7 +35,7 @@ SET granted = CASE WHEN (? - (CASE WHEN rate_limits.tat > ? THEN rate_limits.tat
 		WHEN (? - (CASE WHEN rate_limits.tat > ? THEN rate_limits.tat ELSE ? END)) / ? < ?
 		THEN (? - (CASE WHEN rate_limits.tat > ? THEN rate_limits.tat ELSE ? END)) / ? ELSE ? END)
 WHERE (? - (CASE WHEN rate_limits.tat > ? THEN rate_limits.tat ELSE ? END)) / ? >= 1
-RETURNING granted`
+RETURNING granted, tat`
 	selectRate = `SELECT tat FROM rate_limits WHERE key = ?`
 	returnRate = `UPDATE rate_limits SET tat = tat - ? WHERE key = ?`
 )
@@ -72,16 +72,29 @@ func (s *Store) TakeRate(ctx context.Context, key []byte, b RateBudget, now time
 	return false, max(rateWait(tat, b, n), 1), nil
 }
 
+// RateLease is what TakeRates spent.
+type RateLease struct {
+	// Granted is how many events were spent (0: none was left).
+	Granted int
+	// Until is the end of the time the events stand for in the bucket
+	// (its new theoretical arrival time): a node hands them out until
+	// then, so that it takes its next lease no sooner than the budget
+	// refills what it took.
+	Until time.Time
+	// Wait is how long until an event is left, when none was.
+	Wait time.Duration
+}
+
 // TakeRates spends up to k events of key's budget b at now, as many as are
-// left, and returns how many (at least one); when none is left it spends
-// nothing and returns 0 and how long until one is. A node takes several
-// events in one write and hands them out itself, to write less often.
-func (s *Store) TakeRates(ctx context.Context, key []byte, b RateBudget, now time.Time, k int) (granted int, wait time.Duration, err error) {
+// left (at least one); when none is left it spends nothing and says how
+// long until one is. A node takes several events in one write and hands
+// them out itself, to write less often.
+func (s *Store) TakeRates(ctx context.Context, key []byte, b RateBudget, now time.Time, k int) (RateLease, error) {
 	k = min(max(k, 1), max(b.N, 1))
 	n, iv, end, kk := now.UnixNano(), b.interval(), now.UnixNano()+int64(b.Per), int64(k)
 	st, err := s.prepare(ctx, s.db.DB, takeRates)
 	if err != nil {
-		return 0, 0, fmt.Errorf("storage: take rate: %w", err)
+		return RateLease{}, fmt.Errorf("storage: take rate: %w", err)
 	}
 	avail := []any{end, n, n, iv}                                                // (end - base) / interval
 	grant := append(append(append(append([]any{}, avail...), kk), avail...), kk) // min(avail, k)
@@ -90,18 +103,20 @@ func (s *Store) TakeRates(ctx context.Context, key []byte, b RateBudget, now tim
 	args = append(args, n, n, iv)
 	args = append(args, grant...)
 	args = append(args, avail...)
-	err = st.QueryRowContext(ctx, args...).Scan(&granted)
+	var l RateLease
+	var tat int64
+	err = st.QueryRowContext(ctx, args...).Scan(&l.Granted, &tat)
 	if err == nil {
-		return granted, 0, nil
+		l.Until = time.Unix(0, tat)
+		return l, nil
 	}
 	if !errors.Is(err, sql.ErrNoRows) {
-		return 0, 0, fmt.Errorf("storage: take rate: %w", translate(err))
+		return RateLease{}, fmt.Errorf("storage: take rate: %w", translate(err))
 	}
-	tat, err := s.rateTAT(ctx, key)
-	if err != nil {
-		return 0, 0, err
+	if tat, err = s.rateTAT(ctx, key); err != nil {
+		return RateLease{}, err
 	}
-	return 0, max(rateWait(tat, b, n), 1), nil
+	return RateLease{Wait: max(rateWait(tat, b, n), 1)}, nil
 }
 
 // RateWait reports, spending nothing, how long until key's budget b has an

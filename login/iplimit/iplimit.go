@@ -41,6 +41,8 @@ type Limiter struct {
 	// was last seen empty (bucket.blocked), for Wait.
 	shared Shared
 	name   string
+	// givesBack: a failure budget, whose Begin gives events back.
+	givesBack bool
 
 	mu      sync.RWMutex
 	buckets map[netip.Addr]*bucket
@@ -76,9 +78,9 @@ type Shared interface {
 	// (spent), and returns how long until another one is (zero: now);
 	// refused, the wait is never zero.
 	TakeRate(ctx context.Context, key []byte, b storage.RateBudget, now time.Time) (spent bool, wait time.Duration, err error)
-	// TakeRates spends up to k events, as many as are left, and returns
-	// how many; none left: 0 and how long until one is.
-	TakeRates(ctx context.Context, key []byte, b storage.RateBudget, now time.Time, k int) (int, time.Duration, error)
+	// TakeRates spends up to k events, as many as are left, and says how
+	// many and until when they stand for; none left: how long until one is.
+	TakeRates(ctx context.Context, key []byte, b storage.RateBudget, now time.Time, k int) (storage.RateLease, error)
 	// RateWait reports, spending nothing, how long until key's budget has
 	// an event at now.
 	RateWait(ctx context.Context, key []byte, b storage.RateBudget, now time.Time) (time.Duration, error)
@@ -92,7 +94,9 @@ type Shared interface {
 // is the clock (nil means time.Now); l.N and l.Per must be positive.
 //
 // A fault of s lets the event pass (fails open): every check these limits
-// guard needs the same database, and answers 503 while it is away.
+// guard needs the same database, and answers 503 while it is away. It is
+// for a request budget, whose Take may refuse from memory; a budget whose
+// Begin gives events back is NewSharedFailures'.
 func NewShared(name string, l Limit, s Shared, now func() time.Time) *Limiter {
 	lim := New(l, now)
 	lim.shared, lim.name = s, name
@@ -140,15 +144,35 @@ func (l *Limiter) leaseSize() int { return max(l.limit.N/16, 1) }
 
 // sharedLeasedTake is Take on a shared limiter: an event from this node's
 // lease of ip's bucket while it lasts, else a new lease of up to
-// leaseSize events in one write. A lease is handed out within the time
-// its events stand for (size × Per/N) or dropped, so that no window of
-// Per sees more than the budget and one lease.
+// leaseSize events in one write. A lease is handed out until the end of
+// the time its events stand for in the bucket (RateLease.Until) or
+// dropped: no window of Per sees more than the budget and one lease, and
+// a node takes leases no faster than the budget refills them.
+//
+// On a request budget (nothing is ever given back), an address this node
+// saw with no event to spare is refused from memory until the wait it was
+// told has passed: the bucket cannot have room sooner, and a client
+// hammering past its budget costs no write. (A failure budget asks the
+// database: a success on some node may have given an event back.)
 func (l *Limiter) sharedLeasedTake(ctx context.Context, ip netip.Addr) (time.Duration, bool) {
+	now := l.now()
+	var b *bucket
+	if !l.givesBack {
+		l.mu.RLock()
+		b = l.buckets[ip]
+		var blocked time.Time
+		if b != nil {
+			blocked = b.blocked
+		}
+		l.mu.RUnlock()
+		if now.Before(blocked) {
+			return blocked.Sub(now), false
+		}
+	}
 	k := l.leaseSize()
 	if k == 1 {
 		return l.sharedTake(ctx, ip)
 	}
-	var b *bucket
 	for waited := false; ; waited = true {
 		now := l.now()
 		l.mu.Lock()
@@ -176,23 +200,22 @@ func (l *Limiter) sharedLeasedTake(ctx context.Context, ip netip.Addr) (time.Dur
 	}
 	b.leasing, b.leased = true, make(chan struct{})
 	l.mu.Unlock()
-	now := l.now()
-	granted, wait, err := l.shared.TakeRates(ctx, l.key(ip), l.budget(), now, k)
+	now = l.now()
+	lease, err := l.shared.TakeRates(ctx, l.key(ip), l.budget(), now, k)
 	l.mu.Lock()
 	close(b.leased)
 	b.leasing = false
-	if err == nil && granted > 1 {
+	if err == nil && lease.Granted > 1 {
 		b = l.bucketLocked(ip, now)
-		b.lease = granted - 1
-		b.leaseEnd = now.Add(time.Duration(granted) * (l.limit.Per / time.Duration(l.limit.N)))
+		b.lease, b.leaseEnd = lease.Granted-1, lease.Until
 	}
 	l.mu.Unlock()
 	if err != nil {
 		return 0, true
 	}
-	if granted == 0 {
-		l.noteBlocked(ip, now.Add(wait))
-		return wait, false
+	if lease.Granted == 0 {
+		l.noteBlocked(ip, now.Add(lease.Wait))
+		return lease.Wait, false
 	}
 	return 0, true
 }
@@ -423,7 +446,9 @@ func NewFailures(l Limit, trusted []netip.Prefix, now func() time.Time) *Failure
 // NewSharedFailures is NewFailures with the counts kept in s, shared by
 // every node (see NewShared).
 func NewSharedFailures(name string, l Limit, trusted []netip.Prefix, s Shared, now func() time.Time) *Failures {
-	return &Failures{limiter: NewShared(name, l, s, now), proxies: trusted}
+	lim := NewShared(name, l, s, now)
+	lim.givesBack = true
+	return &Failures{limiter: lim, proxies: trusted}
 }
 
 // Wait reports how long r's client must wait before its next attempt: zero

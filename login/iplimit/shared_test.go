@@ -1,6 +1,7 @@
 package iplimit
 
 import (
+	"context"
 	"net/http/httptest"
 	"net/netip"
 	"sync"
@@ -148,4 +149,69 @@ func TestSharedLease(t *testing.T) {
 			t.Fatalf("lease = %d until %s at %s, want 1 that ran out", lease, end, c.t)
 		}
 	})
+}
+
+// BenchmarkTake is the cost of the request budget every page request
+// spends, from many goroutines and one address: in memory, and shared on
+// each database with the leases a large budget gets (a write per sixteenth
+// of it) and without (a budget under 32: one write per request).
+func BenchmarkTake(b *testing.B) {
+	ip := netip.MustParseAddr("203.0.113.7")
+	run := func(b *testing.B, l *Limiter) {
+		b.ReportAllocs()
+		b.RunParallel(func(pb *testing.PB) {
+			for pb.Next() {
+				l.Take(b.Context(), ip)
+			}
+		})
+	}
+	large, small := Limit{N: 1_000_000, Per: time.Second}, Limit{N: 31, Per: time.Nanosecond * 31}
+	b.Run("memory", func(b *testing.B) { run(b, New(large, nil)) })
+	for _, be := range storagetest.Backends() {
+		b.Run(be.Name+"/leases", func(b *testing.B) { run(b, NewShared("bench", large, be.Open(b), nil)) })
+		b.Run(be.Name+"/a write each", func(b *testing.B) { run(b, NewShared("bench", small, be.Open(b), nil)) })
+	}
+}
+
+// countingShared counts the writes a shared limiter makes.
+type countingShared struct {
+	Shared
+	writes atomic.Int32
+}
+
+func (c *countingShared) TakeRate(ctx context.Context, key []byte, b storage.RateBudget, now time.Time) (bool, time.Duration, error) {
+	c.writes.Add(1)
+	return c.Shared.TakeRate(ctx, key, b, now)
+}
+
+func (c *countingShared) TakeRates(ctx context.Context, key []byte, b storage.RateBudget, now time.Time, k int) (storage.RateLease, error) {
+	c.writes.Add(1)
+	return c.Shared.TakeRates(ctx, key, b, now, k)
+}
+
+// A request budget refuses an address from memory once the database said
+// it has nothing to spare, until the wait it said: hammering past the
+// budget costs no write.
+func TestSharedRefusedFromMemory(t *testing.T) {
+	s := &countingShared{Shared: storagetest.NewSQLite(t)}
+	c := &clock{t: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}
+	l := NewShared("requests", Limit{N: 3, Per: time.Minute}, s, c.Now)
+	ip := netip.MustParseAddr("203.0.113.7")
+	for range 3 {
+		if _, ok := l.Take(t.Context(), ip); !ok {
+			t.Fatal("Take within the budget refused")
+		}
+	}
+	for i := range 10 {
+		if w, ok := l.Take(t.Context(), ip); ok || w != 20*time.Second {
+			t.Fatalf("Take #%d past the budget = %s, %v; want 20s, false", i+1, w, ok)
+		}
+	}
+	if n := s.writes.Load(); n != 3 {
+		t.Errorf("%d writes for 3 events spent and 10 refused, want 3", n)
+	}
+	c.t = c.t.Add(20 * time.Second)
+	if _, ok := l.Take(t.Context(), ip); !ok {
+		t.Error("Take once an event is back = refused")
+	}
 }

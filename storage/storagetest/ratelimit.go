@@ -103,7 +103,7 @@ func testTakeRates(t *testing.T, s *storage.Store) {
 		granted int
 		wait    time.Duration
 	}{
-		{"a new key", 4, 0, 4, 0},
+		{"a new key", 4, 0, 4, 0}, // until now + 4 s
 		{"four more", 4, 0, 4, 0},
 		{"two are left", 4, 0, 2, 0},
 		{"none is left", 4, 0, 0, time.Second},
@@ -111,9 +111,9 @@ func testTakeRates(t *testing.T, s *storage.Store) {
 		{"k above the budget", 50, time.Minute, 10, 0},
 	}
 	for _, tc := range tests {
-		granted, wait, err := s.TakeRates(t.Context(), []byte("k"), b, now.Add(tc.at), tc.k)
-		if err != nil || granted != tc.granted || wait != tc.wait {
-			t.Errorf("%s: TakeRates(%d) = %d, %s, %v; want %d, %s", tc.name, tc.k, granted, wait, err, tc.granted, tc.wait)
+		l, err := s.TakeRates(t.Context(), []byte("k"), b, now.Add(tc.at), tc.k)
+		if err != nil || l.Granted != tc.granted || l.Wait != tc.wait || (l.Granted > 0) != !l.Until.IsZero() {
+			t.Errorf("%s: TakeRates(%d) = %+v, %v; want %d, %s", tc.name, tc.k, l, err, tc.granted, tc.wait)
 		}
 	}
 }
