@@ -140,14 +140,24 @@ func (l *Limiter) sharedTake(ctx context.Context, ip netip.Addr) (time.Duration,
 // the client (the budget errs on the safe side): an address served by
 // several nodes may find at most (leaseSize-1) × (nodes-1) events of its
 // budget held by other nodes, and never gets more than its budget.
-func (l *Limiter) leaseSize() int { return max(l.limit.N/16, 1) }
+//
+// A failure budget is never leased: failures are few, and each is written
+// as it happens.
+func (l *Limiter) leaseSize() int {
+	if l.givesBack {
+		return 1
+	}
+	return max(l.limit.N/16, 1)
+}
 
 // sharedLeasedTake is Take on a shared limiter: an event from this node's
 // lease of ip's bucket while it lasts, else a new lease of up to
-// leaseSize events in one write. A lease is handed out until the end of
-// the time its events stand for in the bucket (RateLease.Until) or
-// dropped: no window of Per sees more than the budget and one lease, and
-// a node takes leases no faster than the budget refills them.
+// leaseSize events in one write. A lease is handed out for as long as its
+// events stand for in the bucket (RateLease.Until, counted from the
+// lease's arrival) or dropped: no window of Per sees more than the budget
+// and one lease per node, and a node takes leases no faster than the
+// budget refills them. Requests that find a lease being fetched wait for
+// it.
 //
 // On a request budget (nothing is ever given back), an address this node
 // saw with no event to spare is refused from memory until the wait it was
@@ -155,25 +165,18 @@ func (l *Limiter) leaseSize() int { return max(l.limit.N/16, 1) }
 // hammering past its budget costs no write. (A failure budget asks the
 // database: a success on some node may have given an event back.)
 func (l *Limiter) sharedLeasedTake(ctx context.Context, ip netip.Addr) (time.Duration, bool) {
-	now := l.now()
-	var b *bucket
-	if !l.givesBack {
-		l.mu.RLock()
-		b = l.buckets[ip]
-		var blocked time.Time
-		if b != nil {
-			blocked = b.blocked
-		}
-		l.mu.RUnlock()
-		if now.Before(blocked) {
-			return blocked.Sub(now), false
-		}
-	}
 	k := l.leaseSize()
 	if k == 1 {
+		if wait, refused := l.refusedFromMemory(ip); refused {
+			return wait, false
+		}
 		return l.sharedTake(ctx, ip)
 	}
-	for waited := false; ; waited = true {
+	var b *bucket
+	for {
+		if wait, refused := l.refusedFromMemory(ip); refused {
+			return wait, false
+		}
 		now := l.now()
 		l.mu.Lock()
 		b = l.bucketLocked(ip, now)
@@ -185,39 +188,61 @@ func (l *Limiter) sharedLeasedTake(ctx context.Context, ip netip.Addr) (time.Dur
 		if !b.leasing {
 			break
 		}
-		if waited {
-			// The lease just fetched is gone already: spend alone.
-			l.mu.Unlock()
-			return l.sharedTake(ctx, ip)
-		}
+		// Another request is fetching a lease: wait for it (then take
+		// from it, or fetch the next one).
 		leased := b.leased
 		l.mu.Unlock()
 		select {
 		case <-leased:
 		case <-ctx.Done():
-			return l.sharedTake(ctx, ip)
+			return 0, true // the request is gone; nothing to limit
 		}
 	}
 	b.leasing, b.leased = true, make(chan struct{})
 	l.mu.Unlock()
-	now = l.now()
-	lease, err := l.shared.TakeRates(ctx, l.key(ip), l.budget(), now, k)
+	sent := l.now()
+	lease, err := l.shared.TakeRates(ctx, l.key(ip), l.budget(), sent, k)
+	arrived := l.now()
 	l.mu.Lock()
 	close(b.leased)
 	b.leasing = false
 	if err == nil && lease.Granted > 1 {
-		b = l.bucketLocked(ip, now)
-		b.lease, b.leaseEnd = lease.Granted-1, lease.Until
+		// The lease lasts as long as its events stand for, from its
+		// arrival: a slow answer must not arrive expired (and make the
+		// next request take another lease at once).
+		b = l.bucketLocked(ip, arrived)
+		b.lease, b.leaseEnd = lease.Granted-1, arrived.Add(lease.Until.Sub(sent))
 	}
 	l.mu.Unlock()
 	if err != nil {
 		return 0, true
 	}
 	if lease.Granted == 0 {
-		l.noteBlocked(ip, now.Add(lease.Wait))
+		l.noteBlocked(ip, sent.Add(lease.Wait))
 		return lease.Wait, false
 	}
 	return 0, true
+}
+
+// refusedFromMemory reports, on a request budget, whether ip is to be
+// refused without asking the database (see sharedLeasedTake), and the
+// wait.
+func (l *Limiter) refusedFromMemory(ip netip.Addr) (time.Duration, bool) {
+	if l.givesBack {
+		return 0, false
+	}
+	now := l.now()
+	l.mu.RLock()
+	b := l.buckets[ip]
+	var blocked time.Time
+	if b != nil {
+		blocked = b.blocked
+	}
+	l.mu.RUnlock()
+	if now.Before(blocked) {
+		return blocked.Sub(now), true
+	}
+	return 0, false
 }
 
 // noteBlocked remembers that ip's shared bucket has no event to spare

@@ -4,6 +4,8 @@ import (
 	"context"
 	"net/http/httptest"
 	"net/netip"
+	"os"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -165,11 +167,16 @@ func BenchmarkTake(b *testing.B) {
 			}
 		})
 	}
-	large, small := Limit{N: 1_000_000, Per: time.Second}, Limit{N: 31, Per: time.Nanosecond * 31}
+	// Budgets no run exhausts: what is measured is the spending.
+	large, small := Limit{N: 1_000_000_000, Per: time.Second}, Limit{N: 31, Per: time.Nanosecond * 31}
 	b.Run("memory", func(b *testing.B) { run(b, New(large, nil)) })
 	for _, be := range storagetest.Backends() {
-		b.Run(be.Name+"/leases", func(b *testing.B) { run(b, NewShared("bench", large, be.Open(b), nil)) })
-		b.Run(be.Name+"/a write each", func(b *testing.B) { run(b, NewShared("bench", small, be.Open(b), nil)) })
+		if be.Name == "postgres" && os.Getenv(storagetest.PostgresEnv) == "" {
+			continue
+		}
+		s := be.Open(b) // once: b.Run calls its function once per round
+		b.Run(be.Name+"/leases", func(b *testing.B) { run(b, NewShared("bench-"+strconv.Itoa(b.N), large, s, nil)) })
+		b.Run(be.Name+"/a write each", func(b *testing.B) { run(b, NewShared("each-"+strconv.Itoa(b.N), small, s, nil)) })
 	}
 }
 
