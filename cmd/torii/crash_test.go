@@ -254,6 +254,7 @@ func TestCrashRecovery(t *testing.T) {
 		}
 		proc.kill()
 		wg.Wait()
+		client.CloseIdleConnections() // the killed process's
 		mailsAtKill := len(smtpd.Mails())
 		mu.Lock()
 		t.Logf("killed after %d client-credentials tokens, %d rotations, %d codes queued (%d in flight), %d mails delivered",
