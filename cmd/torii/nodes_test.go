@@ -114,7 +114,8 @@ func TestNodesAsOne(t *testing.T) {
 	smtpd := notifytest.NewSMTPServer(t)
 	e := newEnv(t, dbURL, func(c *Config, so *serverOptions) {
 		c.LockoutThreshold = 5
-		c.IPRateLimit = RateLimit{6, time.Hour}
+		c.IPRateLimit = RateLimit{12, time.Hour}
+		c.IPFailureLimit = RateLimit{4, time.Hour}
 		c.TokenFailureLimit = RateLimit{4, time.Hour}
 		c.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}
 		c.SMTPURL = Secret(smtpd.URL())
@@ -288,10 +289,10 @@ func TestNodesAsOne(t *testing.T) {
 	})
 
 	t.Run("rate limits count across both", func(t *testing.T) {
-		// The pages' request budget (6 per hour): exactly 6 pass, whichever
-		// node serves them.
+		// The pages' request budget (12 per hour): exactly 12 pass,
+		// whichever node serves them.
 		codes := map[int]int{}
-		for i := range 10 {
+		for i := range 16 {
 			req := mustReq("GET", e.issuer+"/login")
 			req.Header.Set("X-Test-Node", strconv.Itoa(i%2))
 			req.Header.Set("X-Forwarded-For", "198.51.100.2")
@@ -301,8 +302,25 @@ func TestNodesAsOne(t *testing.T) {
 				t.Error("429 without Retry-After")
 			}
 		}
-		if codes[200] != 6 || codes[429] != 4 {
-			t.Errorf("GET /login ten times on two nodes with a budget of 6 = %v, want 6 × 200 and 4 × 429", codes)
+		if codes[200] != 12 || codes[429] != 4 {
+			t.Errorf("GET /login 16 times on two nodes with a budget of 12 = %v, want 12 × 200 and 4 × 429", codes)
+		}
+
+		// The pages' failure budget (4 wrong passwords per hour), spent on
+		// both nodes by one browser: the fifth is refused before it is
+		// checked, at either node.
+		br := e.browser()
+		e.via(br, a)
+		p := e.get(br, e.issuer+"/login")
+		for i := range 5 {
+			e.via(br, i%2)
+			f := p.formWith(t, "password")
+			f.values.Set("username", fmt.Sprintf("nobody%d@example.com", i)) // no account's lockout
+			f.values.Set("password", "wrong password")
+			p = e.post(br, f)
+			if want := i == 4; (p.status == http.StatusTooManyRequests) != want {
+				t.Fatalf("wrong password #%d at node %d = %d (429 expected: %v)", i+1, i%2, p.status, want)
+			}
 		}
 
 		// The token endpoint's failure budget (4 per hour), spent at A:
