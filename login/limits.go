@@ -20,7 +20,7 @@ type Limit = iplimit.Limit
 // Retry-After.
 func (h *Handler) limited(fn func(w http.ResponseWriter, r *http.Request) error) func(w http.ResponseWriter, r *http.Request) error {
 	return func(w http.ResponseWriter, r *http.Request) error {
-		if wait, ok := h.requests.Take(h.proxies.ClientIP(r)); !ok {
+		if wait, ok := h.requests.Take(r.Context(), h.proxies.ClientIP(r)); !ok {
 			return h.tooMany(w, wait)
 		}
 		if wait := h.failures.Wait(r); wait > 0 {

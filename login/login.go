@@ -137,6 +137,10 @@ type Deps struct {
 	// Federation, when it has providers, adds "Continue with …" and the
 	// /login/federated routes; nil for none.
 	Federation *federation.Service
+	// Limits, when set, keeps the per-IP request and failure budgets
+	// (Config.IPRateLimit, IPFailureLimit), shared by every node on it;
+	// nil keeps them in this node's memory.
+	Limits iplimit.Shared
 }
 
 // Handler serves the browser pages. It is safe for concurrent use.
@@ -225,8 +229,13 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Handler, error) {
 		h.log = slog.New(slog.DiscardHandler)
 	}
 	h.proxies = cfg.TrustedProxies
-	h.requests = iplimit.New(cfg.IPRateLimit, cfg.Now)
-	h.failures = iplimit.NewFailures(cfg.IPFailureLimit, cfg.TrustedProxies, cfg.Now)
+	if deps.Limits != nil {
+		h.requests = iplimit.NewShared("login.requests", cfg.IPRateLimit, deps.Limits, cfg.Now)
+		h.failures = iplimit.NewSharedFailures("login.failures", cfg.IPFailureLimit, cfg.TrustedProxies, deps.Limits, cfg.Now)
+	} else {
+		h.requests = iplimit.New(cfg.IPRateLimit, cfg.Now)
+		h.failures = iplimit.NewFailures(cfg.IPFailureLimit, cfg.TrustedProxies, cfg.Now)
+	}
 	if h.secure {
 		h.sessionCookie = "__Host-" + h.sessionCookie
 		h.csrfCookie = "__Host-" + h.csrfCookie

@@ -48,5 +48,10 @@ func (s *Store) DeleteExpired(ctx context.Context, batch int) (map[string]int64,
 			}
 		}
 	}
+	n, err := s.deleteFullRates(ctx, batch)
+	deleted["rate_limits"] += n
+	if err != nil {
+		return deleted, err
+	}
 	return deleted, nil
 }

@@ -37,7 +37,7 @@ import (
 // Scenarios torii bench knows, in report order.
 var benchScenarios = []string{
 	"client-credentials", "client-credentials-jwt", "refresh", "authcode", "introspect",
-	"userinfo", "discovery", "jwks", "password",
+	"userinfo", "discovery", "jwks", "signin-page", "password",
 }
 
 // benchOptions are the flags of torii bench.
@@ -696,6 +696,16 @@ func (fx *benchFixture) scenario(name string, c *http.Client, introspect []strin
 	case "jwks":
 		return scenario{op: func(ctx context.Context, w *worker) outcome {
 			return fx.get(ctx, w.client, "/.well-known/jwks.json", "")
+		}}
+	case "signin-page":
+		// The sign-in form: spends from the client IP's request budget
+		// (shared by every node on PostgreSQL) and renders the page.
+		return scenario{op: func(ctx context.Context, w *worker) outcome {
+			body, out := fx.send(ctx, w.client, http.MethodGet, "/login", "", "")
+			if out == "" && !bytes.Contains(body, []byte(`name="password"`)) {
+				return "bad body"
+			}
+			return out
 		}}
 	case "authcode":
 		return scenario{

@@ -672,7 +672,10 @@ func TestServeGracefulShutdown(t *testing.T) {
 }
 
 // TestComposeFile keeps docker-compose.yml in line with the configuration:
-// every TORII_* variable it sets exists and is valid.
+// every TORII_* variable it sets exists and is valid; and it runs several
+// nodes as one: every service built from the repository is a Torii node
+// with the same database and issuer, behind a proxy whose Caddyfile (in
+// the repository) sends requests to each of them.
 func TestComposeFile(t *testing.T) {
 	raw, err := os.ReadFile("../../docker-compose.yml")
 	if err != nil {
@@ -681,36 +684,79 @@ func TestComposeFile(t *testing.T) {
 	var doc struct {
 		Services map[string]struct {
 			Build       map[string]any    `yaml:"build"`
+			Image       string            `yaml:"image"`
 			Environment map[string]string `yaml:"environment"`
-			DependsOn   map[string]any    `yaml:"depends_on"`
+			DependsOn   any               `yaml:"depends_on"`
+			Volumes     []string          `yaml:"volumes"`
+			Ports       []string          `yaml:"ports"`
 		} `yaml:"services"`
 	}
 	if err := yaml.Unmarshal(raw, &doc); err != nil {
 		t.Fatalf("docker-compose.yml: %v", err)
 	}
 	torii, ok := doc.Services["torii"]
-	if !ok || torii.Build == nil || torii.DependsOn["postgres"] == nil {
+	if deps, _ := torii.DependsOn.(map[string]any); !ok || torii.Build == nil || deps["postgres"] == nil {
 		t.Fatalf("docker-compose.yml needs a torii service built from the repository, depending on postgres")
 	}
-	known := map[string]*setting{}
-	all := settings()
-	for _, s := range all {
-		known[s.env] = s
-		s.value = s.def
-	}
-	for k, v := range torii.Environment {
-		s, ok := known[k]
-		if !ok {
-			t.Errorf("docker-compose.yml sets unknown %s", k)
+	var nodes []string
+	for name, svc := range doc.Services {
+		if svc.Build == nil {
 			continue
 		}
-		s.value = v
+		nodes = append(nodes, name)
+		known := map[string]*setting{}
+		all := settings()
+		for _, s := range all {
+			known[s.env] = s
+			s.value = s.def
+		}
+		for k, v := range svc.Environment {
+			s, ok := known[k]
+			if !ok {
+				t.Errorf("docker-compose.yml: %s sets unknown %s", name, k)
+				continue
+			}
+			s.value = v
+		}
+		if _, err := loadConfig(all); err != nil {
+			t.Errorf("docker-compose.yml: %s's configuration is invalid: %v", name, err)
+		}
+		if !strings.Contains(svc.Environment["TORII_DATABASE_URL"], "@postgres:5432/") {
+			t.Errorf("docker-compose.yml: %s does not use the compose Postgres", name)
+		}
+		for _, k := range []string{"TORII_DATABASE_URL", "TORII_ISSUER"} {
+			if svc.Environment[k] != torii.Environment[k] {
+				t.Errorf("docker-compose.yml: %s's %s = %q, torii's %q: the nodes must share it", name, k, svc.Environment[k], torii.Environment[k])
+			}
+		}
+		if len(svc.Ports) != 0 {
+			t.Errorf("docker-compose.yml: node %s publishes ports %v: only the proxy should", name, svc.Ports)
+		}
 	}
-	if _, err := loadConfig(all); err != nil {
-		t.Errorf("docker-compose.yml's configuration is invalid: %v", err)
+	if len(nodes) < 2 {
+		t.Errorf("docker-compose.yml runs %d Torii nodes (%v), want at least 2", len(nodes), nodes)
 	}
-	if !strings.Contains(torii.Environment["TORII_DATABASE_URL"], "@postgres:5432/") {
-		t.Errorf("the torii service does not use the compose Postgres")
+	proxy, ok := doc.Services["proxy"]
+	if !ok || !strings.HasPrefix(proxy.Image, "caddy:") || len(proxy.Ports) == 0 {
+		t.Fatalf("docker-compose.yml needs a proxy service (Caddy) that publishes a port")
+	}
+	var caddyfile string
+	for _, v := range proxy.Volumes {
+		if src, dst, _ := strings.Cut(v, ":"); strings.HasPrefix(dst, "/etc/caddy/Caddyfile") {
+			raw, err := os.ReadFile(filepath.Join("../..", src))
+			if err != nil {
+				t.Fatalf("the proxy's Caddyfile: %v", err)
+			}
+			caddyfile = string(raw)
+		}
+	}
+	for _, n := range nodes {
+		if !strings.Contains(caddyfile, " "+n+":8080") {
+			t.Errorf("the proxy's Caddyfile does not send requests to %s:8080:\n%s", n, caddyfile)
+		}
+	}
+	if !strings.Contains(caddyfile, "health_uri /readyz") {
+		t.Error("the proxy's Caddyfile does not check the nodes' /readyz")
 	}
 }
 

@@ -103,6 +103,14 @@ func newServer(ctx context.Context, cfg Config, log *slog.Logger, opts serverOpt
 		ResendMax:          cfg.OTPResendLimit.N,
 		RequireComposition: cfg.PasswordComposition,
 	})
+	// Per-IP budgets: in the database every node shares on PostgreSQL, in
+	// memory on SQLite (one node).
+	var limits iplimit.Shared
+	tokenFailures := iplimit.NewFailures(iplimit.Limit(cfg.TokenFailureLimit), cfg.TrustedProxies, nil)
+	if store.Dialect() == storage.Postgres {
+		limits = store
+		tokenFailures = iplimit.NewSharedFailures("token.failures", iplimit.Limit(cfg.TokenFailureLimit), cfg.TrustedProxies, store, nil)
+	}
 	fed, err := newFederation(ctx, cfg, store)
 	if err != nil {
 		return nil, err
@@ -119,7 +127,7 @@ func newServer(ctx context.Context, cfg Config, log *slog.Logger, opts serverOpt
 		LogoType:       cfg.LogoType,
 		ThemeCSS:       cfg.ThemeCSS,
 	}
-	loginHandler, err := login.New(ctx, loginCfg, login.Deps{Store: store, Accounts: accounts, Logger: log, SignIns: tel.SignIn, Federation: fed})
+	loginHandler, err := login.New(ctx, loginCfg, login.Deps{Store: store, Accounts: accounts, Logger: log, SignIns: tel.SignIn, Federation: fed, Limits: limits})
 	if err != nil {
 		return nil, err
 	}
@@ -138,7 +146,7 @@ func newServer(ctx context.Context, cfg Config, log *slog.Logger, opts serverOpt
 		Browser:           loginHandler,
 		Accounts:          observedAccounts{accounts, tel},
 		IsCredentialError: func(err error) bool { return errors.Is(err, account.ErrInvalidCredentials) },
-		TokenFailures:     iplimit.NewFailures(iplimit.Limit(cfg.TokenFailureLimit), cfg.TrustedProxies, nil),
+		TokenFailures:     tokenFailures,
 		CodeStep:          codeStep{accounts, tel},
 		Observer:          tel,
 		Logger:            log,
@@ -157,7 +165,7 @@ func newServer(ctx context.Context, cfg Config, log *slog.Logger, opts serverOpt
 		IPFailureLimit: iplimit.Limit(cfg.IPFailureLimit),
 		TrustedProxies: cfg.TrustedProxies,
 		CursorKey:      cursorKey,
-	}, api.Deps{Accounts: accounts, Tokens: prov, Admin: prov, Logger: log})
+	}, api.Deps{Accounts: accounts, Tokens: prov, Admin: prov, Logger: log, Limits: limits})
 	if err != nil {
 		return nil, err
 	}

@@ -61,10 +61,11 @@ type Config struct {
 	// Issuer is Torii's public base URL (pictures' URLs are built on it).
 	Issuer string
 	// IPRateLimit bounds the requests of one client IP to the public
-	// routes; zero means 60 per minute. Per node.
+	// routes; zero means 60 per minute. Per node unless Deps.Limits is set.
 	IPRateLimit iplimit.Limit
 	// IPFailureLimit bounds the failed attempts (wrong code or password,
-	// bad link) of one client IP; zero means 50 per 15 minutes. Per node.
+	// bad link) of one client IP; zero means 50 per 15 minutes. Per node
+	// unless Deps.Limits is set.
 	IPFailureLimit iplimit.Limit
 	// TrustedProxies are the reverse proxies whose X-Forwarded-For header
 	// names the client.
@@ -97,6 +98,9 @@ type Deps struct {
 	// Logger gets one line per refused or failed request; nil discards.
 	// Tokens, passwords and codes are never logged.
 	Logger *slog.Logger
+	// Limits, when set, keeps the per-IP request and failure budgets,
+	// shared by every node on it; nil keeps them in this node's memory.
+	Limits iplimit.Shared
 }
 
 // Handler serves the API. It is safe for concurrent use.
@@ -130,6 +134,10 @@ func New(cfg Config, deps Deps) (*Handler, error) {
 		requests: iplimit.New(cfg.IPRateLimit, nil),
 		failures: iplimit.NewFailures(cfg.IPFailureLimit, cfg.TrustedProxies, nil),
 		proxies:  cfg.TrustedProxies,
+	}
+	if deps.Limits != nil {
+		h.requests = iplimit.NewShared("api.requests", cfg.IPRateLimit, deps.Limits, nil)
+		h.failures = iplimit.NewSharedFailures("api.failures", cfg.IPFailureLimit, cfg.TrustedProxies, deps.Limits, nil)
 	}
 	if h.log == nil {
 		h.log = slog.New(slog.DiscardHandler)
@@ -261,7 +269,7 @@ func apiField(f string) string {
 // out of its failure budget: 429 with Retry-After.
 func (h *Handler) limited(fn handlerFunc) handlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) error {
-		if wait, ok := h.requests.Take(h.proxies.ClientIP(r)); !ok {
+		if wait, ok := h.requests.Take(r.Context(), h.proxies.ClientIP(r)); !ok {
 			return tooMany(wait, "Too many requests from your network.")
 		}
 		if wait := h.failures.Wait(r); wait > 0 {

@@ -17,38 +17,38 @@ func TestLimiter(t *testing.T) {
 	c := &clock{t: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}
 	l := New(Limit{N: 3, Per: time.Minute}, c.Now)
 	a, b := netip.MustParseAddr("203.0.113.7"), netip.MustParseAddr("198.51.100.9")
-	if w := l.Wait(a); w != 0 {
+	if w := l.Wait(t.Context(), a); w != 0 {
 		t.Fatalf("Wait(new address) = %s, want 0", w)
 	}
 	for i := range 3 {
-		if w, ok := l.Take(a); !ok || w != 0 {
+		if w, ok := l.Take(t.Context(), a); !ok || w != 0 {
 			t.Fatalf("Take #%d = %s, %v; want 0, true", i+1, w, ok)
 		}
 	}
 	// Empty: one event back in Per/N = 20 s.
-	if w, ok := l.Take(a); ok || w != 20*time.Second {
+	if w, ok := l.Take(t.Context(), a); ok || w != 20*time.Second {
 		t.Errorf("Take past the budget = %s, %v; want 20s, false", w, ok)
 	}
-	if w := l.Wait(a); w != 20*time.Second {
+	if w := l.Wait(t.Context(), a); w != 20*time.Second {
 		t.Errorf("Wait past the budget = %s, want 20s", w)
 	}
-	if w := l.Wait(b); w != 0 {
+	if w := l.Wait(t.Context(), b); w != 0 {
 		t.Errorf("Wait(another address) = %s, want 0", w)
 	}
 	// Neither a refused Take nor Wait spent anything.
 	c.t = c.t.Add(20 * time.Second)
-	if w := l.Wait(a); w != 0 {
+	if w := l.Wait(t.Context(), a); w != 0 {
 		t.Errorf("Wait after 20s = %s, want 0", w)
 	}
-	if _, ok := l.Take(a); !ok {
+	if _, ok := l.Take(t.Context(), a); !ok {
 		t.Error("Take after 20s refused")
 	}
-	if _, ok := l.Take(a); ok {
+	if _, ok := l.Take(t.Context(), a); ok {
 		t.Error("second Take after 20s allowed")
 	}
 	// Idle buckets are forgotten, and a forgotten bucket is a full one.
 	c.t = c.t.Add(3 * time.Minute)
-	l.Take(b)
+	l.Take(t.Context(), b)
 	l.mu.RLock()
 	_, kept := l.buckets[a]
 	l.mu.RUnlock()
@@ -145,35 +145,35 @@ func TestBegin(t *testing.T) {
 	ip := netip.MustParseAddr("203.0.113.7")
 	var dones []func(bool)
 	for i := range 3 {
-		done, wait, ok := l.Begin(ip)
+		done, wait, ok := l.Begin(t.Context(), ip)
 		if !ok || wait != 0 {
 			t.Fatalf("Begin #%d = %s, %v; want admitted", i+1, wait, ok)
 		}
 		dones = append(dones, done)
 	}
 	// Three under way: a fourth waits, though no token is spent yet.
-	if done, wait, ok := l.Begin(ip); ok || done != nil || wait != 20*time.Second {
+	if done, wait, ok := l.Begin(t.Context(), ip); ok || done != nil || wait != 20*time.Second {
 		t.Fatalf("Begin with three under way = %s, %v; want 20s, refused", wait, ok)
 	}
 	dones[0](false) // a success spends nothing
-	if _, _, ok := l.Begin(ip); !ok {
+	if _, _, ok := l.Begin(t.Context(), ip); !ok {
 		t.Fatal("Begin after a success = refused, want admitted")
 	}
 	dones[1](true)
 	dones[2](true)
 	// Two failures spent, one attempt still under way: nothing left.
-	if _, wait, ok := l.Begin(ip); ok || wait != 20*time.Second {
+	if _, wait, ok := l.Begin(t.Context(), ip); ok || wait != 20*time.Second {
 		t.Errorf("Begin after two failures with one under way = %s, %v; want 20s, refused", wait, ok)
 	}
-	if w := l.Wait(ip); w != 0 {
+	if w := l.Wait(t.Context(), ip); w != 0 {
 		t.Errorf("Wait = %s, want 0: one token is left", w)
 	}
 	c.t = c.t.Add(20 * time.Second)
-	if _, _, ok := l.Begin(ip); !ok {
+	if _, _, ok := l.Begin(t.Context(), ip); !ok {
 		t.Error("Begin once a token came back = refused, want admitted")
 	}
 	// Another address has its own budget.
-	if _, _, ok := l.Begin(netip.MustParseAddr("198.51.100.9")); !ok {
+	if _, _, ok := l.Begin(t.Context(), netip.MustParseAddr("198.51.100.9")); !ok {
 		t.Error("Begin from another address = refused")
 	}
 }

@@ -70,6 +70,9 @@ func Run(t *testing.T, open func(t testing.TB) *storage.Store) {
 		{"IdentityRace", testIdentityRace},
 		{"FederationFlows", testFederationFlows},
 		{"LoginSessionIDP", testLoginSessionIDP},
+		{"RateLimits", testRateLimits},
+		{"RateLimitRace", testRateLimitRace},
+		{"TakeRates", testTakeRates},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

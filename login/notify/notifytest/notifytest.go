@@ -8,6 +8,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
@@ -152,6 +153,12 @@ func (s *SMTPServer) URL() string {
 
 // RootCAs trusts the server's self-signed certificate.
 func (s *SMTPServer) RootCAs() *x509.CertPool { return s.roots }
+
+// CertPEM is the server's self-signed certificate in PEM, for a process
+// that trusts it through SSL_CERT_FILE.
+func (s *SMTPServer) CertPEM() []byte {
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: s.tlsConfig.Certificates[0].Certificate[0]})
+}
 
 // Addr is the host:port the server listens on.
 func (s *SMTPServer) Addr() string {
