@@ -201,9 +201,6 @@ func (s *Service) sendCode(ctx context.Context, u *storage.User, purpose, bindin
 			firstCode = live.Destination != destination
 		}
 	}
-	if err := s.checkSendLimits(ctx, u.ID, destination, firstCode); err != nil {
-		return nil, err
-	}
 	code := newCode()
 	c := &storage.OneTimeCode{
 		ID: rand.Text(), UserID: sql.NullString{String: u.ID, Valid: true}, Purpose: purpose, Binding: binding,
@@ -217,7 +214,7 @@ func (s *Service) sendCode(ctx context.Context, u *storage.User, purpose, bindin
 	if err != nil {
 		return nil, err
 	}
-	err = s.store.InTx(ctx, func(ctx context.Context) error {
+	err = s.limitedSend(ctx, u.ID, destination, firstCode, func(ctx context.Context) error {
 		if err := s.store.ReplaceOneTimeCode(ctx, c); err != nil {
 			return err
 		}
@@ -226,10 +223,37 @@ func (s *Service) sendCode(ctx context.Context, u *storage.User, purpose, bindin
 		}
 		return s.cfg.Notifier.Enqueue(ctx, msg)
 	})
-	if err != nil {
+	var rl *RateLimitError
+	if errors.As(err, &rl) {
+		return nil, rl
+	} else if err != nil {
 		return nil, fmt.Errorf("account: send code: %w", err)
 	}
 	return c, nil
+}
+
+// limitedSend runs send, which records a message's code row (the send
+// limits count those) and enqueues the message, in one transaction with
+// the check of the send limits (checkSendLimits) for userID ("" for none)
+// and destination, under a lock on each: parallel requests, on one node or
+// several, cannot all pass a check that none of them has yet recorded its
+// send in. The locks are taken user first, then destination, by every
+// caller, so two sends never wait on each other in a cycle.
+func (s *Service) limitedSend(ctx context.Context, userID, destination string, firstCode bool, send func(ctx context.Context) error) error {
+	return s.store.InTx(ctx, func(ctx context.Context) error {
+		if userID != "" {
+			if err := s.store.Lock(ctx, "code-sends-user:"+userID); err != nil {
+				return err
+			}
+		}
+		if err := s.store.Lock(ctx, "code-sends-to:"+destination); err != nil {
+			return err
+		}
+		if err := s.checkSendLimits(ctx, userID, destination, firstCode); err != nil {
+			return err
+		}
+		return send(ctx)
+	})
 }
 
 // checkCode checks code against the live code of (user, purpose, binding)

@@ -65,9 +65,6 @@ func (s *Service) StartEmailChange(ctx context.Context, userID, email string) (*
 // answers any other: the same send limits, a code row that nothing
 // matches, and a notice to the owner instead of a code.
 func (s *Service) emailChangeDecoy(ctx context.Context, u *storage.User, email string, owner *storage.User) (*OTPChallenge, error) {
-	if err := s.checkSendLimits(ctx, u.ID, email, false); err != nil {
-		return nil, err
-	}
 	var notice *notify.Message
 	if owner != nil {
 		sendable, err := s.withinSendLimits(ctx, owner.Email)
@@ -84,7 +81,7 @@ func (s *Service) emailChangeDecoy(ctx context.Context, u *storage.User, email s
 	}
 	decoy := &storage.OneTimeCode{ID: rand.Text(), UserID: sql.NullString{String: u.ID, Valid: true}, Purpose: purposeChangeEmail, Binding: email,
 		Channel: string(notify.Email), Destination: email, CodeHash: unmatchableHash(), ExpiresAt: s.cfg.Now().Add(s.cfg.OTPLifetime)}
-	err := s.store.InTx(ctx, func(ctx context.Context) error {
+	err := s.limitedSend(ctx, u.ID, email, false, func(ctx context.Context) error {
 		if err := s.store.ReplaceOneTimeCode(ctx, decoy); err != nil {
 			return err
 		}
@@ -93,7 +90,10 @@ func (s *Service) emailChangeDecoy(ctx context.Context, u *storage.User, email s
 		}
 		return s.enqueueCountedNotice(ctx, *notice)
 	})
-	if err != nil {
+	var rl *RateLimitError
+	if errors.As(err, &rl) {
+		return nil, rl
+	} else if err != nil {
 		return nil, fmt.Errorf("account: change email: %w", err)
 	}
 	return &OTPChallenge{Channel: notify.Email, Destination: mask(email, notify.Email), ExpiresAt: decoy.ExpiresAt}, nil

@@ -111,24 +111,33 @@ func (s *Service) registerTaken(ctx context.Context, email string, owner *storag
 		}
 		notice = notify.Message{Channel: notify.Email, To: owner.Email, Subject: subject, Text: text, HTML: html}
 	}
-	counted, err := s.withinSendLimits(ctx, email)
-	if err != nil {
-		return "", err
-	}
-	send := owner != nil && counted
-	lookAlike := owner != nil && owner.Email != email
-	if lookAlike {
-		if send, err = s.withinSendLimits(ctx, owner.Email); err != nil {
-			return "", err
-		}
-	}
 	ticket, hash := newToken()
 	decoy := &storage.OneTimeCode{ID: rand.Text(), Purpose: purposeVerifyEmail, Binding: hash, Destination: email,
 		CodeHash: unmatchableHash(), ExpiresAt: s.cfg.Now().Add(s.cfg.OTPLifetime)}
-	if counted {
-		decoy.Channel = string(notify.Email)
-	}
-	err = s.store.InTx(ctx, func(ctx context.Context) error {
+	lookAlike := owner != nil && owner.Email != email
+	// The limits are checked and the decoy counted under locks on the
+	// addresses (as limitedSend does), so that a burst of registrations
+	// cannot mail the owner past the cap.
+	err := s.store.InTx(ctx, func(ctx context.Context) error {
+		if err := s.store.Lock(ctx, "code-sends-to:"+email); err != nil {
+			return err
+		}
+		counted, err := s.withinSendLimits(ctx, email)
+		if err != nil {
+			return err
+		}
+		send := owner != nil && counted
+		if lookAlike {
+			if err := s.store.Lock(ctx, "code-sends-to:"+owner.Email); err != nil {
+				return err
+			}
+			if send, err = s.withinSendLimits(ctx, owner.Email); err != nil {
+				return err
+			}
+		}
+		if counted {
+			decoy.Channel = string(notify.Email)
+		}
 		if err := s.store.ReplaceOneTimeCode(ctx, decoy); err != nil {
 			return err
 		}
