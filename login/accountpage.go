@@ -33,6 +33,7 @@ var accountNotices = map[string]string{
 	"app-revoke":        "The application no longer has access to your account.",
 	"verify-email":      "We sent you a confirmation mail.",
 	"already-recent":    "A code was sent a moment ago; wait a little before asking again.",
+	"password-link":     "We mailed you a link to set a password. Follow it from this device or another.",
 	"identity-linked":   "The provider is linked: you can sign in with it from now on.",
 	"identity-unlinked": "The provider is unlinked: it no longer signs you in.",
 	"identity-taken":    "That provider account is already linked to another account, so it was not linked to this one.",
@@ -60,7 +61,7 @@ func (h *Handler) accountData(w http.ResponseWriter, r *http.Request, ls *storag
 	page := templates.AccountPage{
 		CSRF: h.csrfToken(w, r), UserID: u.ID, Email: u.Email, Username: u.PreferredUsername(), Name: u.Name, Bio: u.Bio,
 		EmailVerified: u.EmailVerified, Phone: u.Phone, PhoneVerified: u.PhoneVerified, PendingPhone: u.PendingPhone,
-		Errors: map[string]string{},
+		Errors: map[string]string{}, HasPassword: u.PasswordHash != "",
 	}
 	var err error
 	if page.Identities, page.LinkProviders, err = h.identityLabels(ctx, u.ID); err != nil {
@@ -280,6 +281,14 @@ func (h *Handler) accountAction(w http.ResponseWriter, r *http.Request) error {
 			break
 		}
 		return h.startVerification(w, r, u.ID, "")
+	case "password-link":
+		// An account without a password (made through a provider) gets
+		// the forgotten-password mail, at its own address.
+		err := h.accounts.RequestPasswordReset(ctx, u.Email)
+		if err != nil {
+			return fieldErr(err, "")
+		}
+		return redirect(w, r, AccountPath+"?done=password-link")
 	case "deactivate":
 		pw, err := get("password")
 		if err != nil {

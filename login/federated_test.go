@@ -670,6 +670,24 @@ func TestFederatedAccountPageLinksAndUnlink(t *testing.T) {
 	if resp := unlink("google", "1001"); resp.StatusCode != http.StatusConflict {
 		t.Errorf("unlink the remaining one = %d, want 409", resp.StatusCode)
 	}
+	// The account page offers a link to set a password, not the change
+	// form (there is no current password to type), and deactivation waits
+	// for one.
+	page = b.get(login.AccountPath)
+	if !strings.Contains(page.body, "Set a password") || strings.Contains(page.body, `id="old-password"`) ||
+		strings.Contains(page.body, `action="/account/deactivate"`) {
+		t.Errorf("account page of an account without a password:\n%s", page.body)
+	}
+	if resp := b.post("/account/password-link", url.Values{"csrf": {csrf}}); resp.StatusCode != http.StatusSeeOther ||
+		resp.Header.Get("Location") != login.AccountPath+"?done=password-link" {
+		t.Fatalf("password-link = %d %q", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	if link := fe.mail.link(t, email); !strings.Contains(link, "/reset?token=") {
+		t.Errorf("password-link mailed %q, want a reset link", link)
+	}
+	if resp := b.post("/account/password-link", url.Values{}); resp.StatusCode != http.StatusForbidden {
+		t.Errorf("password-link without CSRF = %d, want 403", resp.StatusCode)
+	}
 	// A password through the forgotten-password mail; then unlinking works.
 	if resp := b.post(login.ForgotPath, url.Values{"csrf": {b.csrf(login.ForgotPath)}, "email": {email}}); resp.StatusCode >= 400 {
 		t.Fatalf("forgot = %d", resp.StatusCode)

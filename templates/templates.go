@@ -403,6 +403,10 @@ type AccountPage struct {
 	// AvatarURL is the picture's URL, or "" when there is none.
 	AvatarURL string
 	Sessions  []AccountSession
+	// HasPassword is false for an account made through a provider that
+	// has not set one: the page offers a link to set it instead of the
+	// change form.
+	HasPassword bool
 	// Devices are the remembered devices (no code asked).
 	Devices []AccountDevice
 	Apps    []AccountApp
