@@ -117,7 +117,7 @@ func (h *Handler) checkCode(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	req := validReq(rawReq)
-	ctx := r.Context()
+	ctx := h.withAuditClient(r.Context(), req)
 	ls, u, binding, err := h.halfSignedIn(r)
 	if err != nil {
 		return err
@@ -218,7 +218,7 @@ func (h *Handler) resendCode(w http.ResponseWriter, r *http.Request) error {
 		return redirect(w, r, loginURL(req))
 	}
 	ch := channelOf(rawCh)
-	_, err = h.accounts.StartOTP(r.Context(), u.ID, binding, ch)
+	_, err = h.accounts.StartOTP(h.withAuditClient(r.Context(), req), u.ID, binding, ch)
 	var rl *account.RateLimitError
 	var ve *account.ValidationError
 	var locked *account.LockedError

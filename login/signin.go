@@ -115,6 +115,20 @@ func (h *Handler) appIfPending(ctx context.Context, req string) (*templates.App,
 	return app, err
 }
 
+// withAuditClient names the client of the pending request req in the
+// audit events of the actions done with the returned context (the relying
+// party a sign-in is for); without a pending request, ctx as it is.
+func (h *Handler) withAuditClient(ctx context.Context, req string) context.Context {
+	if req == "" {
+		return ctx
+	}
+	ar, err := h.store.AuthRequest(ctx, req)
+	if err != nil {
+		return ctx
+	}
+	return storage.WithAuditClient(ctx, ar.ClientID)
+}
+
 // appOfClient is how the pages show a registered client.
 func appOfClient(c *storage.Client) *templates.App {
 	return &templates.App{Name: clientName(c), LogoURI: c.LogoURI}
@@ -138,7 +152,7 @@ func (h *Handler) signIn(w http.ResponseWriter, r *http.Request) error {
 		vals[i] = v
 	}
 	req, username, password := validReq(vals[0]), vals[1], vals[2]
-	ctx := r.Context()
+	ctx := h.withAuditClient(r.Context(), req)
 	app, err := h.appOf(ctx, req)
 	if err != nil {
 		return err

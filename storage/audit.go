@@ -45,6 +45,9 @@ type AuditMeta struct {
 	IP        string
 	UserAgent string
 	RequestID string
+	// ClientID is the relying party the request serves (a browser sign-in
+	// for a pending authorization request), or "".
+	ClientID string
 }
 
 type auditMetaKey struct{}
@@ -60,6 +63,15 @@ func WithAuditMeta(ctx context.Context, m AuditMeta) context.Context {
 func AuditMetaFrom(ctx context.Context) AuditMeta {
 	m, _ := ctx.Value(auditMetaKey{}).(AuditMeta)
 	return m
+}
+
+// WithAuditClient returns a context whose events name clientID as their
+// client (RecordAudit, for events that leave ClientID empty), keeping the
+// rest of its AuditMeta.
+func WithAuditClient(ctx context.Context, clientID string) context.Context {
+	m := AuditMetaFrom(ctx)
+	m.ClientID = clientID
+	return WithAuditMeta(ctx, m)
 }
 
 // WithAuditActor returns a context naming the actor ("user:ID",
@@ -81,7 +93,7 @@ var secretKeys = []string{"password", "secret", "token", "code", "otp", "hash"}
 
 // RecordAudit stores e inside the transaction ctx carries if any, so the
 // event exists exactly when the action commits. It sets ID and CreatedAt,
-// fills Actor, IP, user agent and request ID from ctx (WithAuditActor,
+// fills Actor, IP, user agent, request ID and client from ctx (WithAuditActor,
 // WithAuditMeta) where e leaves them empty, truncates the user agent to 256
 // bytes and drops detail keys that name a secret. The event is logged at
 // info level ("audit") once its transaction commits, or at once without
@@ -99,6 +111,9 @@ func (s *Store) RecordAudit(ctx context.Context, e *AuditEvent) error {
 	}
 	if e.RequestID == "" {
 		e.RequestID = m.RequestID
+	}
+	if e.ClientID == "" {
+		e.ClientID = m.ClientID
 	}
 	if len(e.UserAgent) > maxUserAgent {
 		e.UserAgent = strings.ToValidUTF8(e.UserAgent[:maxUserAgent], "")

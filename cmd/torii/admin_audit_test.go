@@ -1,6 +1,7 @@
 package main
 
 import (
+	"github.com/torii-idp/torii/provider"
 	"net/url"
 	"strings"
 	"testing"
@@ -118,6 +119,17 @@ func TestAdminAPIAudit(t *testing.T) {
 		}
 		if es, _ := a.auditPage(t, url.Values{"type": {"token.reuse_detected"}}); len(es) != 1 || es[0]["client_id"] != a.id {
 			t.Errorf("token.reuse_detected events = %v, want one for client %s", es, a.id)
+		}
+
+		// A sign-in in the browser for a relying party names it as the
+		// events' client; the sign-in above, for none, names none.
+		if e := byType["sign_in.success"]; e["client_id"] != "" {
+			t.Errorf("sign_in.success without an application: client_id = %v, want none", e["client_id"])
+		}
+		appID, appSecret := a.client(provider.ClientSpec{ID: "audit-app", Name: "Audit App", SkipConsent: true})
+		a.login(a.oauth2Config(appID, appSecret), a.browser(), "ann@example.com")
+		if es, _ := a.auditPage(t, url.Values{"user": {id}, "type": {"sign_in.success"}, "limit": {"1"}}); len(es) != 1 || es[0]["client_id"] != appID {
+			t.Errorf("newest sign_in.success after a sign-in for %s = %v, want client_id %s", appID, es, appID)
 		}
 
 		_, next := a.auditPage(t, url.Values{"user": {id}, "limit": {"1"}})
