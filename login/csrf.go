@@ -37,19 +37,19 @@ func (h *Handler) csrfToken(w http.ResponseWriter, r *http.Request) string {
 }
 
 // checkCSRF checks the "csrf" field of a parsed POST form against the
-// browser's CSRF cookie; a missing or wrong token is errCSRF (403).
+// browser's CSRF cookie; a missing or wrong token is errFormExpired (403).
 func (h *Handler) checkCSRF(r *http.Request) error {
 	c, err := r.Cookie(h.csrfCookie)
 	if err != nil || !validToken(c.Value) {
-		return errCSRF
+		return errFormExpired
 	}
 	vals := r.PostForm["csrf"]
 	if len(vals) != 1 {
-		return errCSRF
+		return errFormExpired
 	}
 	got, err := base64.RawURLEncoding.Strict().DecodeString(vals[0])
 	if err != nil || !hmac.Equal(got, h.csrfMAC(c.Value)) {
-		return errCSRF
+		return errFormExpired
 	}
 	return nil
 }

@@ -440,8 +440,8 @@ func TestSecurity62FederatedFailures(t *testing.T) {
 			viaProvider := func(name string, set func(f *fedtest.Fake)) step {
 				return func(t *testing.T, b *browser) *response {
 					f := fe.fakes[name]
-					t.Cleanup(func() { reset(f) })
-					set(f)
+					t.Cleanup(func() { f.Configure(reset) })
+					f.Configure(set)
 					resp, _ := b.continueWith(name, "")
 					return resp
 				}

@@ -392,7 +392,7 @@ var (
 		Title:   "Bad request",
 		Message: "The request was not understood. Go back and try again.",
 	}}
-	errCSRF = &pageError{http.StatusForbidden, templates.ErrorPage{
+	errFormExpired = &pageError{http.StatusForbidden, templates.ErrorPage{
 		Title:   "Form expired",
 		Message: "This form has expired or was not sent from this site. Start again with a fresh form.",
 	}}
@@ -441,7 +441,7 @@ func (h *Handler) fail(w http.ResponseWriter, r *http.Request, err error) {
 		w.Header().Set("Retry-After", "1")
 	}
 	page := pe.page
-	if pe == errCSRF {
+	if pe == errFormExpired {
 		// A way forward: the form again, fresh.
 		page.AgainURL, page.AgainFields = againURL(r)
 	}

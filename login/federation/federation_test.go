@@ -219,9 +219,11 @@ func TestFinishFailures(t *testing.T) {
 			q, binding, _ := e.trip(t, tc.provider)
 			if tc.set != nil {
 				t.Cleanup(func() {
-					f.AuthorizeError, f.TokenStatus, f.ProfileStatus, f.Hang, f.Claims, f.WrongKey = "", 0, 0, false, nil, false
+					f.Configure(func(f *fedtest.Fake) {
+						f.AuthorizeError, f.TokenStatus, f.ProfileStatus, f.Hang, f.Claims, f.WrongKey = "", 0, 0, false, nil, false
+					})
 				})
-				tc.set(f)
+				f.Configure(tc.set)
 				if f.AuthorizeError != "" {
 					q, binding, _ = e.trip(t, tc.provider)
 				}

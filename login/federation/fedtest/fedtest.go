@@ -66,8 +66,9 @@ type User struct {
 	Emails []Email
 }
 
-// Fake is one fake provider. Its exported fields may be changed between
-// requests (under no lock: tests set them before the flow).
+// Fake is one fake provider. Its exported fields are set before the flow,
+// or changed later through Configure, which waits for the requests being
+// answered (a request still hanging at the end of a test included).
 type Fake struct {
 	Kind         string
 	Server       *httptest.Server
@@ -97,7 +98,10 @@ type Fake struct {
 
 	key, otherKey *rsa.PrivateKey
 	stop          chan struct{}
-	mu            sync.Mutex
+	// cfg guards the exported fields: serve reads them under its read
+	// lock (released while it hangs), Configure writes them.
+	cfg sync.RWMutex
+	mu  sync.Mutex
 	codes         map[string]grant
 	tokens        map[string]bool
 	// Redeemed counts successful code redemptions.
@@ -205,18 +209,33 @@ func (f *Fake) Requests() []string {
 	return append([]string(nil), f.requests...)
 }
 
+// Configure changes the fake's exported fields with fn, between the
+// requests it answers.
+func (f *Fake) Configure(fn func(f *Fake)) {
+	f.cfg.Lock()
+	defer f.cfg.Unlock()
+	fn(f)
+}
+
+// profilePaths are the endpoints HangProfile holds.
+var profilePaths = map[string]bool{"/user": true, "/user/emails": true, "/oauth2/v2/userinfo": true, "/me": true, "/userinfo": true}
+
 func (f *Fake) serve(w http.ResponseWriter, r *http.Request) {
 	f.mu.Lock()
 	f.requests = append(f.requests, r.URL.Path)
 	f.mu.Unlock()
 	path := strings.TrimPrefix(r.URL.Path, "/api/v3")
-	if path != "/login/oauth/authorize" && path != "/o/oauth2/auth" && path != "/dialog/oauth" && path != "/authorize" && f.Hang {
+	f.cfg.RLock()
+	authorize := path == "/login/oauth/authorize" || path == "/o/oauth2/auth" || path == "/dialog/oauth" || path == "/authorize"
+	if (f.Hang && !authorize) || (f.HangProfile && profilePaths[path]) {
+		f.cfg.RUnlock()
 		select {
 		case <-r.Context().Done():
 		case <-f.stop:
 		}
 		return
 	}
+	defer f.cfg.RUnlock()
 	switch {
 	case path == "/.well-known/openid-configuration" && (f.Kind == OIDC || f.Kind == Google):
 		f.discovery(w)
@@ -373,13 +392,6 @@ func (f *Fake) jwks(w http.ResponseWriter) {
 // bearer checks the access token (header, or GitHub/Google/Facebook's
 // access_token parameter).
 func (f *Fake) bearer(w http.ResponseWriter, r *http.Request) bool {
-	if f.HangProfile {
-		select {
-		case <-r.Context().Done():
-		case <-f.stop:
-		}
-		return false
-	}
 	if f.ProfileStatus != 0 {
 		writeJSON(w, f.ProfileStatus, map[string]string{"message": "profile unavailable"})
 		return false
