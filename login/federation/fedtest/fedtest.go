@@ -100,10 +100,10 @@ type Fake struct {
 	stop          chan struct{}
 	// cfg guards the exported fields: serve reads them under its read
 	// lock (released while it hangs), Configure writes them.
-	cfg sync.RWMutex
-	mu  sync.Mutex
-	codes         map[string]grant
-	tokens        map[string]bool
+	cfg    sync.RWMutex
+	mu     sync.Mutex
+	codes  map[string]grant
+	tokens map[string]bool
 	// Redeemed counts successful code redemptions.
 	redeemed int
 	requests []string
