@@ -195,6 +195,10 @@ func (h *Handler) federatedCallback(w http.ResponseWriter, r *http.Request) erro
 		return h.fedFail(w, r, http.StatusBadGateway, req, "Sign-in with "+label+" failed",
 			label+" did not confirm who you are. Nothing was changed. Try again, or sign in another way.")
 	}
+	// The audit events of what follows name the relying party the sign-in
+	// is for.
+	r = r.WithContext(h.withAuditClient(ctx, req))
+	ctx = r.Context()
 	id := account.Identity{Provider: name, Subject: res.Identity.Subject, Email: res.Identity.Email,
 		EmailVerified: res.Identity.EmailVerified, Name: res.Identity.Name}
 	if res.Flow.Purpose == storage.FlowLink {

@@ -202,6 +202,10 @@ func TestFederatedEndToEnd(t *testing.T) {
 				for _, ev := range events {
 					if ev.Type == "sign_in.success" && ev.Detail["method"] == "federated" && ev.Detail["provider"] == name {
 						counts["sign_in"]++
+						// The relying party the sign-in was for.
+						if !strings.HasPrefix(ev.ClientID, "rp-"+name+"-") {
+							t.Errorf("federated sign_in.success client_id = %q, want the relying party rp-%s-…", ev.ClientID, name)
+						}
 					}
 					if ev.Type == "identity.linked" && ev.Detail["provider"] == name {
 						counts["linked"]++
