@@ -116,16 +116,17 @@ func newServer(ctx context.Context, cfg Config, log *slog.Logger, opts serverOpt
 		return nil, err
 	}
 	loginCfg := login.Config{
-		Issuer:         cfg.Issuer,
-		OTP:            cfg.OTP,
-		IPRateLimit:    login.Limit(cfg.IPRateLimit),
-		IPFailureLimit: login.Limit(cfg.IPFailureLimit),
-		TrustedProxies: cfg.TrustedProxies,
-		FederatedOTP:   cfg.Federation.OTP,
-		SiteName:       cfg.SiteName,
-		Logo:           cfg.Logo,
-		LogoType:       cfg.LogoType,
-		ThemeCSS:       cfg.ThemeCSS,
+		Issuer:          cfg.Issuer,
+		OTP:             cfg.OTP,
+		IPRateLimit:     login.Limit(cfg.IPRateLimit),
+		IPFailureLimit:  login.Limit(cfg.IPFailureLimit),
+		TrustedProxies:  cfg.TrustedProxies,
+		FederatedOTP:    cfg.Federation.OTP,
+		SiteName:        cfg.SiteName,
+		Logo:            cfg.Logo,
+		LogoType:        cfg.LogoType,
+		ThemeCSS:        cfg.ThemeCSS,
+		DefaultLanguage: cfg.DefaultLanguage,
 	}
 	loginHandler, err := login.New(ctx, loginCfg, login.Deps{Store: store, Accounts: accounts, Logger: log, SignIns: tel.SignIn, Federation: fed, Limits: limits})
 	if err != nil {

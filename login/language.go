@@ -1,0 +1,123 @@
+package login
+
+import (
+	"net/http"
+	"net/url"
+
+	"github.com/torii-idp/torii/templates"
+)
+
+// The pages' language (templates.Languages) is decided in one place,
+// pageWriter.language, for the request being answered:
+//
+//  1. the lang parameter of a GET: the picker at the foot of every page
+//     that a GET shows again; it is remembered in the language cookie;
+//  2. ui_locales of the pending authorization request (req), kept with it
+//     in storage.AuthRequest.Form: the relying party's choice;
+//  3. the language cookie: the person's last choice in the picker;
+//  4. Accept-Language (q-values honoured), through language.Matcher;
+//  5. Config.DefaultLanguage (TORII_DEFAULT_LANGUAGE).
+//
+// Unknown or malformed values at any step are ignored.
+
+// langCookieName is the picker's cookie (with the __Host- prefix on https).
+const langCookieName = "torii_lang"
+
+// langCookieAge is how long the picker's choice is remembered.
+const langCookieAge = 365 * 24 * 60 * 60
+
+func (h *Handler) langCookie() string {
+	if h.secure {
+		return "__Host-" + langCookieName
+	}
+	return langCookieName
+}
+
+// pageWriter is the ResponseWriter the page handlers get: it knows the
+// request, so render can ask it for the page's language.
+type pageWriter struct {
+	http.ResponseWriter
+	h    *Handler
+	r    *http.Request
+	lang string
+}
+
+// Unwrap lets http.ResponseController reach the connection's writer.
+func (w *pageWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// pickedLanguage is the picker's choice carried by a GET, or "".
+func pickedLanguage(r *http.Request) string {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		return ""
+	}
+	if l := r.URL.Query().Get("lang"); templates.IsLanguage(l) {
+		return l
+	}
+	return ""
+}
+
+// rememberLanguage sets the language cookie when the request carries the
+// picker's choice. The cookie only picks a language, so it needs no CSRF
+// protection; it is HttpOnly, SameSite=Lax, and Secure on https.
+func (h *Handler) rememberLanguage(w http.ResponseWriter, r *http.Request) {
+	if l := pickedLanguage(r); l != "" {
+		http.SetCookie(w, &http.Cookie{
+			Name: h.langCookie(), Value: l, Path: "/", MaxAge: langCookieAge,
+			HttpOnly: true, Secure: h.secure, SameSite: http.SameSiteLaxMode,
+		})
+	}
+}
+
+// language is the language of the page answering w's request, decided
+// once (see the order above).
+func (w *pageWriter) language() string {
+	if w.lang == "" {
+		w.lang = w.h.requestLanguage(w.r)
+	}
+	return w.lang
+}
+
+// requestLanguage decides the language of r (see the order above).
+func (h *Handler) requestLanguage(r *http.Request) string {
+	if l := pickedLanguage(r); l != "" {
+		return l
+	}
+	req := validReq(r.URL.Query().Get("req"))
+	if req == "" && r.PostForm != nil {
+		req = validReq(r.PostForm.Get("req"))
+	}
+	if req != "" {
+		if l := h.uiLocales(r, req); l != "" {
+			return l
+		}
+	}
+	if c, err := r.Cookie(h.langCookie()); err == nil && templates.IsLanguage(c.Value) {
+		return c.Value
+	}
+	if l := templates.Match(r.Header.Get("Accept-Language"), true); l != "" {
+		return l
+	}
+	return h.cfg.DefaultLanguage
+}
+
+// uiLocales is the best supported language of the ui_locales parameter of
+// the pending request req, or "" (none, unknown ones, or no such request).
+func (h *Handler) uiLocales(r *http.Request, req string) string {
+	ar, err := h.checkPending(r.Context(), req)
+	if err != nil {
+		return ""
+	}
+	form, err := url.ParseQuery(ar.Form)
+	if err != nil {
+		return ""
+	}
+	return templates.Match(form.Get("ui_locales"), false)
+}
+
+// langOf is the language of the page written to w.
+func (h *Handler) langOf(w http.ResponseWriter) string {
+	if pw, ok := w.(*pageWriter); ok {
+		return pw.language()
+	}
+	return h.cfg.DefaultLanguage
+}
