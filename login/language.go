@@ -3,6 +3,7 @@ package login
 import (
 	"net/http"
 	"net/url"
+	"reflect"
 
 	"github.com/torii-idp/torii/templates"
 )
@@ -120,4 +121,68 @@ func (h *Handler) langOf(w http.ResponseWriter) string {
 		return pw.language()
 	}
 	return h.cfg.DefaultLanguage
+}
+
+// madeInGo are the fields of page values that hold messages made in Go
+// (English, translated by templates.Translate); the rest are names,
+// addresses and other values shown as they are.
+var madeInGo = map[string]bool{
+	"Title": true, "Message": true, "LinkText": true, "Error": true, "Notice": true,
+	"Wait": true, "RememberFor": true, "Since": true, "LastUsed": true, "Until": true,
+}
+
+// deviceTypes are the page types whose Name is a device named in words
+// ("Chrome on Linux").
+var deviceTypes = map[reflect.Type]bool{
+	reflect.TypeFor[templates.AccountSession](): true,
+	reflect.TypeFor[templates.AccountDevice]():  true,
+}
+
+// localize returns a copy of the page value data with its Go-made messages
+// in lang (the Errors maps' values and the lists' entries too).
+func localize(lang string, data any) any {
+	if lang == "en" || data == nil {
+		return data
+	}
+	v := reflect.ValueOf(data)
+	if v.Kind() != reflect.Struct {
+		return data
+	}
+	c := reflect.New(v.Type()).Elem()
+	c.Set(v)
+	localizeStruct(lang, c)
+	return c.Interface()
+}
+
+func localizeStruct(lang string, v reflect.Value) {
+	t := v.Type()
+	for i := range t.NumField() {
+		f, fv := t.Field(i), v.Field(i)
+		if !f.IsExported() {
+			continue
+		}
+		switch {
+		case fv.Kind() == reflect.String && (madeInGo[f.Name] || f.Name == "Name" && deviceTypes[t]):
+			fv.SetString(templates.Translate(lang, fv.String()))
+		case fv.Kind() == reflect.Map && f.Name == "Errors" && fv.Type() == reflect.TypeFor[map[string]string]():
+			if fv.IsNil() {
+				continue
+			}
+			m := make(map[string]string, fv.Len())
+			for k, msg := range fv.Interface().(map[string]string) {
+				m[k] = templates.Translate(lang, msg)
+			}
+			fv.Set(reflect.ValueOf(m))
+		case fv.Kind() == reflect.Slice && fv.Type().Elem().Kind() == reflect.Struct:
+			if fv.IsNil() {
+				continue
+			}
+			s := reflect.MakeSlice(fv.Type(), fv.Len(), fv.Len())
+			reflect.Copy(s, fv)
+			for j := range s.Len() {
+				localizeStruct(lang, s.Index(j))
+			}
+			fv.Set(s)
+		}
+	}
 }

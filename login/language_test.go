@@ -164,3 +164,34 @@ func TestLanguagePicker(t *testing.T) {
 		})
 	}
 }
+
+// The messages made in Go follow the page's language: a wrong password in
+// German, the account page (device name, relative time) in Japanese.
+func TestGoMessagesFollowTheLanguage(t *testing.T) {
+	e := sqliteEnv(t)
+	b := e.browser()
+	b.get("/login?lang=de") // the picker: remembered in the cookie jar
+	r := b.post("/login", url.Values{"csrf": {b.csrf("/login")}, "username": {"alice"}, "password": {"wrong password"}})
+	for _, want := range []string{`<html lang="de">`, "<title>Fehler: Anmelden – Torii</title>", "Der Benutzername oder das Passwort ist falsch."} {
+		if !strings.Contains(r.body, want) {
+			t.Errorf("wrong password in German: page lacks %q:\n%s", want, r.body)
+		}
+	}
+	if strings.Contains(r.body, "incorrect") {
+		t.Error("the German page shows the English message")
+	}
+
+	b.get("/login?lang=ja")
+	if r := b.signIn("", "alice", alicePassword); r.StatusCode != http.StatusSeeOther {
+		t.Fatalf("sign-in = %d", r.StatusCode)
+	}
+	r = b.get("/account")
+	for _, want := range []string{`<html lang="ja">`, "<h1>アカウント</h1>", "たった今", "（このデバイス）"} {
+		if !strings.Contains(r.body, want) {
+			t.Errorf("account page in Japanese lacks %q:\n%s", want, r.body)
+		}
+	}
+	if strings.Contains(r.body, "just now") {
+		t.Error("the Japanese account page says \"just now\"")
+	}
+}

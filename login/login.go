@@ -367,7 +367,8 @@ func (h *Handler) render(w http.ResponseWriter, status int, name string, data an
 	}
 	var buf bytes.Buffer
 	data = h.federatedButtons(data)
-	if err := h.pages.In(h.langOf(w)).ExecuteTemplate(&buf, name, data); err != nil {
+	lang := h.langOf(w)
+	if err := h.pages.In(lang).ExecuteTemplate(&buf, name, localize(lang, data)); err != nil {
 		return fmt.Errorf("login: render %s: %w", name, err)
 	}
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"html/template"
 	"regexp"
+	"slices"
 	"strings"
 
 	"golang.org/x/text/language"
@@ -178,4 +179,103 @@ func (l *Localized) In(lang string) *template.Template {
 		return t
 	}
 	return l.byLang["en"]
+}
+
+// Messages made in Go (handlers' errors and notices, validation messages,
+// durations, relative times, device names) are English strings: their
+// catalogue keys start with "msg.", and Translate finds them by their
+// English text — exactly, or by the pattern their {placeholders} make —
+// so the code that makes them (and the JSON API, which answers in English)
+// needs no language.
+type msgPattern struct {
+	key   string
+	re    *regexp.Regexp
+	names []string
+	size  int // literal length: longer patterns are tried first
+}
+
+var msgByText, msgPatterns = func() (map[string]string, []msgPattern) {
+	byText := map[string]string{}
+	var pats []msgPattern
+	for key, text := range catalogs["en"] {
+		if !strings.HasPrefix(key, "msg.") {
+			continue
+		}
+		if !placeholder.MatchString(text) {
+			byText[text] = key
+			continue
+		}
+		var b strings.Builder
+		var names []string
+		size, last := 0, 0
+		b.WriteString("^")
+		for _, loc := range placeholder.FindAllStringIndex(text, -1) {
+			b.WriteString(regexp.QuoteMeta(text[last:loc[0]]))
+			size += loc[0] - last
+			name := text[loc[0]+1 : loc[1]-1]
+			names = append(names, name)
+			if name == "n" {
+				b.WriteString(`(\d+)`)
+			} else {
+				b.WriteString(`(.+?)`)
+			}
+			last = loc[1]
+		}
+		b.WriteString(regexp.QuoteMeta(text[last:]) + "$")
+		size += len(text) - last
+		pats = append(pats, msgPattern{key: key, re: regexp.MustCompile(b.String()), names: names, size: size})
+	}
+	slices.SortFunc(pats, func(a, b msgPattern) int {
+		if a.size != b.size {
+			return b.size - a.size
+		}
+		return strings.Compare(a.key, b.key)
+	})
+	return byText, pats
+}()
+
+// nested are the placeholders whose values are themselves Go-made
+// messages (a duration in words): Translate translates them too.
+var nested = map[string]bool{"wait": true, "span": true, "period": true}
+
+// Translate returns the Go-made English message s in lang: the catalogue's
+// text for it, or s unchanged when no "msg." key has that text (names,
+// addresses and other values pass through).
+func Translate(lang, s string) string {
+	if lang == "en" || s == "" {
+		return s
+	}
+	if key, ok := msgByText[s]; ok {
+		return message(lang, key)
+	}
+	for _, p := range msgPatterns {
+		m := p.re.FindStringSubmatch(s)
+		if m == nil {
+			continue
+		}
+		args := make([]any, 0, 2*len(p.names))
+		for i, name := range p.names {
+			v := m[i+1]
+			if nested[name] {
+				v = Translate(lang, v)
+			}
+			args = append(args, name, v)
+		}
+		return T(lang, p.key, args...)
+	}
+	return s
+}
+
+// IsKnownMessage reports whether s is a Go-made message the catalogues
+// know (for the tests).
+func IsKnownMessage(s string) bool {
+	if _, ok := msgByText[s]; ok {
+		return true
+	}
+	for _, p := range msgPatterns {
+		if p.re.MatchString(s) {
+			return true
+		}
+	}
+	return false
 }
