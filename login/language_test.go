@@ -195,3 +195,21 @@ func TestGoMessagesFollowTheLanguage(t *testing.T) {
 		t.Error("the Japanese account page says \"just now\"")
 	}
 }
+
+// The mail a request causes is in its page's language: a registration in
+// Spanish sends the confirmation in Spanish.
+func TestMailFollowsTheLanguage(t *testing.T) {
+	e := sqliteEnv(t)
+	b := e.browser()
+	b.get("/register?lang=es")
+	r := b.post("/register", url.Values{"csrf": {b.csrf("/register")}, "email": {"zoe@example.com"},
+		"password": {"a long enough passphrase"}, "password2": {"a long enough passphrase"}})
+	if r.StatusCode != http.StatusSeeOther {
+		t.Fatalf("register = %d:\n%s", r.StatusCode, r.body)
+	}
+	m := e.mail.last(t, "zoe@example.com")
+	if m.Subject != "Confirma tu correo electrónico" || !strings.Contains(m.Text, "Tu código de confirmación es") ||
+		!strings.Contains(m.HTML, `<html lang="es">`) {
+		t.Errorf("confirmation mail not in Spanish: %q\n%s", m.Subject, m.Text)
+	}
+}

@@ -33,6 +33,7 @@ import (
 	"github.com/torii-idp/torii/login/account"
 	"github.com/torii-idp/torii/login/federation"
 	"github.com/torii-idp/torii/login/iplimit"
+	"github.com/torii-idp/torii/login/notify"
 	"github.com/torii-idp/torii/provider"
 	"github.com/torii-idp/torii/storage"
 	"github.com/torii-idp/torii/templates"
@@ -338,7 +339,10 @@ func (h *Handler) page(fn func(w http.ResponseWriter, r *http.Request) error) ht
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h.setPageHeaders(w.Header())
 		h.rememberLanguage(w, r)
-		pw := &pageWriter{ResponseWriter: w, h: h, r: r}
+		pw := &pageWriter{ResponseWriter: w, h: h}
+		// The mails this request causes are in its page's language.
+		r = r.WithContext(notify.WithLanguage(r.Context(), pw.language))
+		pw.r = r
 		if err := fn(pw, r); err != nil {
 			h.fail(pw, r, err)
 		}

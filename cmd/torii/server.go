@@ -102,6 +102,7 @@ func newServer(ctx context.Context, cfg Config, log *slog.Logger, opts serverOpt
 		ResendWindow:       cfg.OTPResendLimit.Per,
 		ResendMax:          cfg.OTPResendLimit.N,
 		RequireComposition: cfg.PasswordComposition,
+		DefaultLanguage:    cfg.DefaultLanguage,
 	})
 	// Per-IP budgets: in the database every node shares on PostgreSQL, in
 	// memory on SQLite (one node).
