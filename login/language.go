@@ -1,6 +1,7 @@
 package login
 
 import (
+	"context"
 	"net/http"
 	"net/url"
 	"reflect"
@@ -71,15 +72,20 @@ func (h *Handler) rememberLanguage(w http.ResponseWriter, r *http.Request) {
 
 // language is the language of the page answering w's request, decided
 // once (see the order above).
-func (w *pageWriter) language() string {
+func (w *pageWriter) language() string { return w.languageIn(w.r.Context()) }
+
+// languageIn is language, reading the pending request with ctx: the
+// mails' composer calls it inside its transactions (notify.WithLanguage).
+func (w *pageWriter) languageIn(ctx context.Context) string {
 	if w.lang == "" {
-		w.lang = w.h.requestLanguage(w.r)
+		w.lang = w.h.requestLanguage(ctx, w.r)
 	}
 	return w.lang
 }
 
-// requestLanguage decides the language of r (see the order above).
-func (h *Handler) requestLanguage(r *http.Request) string {
+// requestLanguage decides the language of r (see the order above), reading
+// the pending request with ctx.
+func (h *Handler) requestLanguage(ctx context.Context, r *http.Request) string {
 	if l := pickedLanguage(r); l != "" {
 		return l
 	}
@@ -88,7 +94,7 @@ func (h *Handler) requestLanguage(r *http.Request) string {
 		req = validReq(r.PostForm.Get("req"))
 	}
 	if req != "" {
-		if l := h.uiLocales(r, req); l != "" {
+		if l := h.uiLocales(ctx, req); l != "" {
 			return l
 		}
 	}
@@ -103,8 +109,8 @@ func (h *Handler) requestLanguage(r *http.Request) string {
 
 // uiLocales is the best supported language of the ui_locales parameter of
 // the pending request req, or "" (none, unknown ones, or no such request).
-func (h *Handler) uiLocales(r *http.Request, req string) string {
-	ar, err := h.checkPending(r.Context(), req)
+func (h *Handler) uiLocales(ctx context.Context, req string) string {
+	ar, err := h.checkPending(ctx, req)
 	if err != nil {
 		return ""
 	}

@@ -341,7 +341,7 @@ func (h *Handler) page(fn func(w http.ResponseWriter, r *http.Request) error) ht
 		h.rememberLanguage(w, r)
 		pw := &pageWriter{ResponseWriter: w, h: h}
 		// The mails this request causes are in its page's language.
-		r = r.WithContext(notify.WithLanguage(r.Context(), pw.language))
+		r = r.WithContext(notify.WithLanguage(r.Context(), pw.languageIn))
 		pw.r = r
 		if err := fn(pw, r); err != nil {
 			h.fail(pw, r, err)

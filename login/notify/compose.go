@@ -40,15 +40,18 @@ func load() {
 type languageKey struct{}
 
 // WithLanguage returns ctx carrying the language of the messages composed
-// for it: lang is called (once needed) to decide it, as the pages do.
-func WithLanguage(ctx context.Context, lang func() string) context.Context {
+// for it: lang is called (once needed) to decide it, as the pages do, with
+// the context of the caller of LanguageOf (which may be a transaction's:
+// lang must use it for any query, never ctx itself, or it would wait for a
+// second connection that SQLite does not have).
+func WithLanguage(ctx context.Context, lang func(context.Context) string) context.Context {
 	return context.WithValue(ctx, languageKey{}, lang)
 }
 
 // LanguageOf is the language ctx carries (WithLanguage), or def.
 func LanguageOf(ctx context.Context, def string) string {
-	if f, ok := ctx.Value(languageKey{}).(func() string); ok {
-		if l := f(); templates.IsLanguage(l) {
+	if f, ok := ctx.Value(languageKey{}).(func(context.Context) string); ok {
+		if l := f(ctx); templates.IsLanguage(l) {
 			return l
 		}
 	}

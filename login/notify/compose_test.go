@@ -59,10 +59,10 @@ func TestLanguageOf(t *testing.T) {
 	if got := notify.LanguageOf(ctx, ""); got != "en" {
 		t.Errorf("no language, no default: %q, want en", got)
 	}
-	if got := notify.LanguageOf(notify.WithLanguage(ctx, func() string { return "ja" }), "fr"); got != "ja" {
+	if got := notify.LanguageOf(notify.WithLanguage(ctx, func(context.Context) string { return "ja" }), "fr"); got != "ja" {
 		t.Errorf("ja request: %q", got)
 	}
-	if got := notify.LanguageOf(notify.WithLanguage(ctx, func() string { return "xx" }), "de"); got != "de" {
+	if got := notify.LanguageOf(notify.WithLanguage(ctx, func(context.Context) string { return "xx" }), "de"); got != "de" {
 		t.Errorf("unknown request language: %q, want the default de", got)
 	}
 }
