@@ -136,6 +136,7 @@ func newServer(ctx context.Context, cfg Config, log *slog.Logger, opts serverOpt
 	prov, err := provider.New(ctx, provider.Config{
 		Issuer:               cfg.Issuer,
 		Brand:                loginCfg.Brand(),
+		DefaultLanguage:      cfg.DefaultLanguage,
 		AccessTokenLifetime:  cfg.AccessTokenTTL,
 		RefreshTokenLifetime: cfg.RefreshTokenTTL,
 		IDTokenLifetime:      cfg.IDTokenTTL,
