@@ -21,7 +21,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"html/template"
 	"log/slog"
 	"net/http"
 	"net/netip"
@@ -34,6 +33,7 @@ import (
 	"github.com/torii-idp/torii/login/account"
 	"github.com/torii-idp/torii/login/federation"
 	"github.com/torii-idp/torii/login/iplimit"
+	"github.com/torii-idp/torii/login/notify"
 	"github.com/torii-idp/torii/provider"
 	"github.com/torii-idp/torii/storage"
 	"github.com/torii-idp/torii/templates"
@@ -107,6 +107,10 @@ type Config struct {
 	// ThemeCSS, when set, is a stylesheet served at ThemePath and linked
 	// after style.css on every page (the operator's accent colour).
 	ThemeCSS string
+	// DefaultLanguage is the pages' language when neither the request
+	// (ui_locales), the picker's cookie nor Accept-Language names one of
+	// templates.Languages; "" means "en".
+	DefaultLanguage string
 }
 
 // Brand is how the pages are branded for cfg: the provider's error pages
@@ -150,7 +154,7 @@ type Handler struct {
 	accounts *account.Service
 	log      *slog.Logger
 	signIns  func(method, outcome string)
-	pages    *template.Template
+	pages    *templates.Localized
 	static   map[string]staticFile
 	csrfKey  []byte
 	secure   bool
@@ -203,6 +207,12 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Handler, error) {
 	default:
 		return nil, fmt.Errorf("login: OTP must be %q or %q", OTPAlways, OTPOff)
 	}
+	switch {
+	case cfg.DefaultLanguage == "":
+		cfg.DefaultLanguage = "en"
+	case !templates.IsLanguage(cfg.DefaultLanguage):
+		return nil, fmt.Errorf("login: DefaultLanguage %q must be one of %s", cfg.DefaultLanguage, strings.Join(templates.Languages, ", "))
+	}
 	if cfg.IPRateLimit.N <= 0 || cfg.IPRateLimit.Per <= 0 {
 		cfg.IPRateLimit = Limit{N: 60, Per: time.Minute}
 	}
@@ -246,7 +256,7 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Handler, error) {
 	if h.csrfKey, err = deps.Store.Secret(ctx, "csrf"); err != nil {
 		return nil, fmt.Errorf("login: load CSRF key: %w", err)
 	}
-	if h.pages, err = templates.BrandedPages(cfg.Brand()); err != nil {
+	if h.pages, err = templates.LocalizedPages(cfg.Brand()); err != nil {
 		return nil, fmt.Errorf("login: parse templates: %w", err)
 	}
 	if h.static, err = loadStatic(templates.Static()); err != nil {
@@ -328,8 +338,13 @@ func (h *Handler) setPageHeaders(hdr http.Header) {
 func (h *Handler) page(fn func(w http.ResponseWriter, r *http.Request) error) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h.setPageHeaders(w.Header())
-		if err := fn(w, r); err != nil {
-			h.fail(w, r, err)
+		h.rememberLanguage(w, r)
+		pw := &pageWriter{ResponseWriter: w, h: h}
+		// The mails this request causes are in its page's language.
+		r = r.WithContext(notify.WithLanguage(r.Context(), pw.languageIn))
+		pw.r = r
+		if err := fn(pw, r); err != nil {
+			h.fail(pw, r, err)
 		}
 	})
 }
@@ -356,7 +371,8 @@ func (h *Handler) render(w http.ResponseWriter, status int, name string, data an
 	}
 	var buf bytes.Buffer
 	data = h.federatedButtons(data)
-	if err := h.pages.ExecuteTemplate(&buf, name, data); err != nil {
+	lang := h.langOf(w)
+	if err := h.pages.In(lang).ExecuteTemplate(&buf, name, localize(lang, data)); err != nil {
 		return fmt.Errorf("login: render %s: %w", name, err)
 	}
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")

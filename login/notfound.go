@@ -15,12 +15,12 @@ var errMethodNotAllowed = &pageError{http.StatusMethodNotAllowed, templates.Erro
 // (404), like every other page.
 func (h *Handler) NotFound(w http.ResponseWriter, r *http.Request) {
 	h.setPageHeaders(w.Header())
-	h.fail(w, r, errNotFoundPage)
+	h.fail(&pageWriter{ResponseWriter: w, h: h, r: r}, r, errNotFoundPage)
 }
 
 // MethodNotAllowed answers a route asked with a method it does not take
 // with the styled error page (405).
 func (h *Handler) MethodNotAllowed(w http.ResponseWriter, r *http.Request) {
 	h.setPageHeaders(w.Header())
-	h.fail(w, r, errMethodNotAllowed)
+	h.fail(&pageWriter{ResponseWriter: w, h: h, r: r}, r, errMethodNotAllowed)
 }

@@ -31,9 +31,38 @@ func (p *Provider) errorPageWith(w http.ResponseWriter, r *http.Request, status 
 		h.Set("Retry-After", retryAfter)
 	}
 	w.WriteHeader(status)
-	if err := p.pages.ExecuteTemplate(w, "error.html", page); err != nil {
+	lang := p.pageLanguage(r)
+	page.Title = templates.Translate(lang, page.Title)
+	page.Message = templates.Translate(lang, page.Message)
+	page.LinkText = templates.Translate(lang, page.LinkText)
+	if err := p.pages.In(lang).ExecuteTemplate(w, "error.html", page); err != nil {
 		p.log.ErrorContext(r.Context(), "render error page", "err", err)
 	}
+}
+
+// pageLanguage is the language of an error page, chosen as the login
+// pages choose theirs (login's requestLanguage): the request's ui_locales,
+// the pages' language cookie (torii_lang), Accept-Language, the default.
+func (p *Provider) pageLanguage(r *http.Request) string {
+	uiLocales := r.URL.Query().Get("ui_locales")
+	if r.Form != nil {
+		uiLocales = r.Form.Get("ui_locales")
+	}
+	if l := templates.Match(uiLocales, false); l != "" {
+		return l
+	}
+	for _, name := range []string{"__Host-torii_lang", "torii_lang"} {
+		if c, err := r.Cookie(name); err == nil && templates.IsLanguage(c.Value) {
+			return c.Value
+		}
+	}
+	if l := templates.Match(r.Header.Get("Accept-Language"), true); l != "" {
+		return l
+	}
+	if templates.IsLanguage(p.cfg.DefaultLanguage) {
+		return p.cfg.DefaultLanguage
+	}
+	return "en"
 }
 
 // PageCSP is the Content-Security-Policy of the provider's HTML pages: our

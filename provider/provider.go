@@ -14,7 +14,6 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
-	"html/template"
 	"log/slog"
 	"net/http"
 	"net/url"
@@ -41,6 +40,10 @@ type Config struct {
 	// Brand is the operator's branding of the error pages (the login
 	// pages' own); the zero value is Torii's look.
 	Brand templates.Brand
+	// DefaultLanguage is the error pages' language when neither the
+	// request's ui_locales, the pages' language cookie nor
+	// Accept-Language names one of templates.Languages; "" means "en".
+	DefaultLanguage string
 	// AccessTokenLifetime defaults to 1 hour.
 	AccessTokenLifetime time.Duration
 	// RefreshTokenLifetime is the absolute lifetime of a refresh token
@@ -152,7 +155,7 @@ type Provider struct {
 	oauth2  fosite.OAuth2Provider
 	tokens  *tokenStrategy
 	clients *Clients
-	pages   *template.Template
+	pages   *templates.Localized
 
 	observer      Observer
 	tokenFailures FailureLimiter
@@ -189,7 +192,7 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Provider, error) {
 	if err != nil {
 		return nil, err
 	}
-	pages, err := templates.BrandedPages(cfg.Brand)
+	pages, err := templates.LocalizedPages(cfg.Brand)
 	if err != nil {
 		return nil, fmt.Errorf("provider: %w", err)
 	}

@@ -49,10 +49,69 @@ func BrandedPages(b Brand) (*template.Template, error) {
 		b.SiteName = "Torii"
 	}
 	return template.New("pages").Funcs(template.FuncMap{
-		"brand":  func() Brand { return b },
-		"head":   head,
-		"headOf": headOf,
-	}).ParseFS(files, "*.html")
+		"brand":    func() Brand { return b },
+		"head":     head,
+		"headOf":   headOf,
+		"pickerOf": pickerOf,
+	}).Funcs(translated("en")).ParseFS(files, "*.html")
+}
+
+// Picker is the language picker at the foot of a page: a GET form to
+// Path carrying Fields (e.g. req) and lang, which shows the same page in
+// the chosen language (and remembers it in a cookie).
+type Picker struct {
+	Path   string
+	Fields map[string]string
+}
+
+// picked is a page value that can be shown again by a GET (the picker's
+// target).
+type picked interface {
+	picker() Picker
+}
+
+// pickerOf is the picker of a page value, or nil for a page that has none
+// (error and message pages, which no GET shows again).
+func pickerOf(page any) *Picker {
+	if p, ok := page.(picked); ok {
+		pk := p.picker()
+		return &pk
+	}
+	return nil
+}
+
+// withReq is a picker to path with the pending request req, when set.
+func withReq(path, req string) Picker {
+	p := Picker{Path: path, Fields: map[string]string{}}
+	if req != "" {
+		p.Fields["req"] = req
+	}
+	return p
+}
+
+func (p LoginPage) picker() Picker    { return withReq("/login", p.Req) }
+func (p RegisterPage) picker() Picker { return withReq("/register", p.Req) }
+func (p VerifyPage) picker() Picker   { return withReq("/verify", p.Req) }
+func (p ConsentPage) picker() Picker  { return withReq("/consent", p.Req) }
+func (p ForgotPage) picker() Picker   { return withReq("/forgot", "") }
+func (p AccountPage) picker() Picker  { return withReq("/account", "") }
+func (p DonePage) picker() Picker     { return withReq("/login/done", "") }
+func (p LogoutPage) picker() Picker   { return withReq("/logout", "") }
+
+func (p CodePage) picker() Picker {
+	pk := withReq("/login/code", p.Req)
+	if p.Channel != "" {
+		pk.Fields["via"] = p.Channel
+	}
+	return pk
+}
+
+func (p ResetPage) picker() Picker {
+	pk := withReq("/reset", "")
+	if p.Token != "" {
+		pk.Fields["token"] = p.Token
+	}
+	return pk
 }
 
 // Static returns the files to serve under /static/ (style.css, torii.js).

@@ -34,7 +34,7 @@ var samples = map[string]any{
 	"done.html":    DonePage{User: "a@example.com", CSRF: "tok"},
 	"error.html":   ErrorPage{Title: "Something went wrong", Message: "Please try again."},
 	"code.html": CodePage{CSRF: "tok", Req: "req1", Destination: "a•••@example.com", Channel: "email", CanSMS: true, Minutes: 10,
-		Error: "That code is not right.", Notice: "We sent you a new code.", Wait: "30 seconds"},
+		Error: "That code is not right.", Notice: "We sent you a new code.", Wait: "30 seconds", RememberFor: "30 days"},
 	"register.html": RegisterPage{CSRF: "tok", Req: "req1", Email: "a@example.com", Username: "ada", Name: "Ada",
 		Errors: map[string]string{"email": "Bad address.", "username": "Taken.", "name": "Too long.", "password": "Too common.", "password2": "They differ.", "form": "Oops."}},
 	"verify.html":  VerifyPage{CSRF: "tok", Req: "req1", Destination: "a•••@example.com", Error: "Wrong code.", Notice: "Sent."},

@@ -354,3 +354,57 @@ func TestBrowserAccessibilityReset(t *testing.T) {
 	}
 	b.run(emulation.SetScriptExecutionDisabled(false))
 }
+
+// TestBrowserAccessibilityLanguages: page states in German (chosen by the
+// picker's link) and Japanese (chosen with the picker's form, remembered in
+// its cookie), each with the right <html lang> and no axe finding.
+func TestBrowserAccessibilityLanguages(t *testing.T) {
+	b := newA11yEnv(t)
+	lang := func(label, want string) {
+		t.Helper()
+		var got string
+		b.eval(`document.documentElement.lang`, &got)
+		if got != want {
+			t.Errorf("%s: <html lang=%q>, want %q", label, got, want)
+		}
+	}
+
+	b.run(chromedp.Navigate(b.issuer + "/login?lang=de"))
+	b.expectPage("Anmelden")
+	lang("de-login", "de")
+	b.expectFocus("de-login", "username")
+	b.checkState("de-login")
+	b.click(`form[action="/login"] button[type="submit"]`)
+	b.expectPage("Anmelden")
+	if !strings.HasPrefix(b.pageTitle(), "Fehler: ") {
+		t.Errorf("German title after an empty sign-in = %q, want Fehler: first", b.pageTitle())
+	}
+	b.checkState("de-login-errors")
+	b.fill(map[string]string{"username": "ada@example.com", "password": testPassword})
+	b.click(`form[action="/login"] button[type="submit"]`)
+	b.expectPage("Code eingeben")
+	lang("de-code", "de")
+	b.fill(map[string]string{"code": "12345"})
+	b.click(`form[action="/login/code"] button[type="submit"]`)
+	b.expectPage("Code eingeben")
+	b.checkState("de-code-error")
+	mail := b.smtp.WaitFor(t, "ada@example.com", "Ihr Anmeldecode")
+	b.fill(map[string]string{"code": notifytest.Code(t, mail.Text)})
+	b.click(`form[action="/login/code"] button[type="submit"]`)
+	b.expectPage("Ihr Konto")
+
+	// The picker's form: Japanese, then remembered for the next pages.
+	b.eval(`(() => { document.getElementById("lang-picker").value = "ja"; return true })()`, new(bool))
+	b.click(`form.lang-picker button[type="submit"]`)
+	b.expectPage("アカウント")
+	lang("ja-account", "ja")
+	b.checkState("ja-account")
+	b.run(chromedp.Navigate(b.issuer + "/login/done"))
+	b.expectPage("ログインしました")
+	lang("ja-done", "ja")
+	b.checkState("ja-done")
+	b.run(chromedp.Navigate(b.issuer + "/no/such/page"))
+	b.expectPage("ページが見つかりません")
+	lang("ja-not-found", "ja")
+	b.checkState("ja-not-found")
+}

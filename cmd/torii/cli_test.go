@@ -102,6 +102,8 @@ func TestConfigErrors(t *testing.T) {
 		{"logo missing", map[string]string{"TORII_LOGO_FILE": "/nonexistent/logo.png"}, nil, "TORII_LOGO_FILE"},
 		{"logo not a raster image", map[string]string{"TORII_LOGO_FILE": svgLogo}, nil, "TORII_LOGO_FILE"},
 		{"site name too long", map[string]string{"TORII_SITE_NAME": strings.Repeat("n", 61)}, nil, "TORII_SITE_NAME"},
+		{"default language unknown", map[string]string{"TORII_DEFAULT_LANGUAGE": "nl"}, nil, "TORII_DEFAULT_LANGUAGE"},
+		{"default language as a region", nil, []string{"--default-language", "en-US"}, "TORII_DEFAULT_LANGUAGE"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

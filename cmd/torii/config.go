@@ -17,6 +17,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/torii-idp/torii/storage"
+	"github.com/torii-idp/torii/templates"
 )
 
 // Config is Torii's whole configuration, read once from TORII_* environment
@@ -93,6 +94,9 @@ type Config struct {
 	// AccentColor is TORII_ACCENT_COLOR (#rrggbb, contrast-checked), or
 	// ""; ThemeCSS is the stylesheet that applies it.
 	AccentColor, ThemeCSS string
+	// DefaultLanguage is TORII_DEFAULT_LANGUAGE: one of
+	// templates.Languages.
+	DefaultLanguage string
 }
 
 // RateLimit is N events per duration, written "N/duration" (e.g. 60/1m).
@@ -181,6 +185,7 @@ func settings() []*setting {
 		{env: "TORII_SITE_NAME", flag: "site-name", def: "Torii", usage: "the service's name, at the top of every page and the end of every title (at most 60 characters)"},
 		{env: "TORII_LOGO_FILE", flag: "logo-file", def: "", usage: "a PNG, JPEG, WebP or GIF image (at most 256 KiB) shown beside the site name, read at start"},
 		{env: "TORII_ACCENT_COLOR", flag: "accent-color", def: "", usage: "the buttons' colour, #rrggbb; it must keep WCAG AA contrast (3:1) on the light and dark page backgrounds"},
+		{env: "TORII_DEFAULT_LANGUAGE", flag: "default-language", def: "en", usage: "the pages' and mails' language when the request (ui_locales), the language picker's cookie and Accept-Language name none of en, de, fr, es, ja"},
 	}, federationSettings()...)
 }
 
@@ -393,6 +398,10 @@ func loadConfig(all []*setting) (Config, error) {
 		dur("TORII_KEY_ROTATION", &c.KeyRotation, 24*time.Hour, 10*365*24*time.Hour)
 	}
 	brandConfig(&c, val, bad)
+	c.DefaultLanguage = val("TORII_DEFAULT_LANGUAGE")
+	if !templates.IsLanguage(c.DefaultLanguage) {
+		bad("TORII_DEFAULT_LANGUAGE", "must be one of %s", strings.Join(templates.Languages, ", "))
+	}
 	return c, errors.Join(errs...)
 }
 

@@ -292,6 +292,9 @@ func (p *page) forms(t testing.TB) []form {
 		if n.Type == html.ElementNode {
 			switch n.Data {
 			case "form":
+				if !strings.EqualFold(attr(n, "method"), "post") {
+					return // a GET form (the language picker) posts nothing
+				}
 				nf := form{values: url.Values{}}
 				action := attr(n, "action")
 				ref, _ := url.Parse(action)

@@ -102,6 +102,7 @@ func newServer(ctx context.Context, cfg Config, log *slog.Logger, opts serverOpt
 		ResendWindow:       cfg.OTPResendLimit.Per,
 		ResendMax:          cfg.OTPResendLimit.N,
 		RequireComposition: cfg.PasswordComposition,
+		DefaultLanguage:    cfg.DefaultLanguage,
 	})
 	// Per-IP budgets: in the database every node shares on PostgreSQL, in
 	// memory on SQLite (one node).
@@ -116,16 +117,17 @@ func newServer(ctx context.Context, cfg Config, log *slog.Logger, opts serverOpt
 		return nil, err
 	}
 	loginCfg := login.Config{
-		Issuer:         cfg.Issuer,
-		OTP:            cfg.OTP,
-		IPRateLimit:    login.Limit(cfg.IPRateLimit),
-		IPFailureLimit: login.Limit(cfg.IPFailureLimit),
-		TrustedProxies: cfg.TrustedProxies,
-		FederatedOTP:   cfg.Federation.OTP,
-		SiteName:       cfg.SiteName,
-		Logo:           cfg.Logo,
-		LogoType:       cfg.LogoType,
-		ThemeCSS:       cfg.ThemeCSS,
+		Issuer:          cfg.Issuer,
+		OTP:             cfg.OTP,
+		IPRateLimit:     login.Limit(cfg.IPRateLimit),
+		IPFailureLimit:  login.Limit(cfg.IPFailureLimit),
+		TrustedProxies:  cfg.TrustedProxies,
+		FederatedOTP:    cfg.Federation.OTP,
+		SiteName:        cfg.SiteName,
+		Logo:            cfg.Logo,
+		LogoType:        cfg.LogoType,
+		ThemeCSS:        cfg.ThemeCSS,
+		DefaultLanguage: cfg.DefaultLanguage,
 	}
 	loginHandler, err := login.New(ctx, loginCfg, login.Deps{Store: store, Accounts: accounts, Logger: log, SignIns: tel.SignIn, Federation: fed, Limits: limits})
 	if err != nil {
@@ -134,6 +136,7 @@ func newServer(ctx context.Context, cfg Config, log *slog.Logger, opts serverOpt
 	prov, err := provider.New(ctx, provider.Config{
 		Issuer:               cfg.Issuer,
 		Brand:                loginCfg.Brand(),
+		DefaultLanguage:      cfg.DefaultLanguage,
 		AccessTokenLifetime:  cfg.AccessTokenTTL,
 		RefreshTokenLifetime: cfg.RefreshTokenTTL,
 		IDTokenLifetime:      cfg.IDTokenTTL,

@@ -89,6 +89,18 @@ type Config struct {
 	// RequireComposition also demands upper case, lower case, a digit and
 	// a symbol in new passwords (off by default, as NIST 800-63B advises).
 	RequireComposition bool
+	// DefaultLanguage is the language of mails whose context carries none
+	// (notify.WithLanguage): those an administrator causes, through the
+	// admin API or the CLI. "" means "en".
+	DefaultLanguage string
+}
+
+// mailLanguage is the language of the messages composed for ctx: the one
+// of the request that causes them, else Config.DefaultLanguage. A user's
+// own language is not stored: an administrator's action mails in the
+// default language.
+func (s *Service) mailLanguage(ctx context.Context) string {
+	return notify.LanguageOf(ctx, s.cfg.DefaultLanguage)
 }
 
 // Service manages users. It is safe for concurrent use.

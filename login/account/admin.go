@@ -79,7 +79,7 @@ func (s *Service) SendPasswordReset(ctx context.Context, userID string) error {
 // the message that carries it, in one transaction.
 func (s *Service) mailLink(ctx context.Context, u *storage.User, message string, lifetime time.Duration) error {
 	token, hash := newToken()
-	subject, text, html, err := notify.Compose(message, struct {
+	subject, text, html, err := notify.ComposeIn(s.mailLanguage(ctx), message, struct {
 		Link, Name     string
 		Minutes, Hours int
 	}{s.cfg.Issuer + "/reset?token=" + url.QueryEscape(token), u.Name, int(lifetime / time.Minute), int(lifetime / time.Hour)})

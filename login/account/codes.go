@@ -371,7 +371,7 @@ func (s *Service) StartOTP(ctx context.Context, userID, binding string, ch notif
 		return nil, err
 	}
 	c, err := s.sendCode(ctx, u, purposeLogin, binding, ch, dest, func(code string) (notify.Message, error) {
-		subject, text, html, err := notify.Compose("login_code", codeData{Code: code, Minutes: s.minutes(), Name: u.Name})
+		subject, text, html, err := notify.ComposeIn(s.mailLanguage(ctx), "login_code", codeData{Code: code, Minutes: s.minutes(), Name: u.Name})
 		if err != nil {
 			return notify.Message{}, err
 		}

@@ -52,7 +52,7 @@ func (s *Service) StartEmailChange(ctx context.Context, userID, email string) (*
 		return s.emailChangeDecoy(ctx, u, canon, owner)
 	}
 	c, err := s.sendCode(ctx, u, purposeChangeEmail, canon, notify.Email, canon, func(code string) (notify.Message, error) {
-		subject, text, html, err := notify.Compose("change_email", codeData{Code: code, Minutes: s.minutes(), Name: u.Name})
+		subject, text, html, err := notify.ComposeIn(s.mailLanguage(ctx), "change_email", codeData{Code: code, Minutes: s.minutes(), Name: u.Name})
 		return notify.Message{Channel: notify.Email, To: canon, Subject: subject, Text: text, HTML: html}, err
 	})
 	if err != nil {
@@ -72,7 +72,7 @@ func (s *Service) emailChangeDecoy(ctx context.Context, u *storage.User, email s
 			return nil, err
 		}
 		if sendable {
-			subject, text, html, err := notify.Compose("email_claimed", struct{ Email, ResetLink string }{owner.Email, s.cfg.Issuer + "/forgot"})
+			subject, text, html, err := notify.ComposeIn(s.mailLanguage(ctx), "email_claimed", struct{ Email, ResetLink string }{owner.Email, s.cfg.Issuer + "/forgot"})
 			if err != nil {
 				return nil, err
 			}
@@ -116,7 +116,7 @@ func (s *Service) VerifyEmailChange(ctx context.Context, userID, code string) (*
 		return nil, err
 	}
 	old := u.Email
-	subject, text, html, err := notify.Compose("email_changed", struct{ Name, New, When, ResetLink string }{
+	subject, text, html, err := notify.ComposeIn(s.mailLanguage(ctx), "email_changed", struct{ Name, New, When, ResetLink string }{
 		u.Name, mask(u.PendingEmail, notify.Email), s.cfg.Now().UTC().Format("2 Jan 2006 15:04 MST"), s.cfg.Issuer + "/forgot"})
 	if err != nil {
 		return nil, err

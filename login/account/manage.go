@@ -47,7 +47,7 @@ func (s *Service) RequestPasswordReset(ctx context.Context, email string) error 
 	if err != nil {
 		return fmt.Errorf("account: reset: %w", err)
 	}
-	subject, text, html, err := notify.Compose("password_reset", struct {
+	subject, text, html, err := notify.ComposeIn(s.mailLanguage(ctx), "password_reset", struct {
 		Link, Name string
 		Minutes    int
 	}{s.cfg.Issuer + "/reset?token=" + url.QueryEscape(token), name, int(s.cfg.ResetLifetime / time.Minute)})
@@ -197,7 +197,7 @@ func (s *Service) setPassword(ctx context.Context, u *storage.User, hash, keepSe
 	// An invited user choosing a first password changed nothing to warn
 	// about.
 	if s.cfg.Notifier != nil && u.PasswordHash != "" {
-		subject, text, html, err := notify.Compose("password_changed", struct{ Name, When, ResetLink string }{
+		subject, text, html, err := notify.ComposeIn(s.mailLanguage(ctx), "password_changed", struct{ Name, When, ResetLink string }{
 			u.Name, now.Format("2 Jan 2006 15:04 MST"), s.cfg.Issuer + "/forgot"})
 		if err != nil {
 			return err
@@ -335,7 +335,7 @@ func (s *Service) StartPhoneVerification(ctx context.Context, userID, phone stri
 		return nil, fmt.Errorf("account: %w", err)
 	}
 	c, err := s.sendCode(ctx, u, purposeVerifyPhone, phone, notify.SMS, phone, func(code string) (notify.Message, error) {
-		_, text, _, err := notify.Compose("verify_phone", codeData{Code: code, Minutes: s.minutes()})
+		_, text, _, err := notify.ComposeIn(s.mailLanguage(ctx), "verify_phone", codeData{Code: code, Minutes: s.minutes()})
 		return notify.Message{Channel: notify.SMS, To: phone, Text: text}, err
 	})
 	if err != nil {

@@ -105,7 +105,7 @@ const purposeNotice = "register_notice"
 func (s *Service) registerTaken(ctx context.Context, email string, owner *storage.User) (string, error) {
 	var notice notify.Message
 	if owner != nil {
-		subject, text, html, err := notify.Compose("register_exists", struct{ Email, ResetLink string }{owner.Email, s.cfg.Issuer + "/forgot"})
+		subject, text, html, err := notify.ComposeIn(s.mailLanguage(ctx), "register_exists", struct{ Email, ResetLink string }{owner.Email, s.cfg.Issuer + "/forgot"})
 		if err != nil {
 			return "", err
 		}
@@ -207,7 +207,7 @@ func (s *Service) sendVerification(ctx context.Context, u *storage.User) (string
 		return "", err
 	}
 	c, err := s.sendCode(ctx, u, purposeVerifyEmail, ticketHash, notify.Email, u.Email, func(code string) (notify.Message, error) {
-		subject, text, html, err := notify.Compose("verify_email", struct {
+		subject, text, html, err := notify.ComposeIn(s.mailLanguage(ctx), "verify_email", struct {
 			Code, Link, Name string
 			Minutes          int
 		}{code, s.cfg.Issuer + "/verify?token=" + url.QueryEscape(link), u.Name, s.minutes()})
