@@ -9,6 +9,7 @@ import (
 	"image/png"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -63,7 +64,8 @@ type axeViolation struct {
 }
 
 // checkState checks the page on screen in every variant: a screenshot,
-// and axe-core's WCAG 2.1 A and AA rules, which must find nothing.
+// axe-core's WCAG 2.1 A and AA rules, which must find nothing, and no
+// element sticking out sideways (also at 320 px, WCAG 1.4.10).
 func (b *browserEnv) checkState(label string) {
 	b.t.Helper()
 	src, err := axeSource()
@@ -87,13 +89,37 @@ func (b *browserEnv) checkState(label string) {
 			b.t.Fatalf("%s: the page sees the %s scheme, want %s", label, scheme, v.scheme)
 		}
 		b.shot(fmt.Sprintf("%s-%d-%s", label, v.width, v.scheme))
+		// Reflow (WCAG 1.4.10): nothing sticks out sideways, long words
+		// (German's) included.
+		wide := b.overflowing()
+		for _, w := range wide {
+			b.t.Errorf("%s at %d px, %s: %s sticks out of its box", label, v.width, v.scheme, w)
+		}
 		for _, viol := range b.axe(label) {
 			for _, n := range viol.Nodes {
 				b.t.Errorf("%s at %d px, %s: axe %s (%s): %v: %s", label, v.width, v.scheme, viol.ID, viol.Help, n.Target, n.Summary)
 			}
 		}
 	}
+	// 1280 px at 400 % zoom is 320 CSS px: the page still reflows.
+	b.run(chromedp.EmulateViewport(320, 900))
+	for _, w := range b.overflowing() {
+		b.t.Errorf("%s at 320 px: %s sticks out of its box", label, w)
+	}
 	b.run(chromedp.EmulateViewport(420, 900), emulation.SetEmulatedMedia().WithFeatures([]*emulation.MediaFeature{{Name: "prefers-color-scheme", Value: "light"}}))
+}
+
+// overflowing lists the elements that stick out of the window or, with
+// visible overflow, out of their own box.
+func (b *browserEnv) overflowing() []string {
+	b.t.Helper()
+	var wide []string
+	if err := b.eval(`[...document.body.querySelectorAll("*")].filter(el => el.getBoundingClientRect().right > innerWidth + 0.5 ||
+		el.scrollWidth > el.clientWidth + 1 && el.clientWidth > 0 && getComputedStyle(el).overflowX === "visible").map(el =>
+		el.tagName.toLowerCase() + (el.id ? "#" + el.id : "") + ": " + el.textContent.trim().slice(0, 40))`, &wide); err != nil {
+		b.t.Fatalf("overflow check: %v", err)
+	}
+	return wide
 }
 
 // axe runs axe-core's WCAG 2.1 A and AA rules on the page (axe-core must be
@@ -316,6 +342,10 @@ func a11ySignIn(t *testing.T, lang string) {
 	}
 	if !found["label"] || !found["color-contrast"] {
 		t.Errorf("axe-core missed a planted unlabelled input or low contrast: found %v", found)
+	}
+	b.eval(`(() => { document.querySelector("main").insertAdjacentHTML("beforeend", '<p id="wide">'+"Donaudampfschifffahrtsgesellschaftskapitän ".repeat(5)+'</p>'); document.getElementById("wide").style.whiteSpace = "nowrap"; return true })()`, new(bool))
+	if wide := b.overflowing(); !slices.ContainsFunc(wide, func(s string) bool { return strings.HasPrefix(s, "p#wide") }) {
+		t.Errorf("the overflow check missed a planted wide paragraph: found %q", wide)
 	}
 }
 
