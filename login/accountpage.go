@@ -362,7 +362,7 @@ func errorList(errs map[string]string) []templates.AccountError {
 func rfc3339(t time.Time) string { return t.UTC().Format(time.RFC3339) }
 
 // dateWords is t as a date and time in words, shown on hover.
-func dateWords(t time.Time) string { return t.UTC().Format("2 Jan 2006 15:04 UTC") }
+func dateWords(t time.Time) string { return t.UTC().Format(templates.EnglishDateTime) }
 
 // readAvatar reads the avatar upload: a multipart form with "csrf" and the
 // file "avatar" of at most account.MaxAvatarBytes.

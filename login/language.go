@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/url"
 	"reflect"
+	"strings"
 
 	"github.com/torii-idp/torii/templates"
 )
@@ -170,6 +171,9 @@ func localizeStruct(lang string, v reflect.Value) {
 		switch {
 		case fv.Kind() == reflect.String && (madeInGo[f.Name] || f.Name == "Name" && deviceTypes[t]):
 			fv.SetString(templates.Translate(lang, fv.String()))
+		case fv.Kind() == reflect.String && strings.HasSuffix(f.Name, "Date"):
+			// A date in words for a title attribute (dateWords).
+			fv.SetString(templates.LocalDate(lang, fv.String()))
 		case fv.Kind() == reflect.Map && f.Name == "Errors" && fv.Type() == reflect.TypeFor[map[string]string]():
 			if fv.IsNil() {
 				continue

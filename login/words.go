@@ -4,6 +4,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/torii-idp/torii/templates"
 )
 
 // deviceName names a browser in words from its user agent, as "Chrome on
@@ -88,7 +90,7 @@ func relativeTime(now, t time.Time) string {
 	case d >= 24*time.Hour && d < 48*time.Hour:
 		return "yesterday"
 	case d >= 31*24*time.Hour:
-		return "on " + t.UTC().Format("2 Jan 2006")
+		return "on " + t.UTC().Format(templates.EnglishDate)
 	}
 	return span(d) + " ago"
 }

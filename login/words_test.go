@@ -1,8 +1,11 @@
 package login
 
 import (
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/torii-idp/torii/templates"
 )
 
 func TestDeviceName(t *testing.T) {
@@ -71,5 +74,24 @@ func TestLifetimeWords(t *testing.T) {
 		if got := lifetimeWords(tc.in); got != tc.want {
 			t.Errorf("lifetimeWords(%s) = %q, want %q", tc.in, got, tc.want)
 		}
+	}
+}
+
+// The account page's dates in words (title attributes) follow the page's
+// language.
+func TestLocalizeDates(t *testing.T) {
+	page := templates.AccountPage{
+		Sessions: []templates.AccountSession{{SinceDate: "7 Dec 2026 14:05 UTC", Since: "on 2 Jan 2026"}},
+		Devices:  []templates.AccountDevice{{LastUsedDate: "7 Dec 2026 14:05 UTC", UntilDate: "6 Jan 2027 14:05 UTC"}},
+	}
+	got := localize("de", page).(templates.AccountPage)
+	if s := got.Sessions[0]; s.SinceDate != "7.12.2026, 14:05 UTC" || !strings.Contains(s.Since, "2.1.2026") {
+		t.Errorf("German session dates = %q, %q", s.SinceDate, s.Since)
+	}
+	if d := got.Devices[0]; d.LastUsedDate != "7.12.2026, 14:05 UTC" || d.UntilDate != "6.1.2027, 14:05 UTC" {
+		t.Errorf("German device dates = %q, %q", d.LastUsedDate, d.UntilDate)
+	}
+	if page.Sessions[0].SinceDate != "7 Dec 2026 14:05 UTC" {
+		t.Error("localize changed the page it was given")
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"time"
 
 	"golang.org/x/text/language"
 	"gopkg.in/yaml.v3"
@@ -105,7 +106,35 @@ var placeholder = regexp.MustCompile(`\{[a-zA-Z0-9_]+\}`)
 // replaced by the argument following name in args (name, value, name,
 // value, …).
 func T(lang, key string, args ...any) string {
-	return fill(message(lang, key), args, func(s string) string { return s })
+	return fill(lang, message(lang, key), args, func(s string) string { return s })
+}
+
+// The layouts the Go code writes dates in, in English; LocalDate rewrites
+// them in a language's own (the catalogues' format.date and
+// format.datetime).
+const (
+	EnglishDate     = "2 Jan 2006"
+	EnglishDateTime = "2 Jan 2006 15:04 MST"
+)
+
+// dateArgs are the placeholders that carry a date: fill writes them in
+// the message's language.
+var dateArgs = map[string]bool{"date": true, "when": true}
+
+// LocalDate rewrites s, a date (EnglishDate) or a date and time
+// (EnglishDateTime), in lang's layout; anything else, or English, stays
+// as it is.
+func LocalDate(lang, s string) string {
+	if lang == "en" || s == "" {
+		return s
+	}
+	if t, err := time.Parse(EnglishDateTime, s); err == nil {
+		return t.Format(message(lang, "format.datetime"))
+	}
+	if t, err := time.Parse(EnglishDate, s); err == nil {
+		return t.Format(message(lang, "format.date"))
+	}
+	return s
 }
 
 // message is the raw text of key in lang.
@@ -119,13 +148,17 @@ func message(lang, key string) string {
 	return key
 }
 
-func fill(msg string, args []any, esc func(string) string) string {
+func fill(lang, msg string, args []any, esc func(string) string) string {
 	if len(args) == 0 {
 		return msg
 	}
 	vals := map[string]string{}
 	for i := 0; i+1 < len(args); i += 2 {
-		vals[fmt.Sprint(args[i])] = esc(fmt.Sprint(args[i+1]))
+		name, v := fmt.Sprint(args[i]), fmt.Sprint(args[i+1])
+		if dateArgs[name] {
+			v = LocalDate(lang, v)
+		}
+		vals[name] = esc(v)
 	}
 	return placeholder.ReplaceAllStringFunc(msg, func(p string) string {
 		if v, ok := vals[p[1:len(p)-1]]; ok {
@@ -142,7 +175,7 @@ func translated(lang string) template.FuncMap {
 	return template.FuncMap{
 		"t": func(key string, args ...any) string { return T(lang, key, args...) },
 		"th": func(key string, args ...any) template.HTML {
-			return template.HTML(fill(message(lang, key), args, template.HTMLEscapeString))
+			return template.HTML(fill(lang, message(lang, key), args, template.HTMLEscapeString))
 		},
 		"lang":      func() string { return lang },
 		"languages": func() []string { return Languages },

@@ -207,3 +207,34 @@ func TestT(t *testing.T) {
 		t.Errorf("T leaves escaping to the template: %q", got)
 	}
 }
+
+// Dates written by the Go code in English are written in each language's
+// own layout wherever a message carries them ({date}, {when}) and in
+// title attributes (LocalDate).
+func TestLocalDate(t *testing.T) {
+	tests := []struct {
+		lang, in, want string
+	}{
+		{"en", "2 Jan 2026", "2 Jan 2026"},
+		{"de", "2 Jan 2026", "2.1.2026"},
+		{"fr", "2 Jan 2026", "02/01/2026"},
+		{"es", "2 Jan 2026", "2/1/2026"},
+		{"ja", "2 Jan 2026", "2026年1月2日"},
+		{"de", "7 Dec 2026 14:05 UTC", "7.12.2026, 14:05 UTC"},
+		{"fr", "7 Dec 2026 14:05 UTC", "07/12/2026 à 14:05 UTC"},
+		{"ja", "7 Dec 2026 14:05 UTC", "2026年12月7日 14:05 UTC"},
+		{"de", "yesterday", "yesterday"},
+		{"de", "", ""},
+	}
+	for _, tc := range tests {
+		if got := LocalDate(tc.lang, tc.in); got != tc.want {
+			t.Errorf("LocalDate(%s, %q) = %q, want %q", tc.lang, tc.in, got, tc.want)
+		}
+	}
+	if got := T("de", "mail.password_changed.changed", "when", "7 Dec 2026 14:05 UTC"); !strings.Contains(got, "7.12.2026, 14:05 UTC") {
+		t.Errorf("German password-changed mail says %q, want the date as 7.12.2026, 14:05 UTC", got)
+	}
+	if got := Translate("ja", "on 2 Jan 2026"); !strings.Contains(got, "2026年1月2日") || strings.Contains(got, "Jan") {
+		t.Errorf("Translate(ja, on 2 Jan 2026) = %q, want the Japanese date", got)
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"image/png"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -21,6 +22,7 @@ import (
 
 	"github.com/torii-idp/torii/login/notify/notifytest"
 	"github.com/torii-idp/torii/provider"
+	"github.com/torii-idp/torii/templates"
 )
 
 // rpLogo is the test relying party's logo: a 40×40 PNG.
@@ -62,7 +64,8 @@ type axeViolation struct {
 }
 
 // checkState checks the page on screen in every variant: a screenshot,
-// and axe-core's WCAG 2.1 A and AA rules, which must find nothing.
+// axe-core's WCAG 2.1 A and AA rules, which must find nothing, and no
+// element sticking out sideways (also at 320 px, WCAG 1.4.10).
 func (b *browserEnv) checkState(label string) {
 	b.t.Helper()
 	src, err := axeSource()
@@ -86,13 +89,37 @@ func (b *browserEnv) checkState(label string) {
 			b.t.Fatalf("%s: the page sees the %s scheme, want %s", label, scheme, v.scheme)
 		}
 		b.shot(fmt.Sprintf("%s-%d-%s", label, v.width, v.scheme))
+		// Reflow (WCAG 1.4.10): nothing sticks out sideways, long words
+		// (German's) included.
+		wide := b.overflowing()
+		for _, w := range wide {
+			b.t.Errorf("%s at %d px, %s: %s sticks out of its box", label, v.width, v.scheme, w)
+		}
 		for _, viol := range b.axe(label) {
 			for _, n := range viol.Nodes {
 				b.t.Errorf("%s at %d px, %s: axe %s (%s): %v: %s", label, v.width, v.scheme, viol.ID, viol.Help, n.Target, n.Summary)
 			}
 		}
 	}
+	// 1280 px at 400 % zoom is 320 CSS px: the page still reflows.
+	b.run(chromedp.EmulateViewport(320, 900))
+	for _, w := range b.overflowing() {
+		b.t.Errorf("%s at 320 px: %s sticks out of its box", label, w)
+	}
 	b.run(chromedp.EmulateViewport(420, 900), emulation.SetEmulatedMedia().WithFeatures([]*emulation.MediaFeature{{Name: "prefers-color-scheme", Value: "light"}}))
+}
+
+// overflowing lists the elements that stick out of the window or, with
+// visible overflow, out of their own box.
+func (b *browserEnv) overflowing() []string {
+	b.t.Helper()
+	var wide []string
+	if err := b.eval(`[...document.body.querySelectorAll("*")].filter(el => el.getBoundingClientRect().right > innerWidth + 0.5 ||
+		el.scrollWidth > el.clientWidth + 1 && el.clientWidth > 0 && getComputedStyle(el).overflowX === "visible").map(el =>
+		el.tagName.toLowerCase() + (el.id ? "#" + el.id : "") + ": " + el.textContent.trim().slice(0, 40))`, &wide); err != nil {
+		b.t.Fatalf("overflow check: %v", err)
+	}
+	return wide
 }
 
 // axe runs axe-core's WCAG 2.1 A and AA rules on the page (axe-core must be
@@ -166,69 +193,115 @@ func newA11yEnv(t *testing.T) *browserEnv {
 	return b
 }
 
-// The TestBrowserAccessibility tests drive every page state of the sign-in
-// pages, errors included, and check each at 375 and 1280 px in the light
-// and the dark theme with axe-core (WCAG 2.1 A and AA: no violation), the
-// focused field and the keyboard order (issue 13). They are three tests,
-// each with its own browser, so that each stays well within the browser's
-// time limit.
+// a11yLanguages are the languages every sign-in page state is checked in.
+var a11yLanguages = []string{"en", "de"}
 
-// TestBrowserAccessibilitySignIn: sign-in, code, consent, signed-in,
-// sign-out, expired form, authorization error, not found.
-func TestBrowserAccessibilitySignIn(t *testing.T) {
+// useLanguage picks lang for the browser's next pages: the picker's link
+// (?lang=) on the sign-in page, remembered in its cookie.
+func (b *browserEnv) useLanguage(lang string) {
+	b.t.Helper()
+	b.run(chromedp.Navigate(b.issuer + "/login?lang=" + lang))
+	b.expectPage(templates.T(lang, "login.title"))
+	b.expectLang("pick-"+lang, lang)
+}
+
+// expectLang fails unless the page says <html lang=want>.
+func (b *browserEnv) expectLang(label, want string) {
+	b.t.Helper()
+	var got string
+	b.eval(`document.documentElement.lang`, &got)
+	if got != want {
+		b.t.Errorf("%s: <html lang=%q>, want %q", label, got, want)
+	}
+}
+
+// expectErrorTitle fails unless the page title starts with lang's
+// "Error: ".
+func (b *browserEnv) expectErrorTitle(label, lang string) {
+	b.t.Helper()
+	if want := templates.T(lang, "layout.error_prefix") + " "; !strings.HasPrefix(b.pageTitle(), want) {
+		b.t.Errorf("%s: title %q, want %q first", label, b.pageTitle(), want)
+	}
+}
+
+// a11yPage waits for the page whose heading is lang's key (with args),
+// checks <html lang> and checks the state in every variant, labelled with
+// the language.
+func (b *browserEnv) a11yPage(lang, label, key string, args ...any) {
+	b.t.Helper()
+	b.expectPage(templates.T(lang, key, args...))
+	b.expectLang(lang+"-"+label, lang)
+	b.checkState(lang + "-" + label)
+}
+
+// The TestBrowserAccessibility tests drive every page state of the sign-in
+// pages, errors included, in English and German, and check each at 375 and
+// 1280 px in the light and the dark theme with axe-core (WCAG 2.1 A and AA:
+// no violation), its <html lang>, the focused field and the keyboard order
+// (issue 13). Each test and language has its own browser, so that each
+// stays well within the browser's time limit.
+
+func TestBrowserAccessibilitySignInEN(t *testing.T) { a11ySignIn(t, "en") }
+func TestBrowserAccessibilitySignInDE(t *testing.T) { a11ySignIn(t, "de") }
+
+// a11ySignIn: sign-in, code, consent, signed-in, sign-out, expired form,
+// authorization error, not found, in lang.
+func a11ySignIn(t *testing.T, lang string) {
 	b := newA11yEnv(t)
+	tr := func(key string, args ...any) string { return templates.T(lang, key, args...) }
+	b.useLanguage(lang)
 
 	// Sign-in: the application's context, the first field focused, the
 	// keyboard order.
-	b.startSignIn()
-	b.checkState("login")
+	b.run(chromedp.Navigate(b.rp.ts.URL + "/start"))
+	b.a11yPage(lang, "login", "login.title")
 	b.expectFocus("login", "username")
-	b.tabOrder("login", "password", "Show password", "Sign in", "Forgot your password?", "Create an account")
+	b.tabOrder("login", "password", tr("js.show"), tr("login.submit"), tr("login.forgot"), tr("login.register"))
 
 	// Every problem at once, the first field to fix focused.
 	b.click(`form[action="/login"] button[type="submit"]`)
-	b.expectPage("Sign in")
-	if !strings.HasPrefix(b.pageTitle(), "Error: ") {
-		t.Errorf("title after an empty sign-in = %q, want Error: first", b.pageTitle())
-	}
+	b.expectPage(tr("login.title"))
+	b.expectErrorTitle("login-errors", lang)
 	b.expectFocus("login-empty", "username")
-	b.checkState("login-errors")
+	b.a11yPage(lang, "login-errors", "login.title")
 	b.fill(map[string]string{"username": "ada@example.com", "password": "not the password"})
 	b.click(`form[action="/login"] button[type="submit"]`)
-	b.expectPage("Sign in")
+	b.expectPage(tr("login.title"))
+	b.expectErrorTitle("login-wrong-password", lang)
 	b.expectFocus("login-wrong", "password")
 	var kept string
 	b.eval(`document.getElementById("username").value`, &kept)
 	if kept != "ada@example.com" {
 		t.Errorf("the username after a wrong password = %q, want it kept", kept)
 	}
-	b.checkState("login-wrong-password")
+	b.a11yPage(lang, "login-wrong-password", "login.title")
 	// Show/hide password.
 	b.fill(map[string]string{"password": testPassword})
 	b.click(`button.reveal`)
 	var shown string
-	b.eval(`document.getElementById("password").type + " " + document.querySelector("button.reveal").getAttribute("aria-pressed")`, &shown)
-	if shown != "text true" {
-		t.Errorf("after Show password: %q, want the password shown and the button pressed", shown)
+	b.eval(`document.getElementById("password").type + " " + document.querySelector("button.reveal").getAttribute("aria-pressed") + " " + document.querySelector("button.reveal").textContent.trim()`, &shown)
+	if want := "text true " + tr("js.hide"); shown != want {
+		t.Errorf("after Show password: %q, want %q (the password shown, the button pressed)", shown, want)
 	}
 	b.click(`button.reveal`)
 
 	// The code step.
 	b.click(`form[action="/login"] button[type="submit"]`)
-	b.expectPage("Enter your code")
+	b.expectPage(tr("code.title"))
 	b.expectFocus("code", "code")
-	b.checkState("code")
-	mail := b.smtp.WaitFor(t, "ada@example.com", "sign-in code")
+	b.a11yPage(lang, "code", "code.title")
+	mail := b.smtp.WaitFor(t, "ada@example.com", tr("mail.login_code.subject"))
 	code := notifytest.Code(t, mail.Text)
 	b.fill(map[string]string{"code": "12345"})
 	b.click(`form[action="/login/code"] button[type="submit"]`)
-	b.expectPage("Enter your code")
+	b.expectPage(tr("code.title"))
+	b.expectErrorTitle("code-error", lang)
 	b.expectFocus("code-error", "code")
-	b.checkState("code-error")
+	b.a11yPage(lang, "code-error", "code.title")
 	// A new code at once: the wait disables the resend buttons, not
 	// Continue, and counts down.
 	b.click(`form[action="/login/code/resend"] button[type="submit"]`)
-	b.expectPage("Enter your code")
+	b.expectPage(tr("code.title"))
 	var wait struct {
 		Resend, Continue bool
 		Text             string
@@ -236,36 +309,31 @@ func TestBrowserAccessibilitySignIn(t *testing.T) {
 	b.eval(`({Resend: document.querySelector('form[action="/login/code/resend"] button').disabled,
 		Continue: document.querySelector('form[action="/login/code"] button').disabled,
 		Text: document.getElementById("wait").textContent})`, &wait)
-	if !wait.Resend || wait.Continue || !strings.Contains(wait.Text, "You can ask for a new code in") {
-		t.Errorf("resend wait: %+v, want the resend button disabled, Continue enabled, a countdown", wait)
+	waitText, _, _ := strings.Cut(tr("js.wait_left", "time", "\x00"), "\x00")
+	if !wait.Resend || wait.Continue || !strings.Contains(wait.Text, waitText) {
+		t.Errorf("resend wait: %+v, want the resend button disabled, Continue enabled, a countdown (%q)", wait, waitText)
 	}
-	b.checkState("code-wait")
+	b.a11yPage(lang, "code-wait", "code.title")
 	b.fill(map[string]string{"code": code})
 	b.click(`form[action="/login/code"] button[type="submit"]`)
-	b.expectPage("Allow Example Notes")
-	b.checkState("consent")
+	b.a11yPage(lang, "consent", "consent.title", "app", "Example Notes")
 	b.click(`button[value="allow"]`)
 	b.expectPage("Welcome ada@example.com")
 
 	// Signed in: the signed-in page, sign-out with Cancel, an expired form.
 	b.run(chromedp.Navigate(b.issuer + "/login/done"))
-	b.expectPage("You are signed in")
-	b.checkState("done")
+	b.a11yPage(lang, "done", "done.title")
 	b.run(chromedp.Navigate(b.issuer + "/logout"))
-	b.expectPage("Sign out?")
-	b.checkState("logout")
+	b.a11yPage(lang, "logout", "logout.title")
 	b.fill(map[string]string{"csrf": "expired"})
 	b.click(`form[action="/logout"] button[type="submit"]`)
-	b.expectPage("Form expired")
-	b.checkState("form-expired")
+	b.a11yPage(lang, "form-expired", "msg.err.csrf_title")
 
 	// The authorization error page.
 	b.run(chromedp.Navigate(b.issuer + "/oauth2/auth?response_type=code&client_id=" + b.rp.clientID + "&redirect_uri=https%3A%2F%2Fevil.example%2Fcb"))
-	b.expectPage("Sign-in request rejected")
-	b.checkState("authorize-error")
+	b.a11yPage(lang, "authorize-error", "msg.prov.rejected_title")
 	b.run(chromedp.Navigate(b.issuer + "/no/such/page"))
-	b.expectPage("Page not found")
-	b.checkState("not-found")
+	b.a11yPage(lang, "not-found", "msg.err.notfound_title")
 	// The check can fail: an unlabelled field and a pale text are found.
 	b.eval(`(() => { const m = document.querySelector("main"); m.insertAdjacentHTML("beforeend", '<input type="text"><p id="pale">pale</p>'); document.getElementById("pale").style.color = "#dddddd"; return true })()`, new(bool))
 	found := map[string]bool{}
@@ -275,84 +343,136 @@ func TestBrowserAccessibilitySignIn(t *testing.T) {
 	if !found["label"] || !found["color-contrast"] {
 		t.Errorf("axe-core missed a planted unlabelled input or low contrast: found %v", found)
 	}
-
+	b.eval(`(() => { document.querySelector("main").insertAdjacentHTML("beforeend", '<p id="wide">'+"Donaudampfschifffahrtsgesellschaftskapitän ".repeat(5)+'</p>'); document.getElementById("wide").style.whiteSpace = "nowrap"; return true })()`, new(bool))
+	if wide := b.overflowing(); !slices.ContainsFunc(wide, func(s string) bool { return strings.HasPrefix(s, "p#wide") }) {
+		t.Errorf("the overflow check missed a planted wide paragraph: found %q", wide)
+	}
 }
 
-// TestBrowserAccessibilityRegister: registration and verification.
-func TestBrowserAccessibilityRegister(t *testing.T) {
+func TestBrowserAccessibilityRegisterEN(t *testing.T) { a11yRegister(t, "en") }
+func TestBrowserAccessibilityRegisterDE(t *testing.T) { a11yRegister(t, "de") }
+
+// a11yRegister: registration and verification, in lang.
+func a11yRegister(t *testing.T, lang string) {
 	b := newA11yEnv(t)
+	tr := func(key string, args ...any) string { return templates.T(lang, key, args...) }
+	b.useLanguage(lang)
 	b.run(chromedp.Navigate(b.issuer + "/register"))
-	b.expectPage("Create an account")
+	b.expectPage(tr("register.title"))
 	b.expectFocus("register", "email")
-	b.tabOrder("register", "name", "username", "password", "Show password", "password2", "Show password", "Create account", "Sign in")
-	b.checkState("register")
+	b.tabOrder("register", "name", "username", "password", tr("js.show"), "password2", tr("js.show"), tr("register.submit"), tr("login.submit"))
+	b.a11yPage(lang, "register", "register.title")
 	b.fill(map[string]string{"email": "not an email", "name": "Nora", "password": "short", "password2": "other"})
 	b.click(`form[action="/register"] button[type="submit"]`)
-	b.expectPage("Create an account")
+	b.expectPage(tr("register.title"))
+	b.expectErrorTitle("register-errors", lang)
 	b.expectFocus("register-errors", "email")
 	var items int
 	b.eval(`document.querySelectorAll(".error-summary li a").length`, &items)
 	if items != 3 {
 		t.Errorf("the registration summary lists %d problems, want 3 (email, password, repeat)", items)
 	}
-	b.checkState("register-errors")
+	b.a11yPage(lang, "register-errors", "register.title")
 	b.fill(map[string]string{"email": "nora@example.com", "password": "nora has a long passphrase", "password2": "nora has a long passphrase"})
 	b.click(`form[action="/register"] button[type="submit"]`)
-	b.expectPage("Confirm your email address")
-	b.checkState("verify")
+	b.a11yPage(lang, "verify", "verify.title")
 	b.fill(map[string]string{"code": "1"})
 	b.click(`form[action="/verify"] button[type="submit"]`)
-	b.expectPage("Confirm your email address")
+	b.expectPage(tr("verify.title"))
+	b.expectErrorTitle("verify-error", lang)
 	b.expectFocus("verify-error", "code")
-	b.checkState("verify-error")
-
+	b.a11yPage(lang, "verify-error", "verify.title")
 }
 
-// TestBrowserAccessibilityReset: forgotten password and reset, and the
-// sign-in page without script.
-func TestBrowserAccessibilityReset(t *testing.T) {
+func TestBrowserAccessibilityResetEN(t *testing.T) { a11yReset(t, "en") }
+func TestBrowserAccessibilityResetDE(t *testing.T) { a11yReset(t, "de") }
+
+// a11yReset: forgotten password and reset, and the sign-in page without
+// script, in lang.
+func a11yReset(t *testing.T, lang string) {
 	b := newA11yEnv(t)
+	tr := func(key string, args ...any) string { return templates.T(lang, key, args...) }
+	b.useLanguage(lang)
 	b.run(chromedp.Navigate(b.issuer + "/forgot"))
-	b.expectPage("Forgot your password")
-	b.checkState("forgot")
+	b.a11yPage(lang, "forgot", "forgot.title")
 	b.fill(map[string]string{"email": "not an email"})
 	b.click(`form[action="/forgot"] button[type="submit"]`)
-	b.expectPage("Forgot your password")
-	b.checkState("forgot-error")
+	b.expectPage(tr("forgot.title"))
+	b.expectErrorTitle("forgot-error", lang)
+	b.a11yPage(lang, "forgot-error", "forgot.title")
 	b.fill(map[string]string{"email": "ada@example.com"})
 	b.click(`form[action="/forgot"] button[type="submit"]`)
-	b.expectPage("Check your mail")
-	b.checkState("forgot-sent")
-	mail := b.smtp.WaitFor(t, "ada@example.com", "new password")
+	b.a11yPage(lang, "forgot-sent", "msg.reset.check_mail_title")
+	mail := b.smtp.WaitFor(t, "ada@example.com", tr("mail.password_reset.subject"))
 	b.run(chromedp.Navigate(notifytest.Link(t, mail.Text)))
-	b.expectPage("Choose a new password")
+	b.expectPage(tr("reset.title"))
 	b.expectFocus("reset", "password")
-	b.checkState("reset")
+	b.a11yPage(lang, "reset", "reset.title")
 	b.fill(map[string]string{"password": "ada picked a new passphrase", "password2": "ada picked another"})
 	b.click(`form[action="/reset"] button[type="submit"]`)
-	b.expectPage("Choose a new password")
+	b.expectPage(tr("reset.title"))
+	b.expectErrorTitle("reset-errors", lang)
 	b.expectFocus("reset-errors", "password2")
-	b.checkState("reset-errors")
+	b.a11yPage(lang, "reset-errors", "reset.title")
 
 	// Without script the pages work as before: no show/hide button, the
 	// password field plain, and the form still signs in.
 	b.run(emulation.SetScriptExecutionDisabled(true))
 	b.run(chromedp.Navigate(b.issuer + "/login"))
-	b.expectPage("Sign in")
+	b.expectPage(tr("login.title"))
+	b.expectLang(lang+"-login-no-script", lang)
 	var reveal int
 	b.eval(`document.querySelectorAll("button.reveal").length`, &reveal)
 	if reveal != 0 {
 		t.Errorf("without script the sign-in page has %d show/hide buttons, want 0", reveal)
 	}
 	// (axe-core itself cannot run without script: its checks use timers.)
-	b.shot("login-no-script")
+	b.shot(lang + "-login-no-script")
 	b.fill(map[string]string{"username": "ada@example.com", "password": "not the password"})
 	b.click(`form[action="/login"] button[type="submit"]`)
-	b.expectPage("Sign in")
-	if !strings.HasPrefix(b.pageTitle(), "Error: ") {
-		t.Errorf("without script, the title after a wrong password = %q", b.pageTitle())
-	}
+	b.expectPage(tr("login.title"))
+	b.expectErrorTitle("login-no-script-error", lang)
 	b.run(emulation.SetScriptExecutionDisabled(false))
+}
+
+func TestBrowserAccessibilityAccountEN(t *testing.T) { a11yAccount(t, "en") }
+func TestBrowserAccessibilityAccountDE(t *testing.T) { a11yAccount(t, "de") }
+
+// a11yAccount: the account page with a remembered device, and after a
+// failed password change, in lang.
+func a11yAccount(t *testing.T, lang string) {
+	b := newA11yEnv(t)
+	tr := func(key string, args ...any) string { return templates.T(lang, key, args...) }
+	b.useLanguage(lang)
+	b.run(chromedp.Navigate(b.issuer + "/account"))
+	b.expectPage(tr("login.title"))
+	b.fill(map[string]string{"username": "ada@example.com", "password": testPassword})
+	b.click(`form[action="/login"] button[type="submit"]`)
+	b.expectPage(tr("code.title"))
+	b.click(`#remember`)
+	mail := b.smtp.WaitFor(t, "ada@example.com", tr("mail.login_code.subject"))
+	b.fill(map[string]string{"code": notifytest.Code(t, mail.Text)})
+	b.click(`form[action="/login/code"] button[type="submit"]`)
+	b.expectPage(tr("account.title"))
+	var devices int
+	b.eval(`document.querySelectorAll('form[action="/account/device-forget"]').length`, &devices)
+	if devices != 1 {
+		t.Errorf("the account page lists %d remembered devices, want 1", devices)
+	}
+	b.a11yPage(lang, "account", "account.title")
+
+	// A failed action: the summary at the top, the field focused.
+	b.fill(map[string]string{"old_password": "not my password", "password": "ada has a new passphrase", "password2": "ada has a new passphrase"})
+	b.click(`form[action="/account/password"] button[type="submit"]`)
+	b.expectPage(tr("account.title"))
+	b.expectErrorTitle("account-error", lang)
+	b.expectFocus("account-error", "old-password")
+	var summary string
+	b.eval(`(document.querySelector(".error-summary a") || {}).hash || ""`, &summary)
+	if summary != "#old-password" {
+		t.Errorf("after a wrong current password the summary links to %q, want #old-password", summary)
+	}
+	b.a11yPage(lang, "account-error", "account.title")
 }
 
 // TestBrowserAccessibilityLanguages: page states in German (chosen by the
