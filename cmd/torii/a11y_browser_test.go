@@ -473,6 +473,27 @@ func a11yAccount(t *testing.T, lang string) {
 		t.Errorf("after a wrong current password the summary links to %q, want #old-password", summary)
 	}
 	b.a11yPage(lang, "account-error", "account.title")
+
+	// The other failed actions: an unusable phone number, a wrong password
+	// to deactivate; then a result announced (a device forgotten).
+	b.fill(map[string]string{"phone": "not a number"})
+	b.click(`form[action="/account/phone"] button[type="submit"]`)
+	b.expectErrorTitle("account-phone-error", lang)
+	b.expectFocus("account-phone-error", "phone")
+	b.a11yPage(lang, "account-phone-error", "account.title")
+	b.eval(`(() => { document.getElementById("deactivate-password").value = "not my password"; return true })()`, new(bool))
+	b.click(`form[action="/account/deactivate"] button[type="submit"]`)
+	b.expectErrorTitle("account-deactivate-error", lang)
+	b.expectFocus("account-deactivate-error", "deactivate-password")
+	b.a11yPage(lang, "account-deactivate-error", "account.title")
+	b.click(`form[action="/account/device-forget"] button[type="submit"]`)
+	b.expectPage(tr("account.title"))
+	var notice string
+	b.eval(`(document.querySelector('.notice[role="status"]') || {}).textContent || ""`, &notice)
+	if want := templates.Translate(lang, "That device is forgotten: it will be asked for a code at its next sign-in."); notice != want {
+		t.Errorf("after forgetting the device the page announces %q, want %q", notice, want)
+	}
+	b.a11yPage(lang, "account-notice", "account.title")
 }
 
 // TestBrowserAccessibilityLanguages: page states in German (chosen by the
