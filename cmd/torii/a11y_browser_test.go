@@ -224,6 +224,28 @@ func (b *browserEnv) expectErrorTitle(label, lang string) {
 	}
 }
 
+// submit clicks the button sel selects and waits until the browser shows
+// the page its form led to: a page with the same heading as the one it
+// left (the account page after a failed action) is told apart by a mark
+// left on the old document.
+func (b *browserEnv) submit(sel string) {
+	b.t.Helper()
+	b.eval(`(() => { window.__toriiLeft = true; return true })()`, new(bool))
+	b.click(sel)
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		var arrived bool
+		b.eval(`typeof window.__toriiLeft === "undefined" && document.readyState === "complete"`, &arrived)
+		if arrived {
+			return
+		}
+		if time.Now().After(deadline) {
+			b.t.Fatalf("%s: no new page after the click", sel)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
 // a11yPage waits for the page whose heading is lang's key (with args),
 // checks <html lang> and checks the state in every variant, labelled with
 // the language.
@@ -463,7 +485,7 @@ func a11yAccount(t *testing.T, lang string) {
 
 	// A failed action: the summary at the top, the field focused.
 	b.fill(map[string]string{"old_password": "not my password", "password": "ada has a new passphrase", "password2": "ada has a new passphrase"})
-	b.click(`form[action="/account/password"] button[type="submit"]`)
+	b.submit(`form[action="/account/password"] button[type="submit"]`)
 	b.expectPage(tr("account.title"))
 	b.expectErrorTitle("account-error", lang)
 	b.expectFocus("account-error", "old-password")
@@ -477,16 +499,16 @@ func a11yAccount(t *testing.T, lang string) {
 	// The other failed actions: an unusable phone number, a wrong password
 	// to deactivate; then a result announced (a device forgotten).
 	b.fill(map[string]string{"phone": "not a number"})
-	b.click(`form[action="/account/phone"] button[type="submit"]`)
+	b.submit(`form[action="/account/phone"] button[type="submit"]`)
 	b.expectErrorTitle("account-phone-error", lang)
 	b.expectFocus("account-phone-error", "phone")
 	b.a11yPage(lang, "account-phone-error", "account.title")
 	b.eval(`(() => { document.getElementById("deactivate-password").value = "not my password"; return true })()`, new(bool))
-	b.click(`form[action="/account/deactivate"] button[type="submit"]`)
+	b.submit(`form[action="/account/deactivate"] button[type="submit"]`)
 	b.expectErrorTitle("account-deactivate-error", lang)
 	b.expectFocus("account-deactivate-error", "deactivate-password")
 	b.a11yPage(lang, "account-deactivate-error", "account.title")
-	b.click(`form[action="/account/device-forget"] button[type="submit"]`)
+	b.submit(`form[action="/account/device-forget"] button[type="submit"]`)
 	b.expectPage(tr("account.title"))
 	var notice string
 	b.eval(`(document.querySelector('.notice[role="status"]') || {}).textContent || ""`, &notice)
